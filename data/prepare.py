@@ -1,0 +1,286 @@
+"""Prepare a dataset once: read -> subsample -> assign label ids -> tokenize -> Parquet shards.
+
+Output folder (named by the cache key, written atomically: a temporary folder renamed at the end):
+
+    <cache_dir>/<source>-<key12>/
+        train/part-00000.parquet       input_ids: list<int32> (unpadded), label_ids: list<int32>, length: int32
+        validation/part-00000.parquet
+        test/part-00000.parquet
+        labels.json                    [{"id", "name", "train_count"}]
+        manifest.json                  fingerprints, tokenizer, options, statistics
+
+The cache key covers the input files' content, the tokenizer's full definition and every option,
+so a second `prepare` with the same inputs only hashes files and returns.
+
+Example:
+    >>> prepared = prepare(DataConfig(source="go_emotions", train_limit=500), tokenizer="...")  # doctest: +SKIP
+    >>> prepared.manifest["stats"]["num_labels"]  # doctest: +SKIP
+    28
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data.config import DataConfig
+from data.sources import SPLITS, DataError, Example, RawDataset, get_source, resolve_folder
+
+FORMAT_VERSION = 1  # bump when the prepared layout changes: old cache entries become misses
+SHARD_ROWS = 50_000
+SCHEMA = pa.schema([
+    ("input_ids", pa.list_(pa.int32())),
+    ("label_ids", pa.list_(pa.int32())),
+    ("length", pa.int32()),
+])
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A prepared dataset folder and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.manifest["stats"]["num_labels"])
+
+    def split_dir(self, split: str) -> Path:
+        return self.path / split
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.manifest["splits"])
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Prepared":
+        path = Path(path)
+        return cls(path, json.loads((path / "manifest.json").read_text()))
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("SWEETSPOT_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "sweetspot" / "prepared"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, use_fast=True)
+    except Exception as e:
+        raise DataError(f"data.tokenizer: cannot load tokenizer {name!r}: {str(e).splitlines()[0]}") from None
+
+
+def _tokenizer_fingerprint(tokenizer) -> str:
+    # The fast tokenizer's full JSON definition: vocabulary, normalizer, pre-tokenizer, specials.
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+
+
+def _options(cfg: DataConfig) -> dict[str, Any]:
+    """Every option that changes the output (not where it is read from or cached)."""
+    skip = {"path", "cache_dir", "tokenizer"}
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+
+
+def _subsample(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
+    if limit is None or limit >= len(examples):
+        return examples
+    rng = random.Random(seed)
+    keep = sorted(rng.sample(range(len(examples)), limit))
+    return [examples[i] for i in keep]
+
+
+def _tokenize(tokenizer, texts: list[str], max_len: int, desc: str) -> list[list[int]]:
+    from tqdm.auto import tqdm
+
+    ids: list[list[int]] = []
+    step = 2048
+    with tqdm(total=len(texts), desc=f"tokenizing {desc}", unit="doc", file=sys.stderr, disable=None) as bar:
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
+            ids.extend(tokenizer(chunk, truncation=True, max_length=max_len)["input_ids"])
+            bar.update(len(chunk))
+    return ids
+
+
+def _write_split(folder: Path, input_ids: list[list[int]], label_ids: list[list[int]]) -> None:
+    folder.mkdir(parents=True)
+    for shard, start in enumerate(range(0, max(len(input_ids), 1), SHARD_ROWS)):
+        rows = slice(start, start + SHARD_ROWS)
+        table = pa.table(
+            {
+                "input_ids": pa.array(input_ids[rows], pa.list_(pa.int32())),
+                "label_ids": pa.array(label_ids[rows], pa.list_(pa.int32())),
+                "length": pa.array([len(x) for x in input_ids[rows]], pa.int32()),
+            },
+            schema=SCHEMA,
+        )
+        pq.write_table(table, folder / f"part-{shard:05d}.parquet")
+
+
+def _split_stats(lengths: np.ndarray, max_len: int, label_ids: list[list[int]], majority: int) -> dict[str, Any]:
+    n = len(lengths)
+    return {
+        "rows": n,
+        "truncation_rate": float(np.mean(lengths >= max_len)) if n else 0.0,
+        "length_p50": float(np.percentile(lengths, 50)) if n else 0.0,
+        "length_p90": float(np.percentile(lengths, 90)) if n else 0.0,
+        "length_p99": float(np.percentile(lengths, 99)) if n else 0.0,
+        "length_max": int(lengths.max()) if n else 0,
+        "avg_labels_per_doc": float(np.mean([len(x) for x in label_ids])) if n else 0.0,
+        # P@1 of always predicting the most frequent training label: the floor a model must beat.
+        "majority_p1": float(np.mean([majority in x for x in label_ids])) if n else 0.0,
+    }
+
+
+def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = None, force: bool = False) -> Prepared:
+    """Prepares `cfg`'s dataset with `tokenizer`, or returns the cached copy.
+
+    Args:
+        cfg: The `data:` section.
+        tokenizer: Tokenizer hub id or folder (`cfg.tokenizer` wins when set).
+        cache_dir: Overrides `cfg.cache_dir` and the default cache folder.
+        force: Prepare again even when the cache holds this key.
+
+    Raises:
+        DataError: bad input, naming the file and line or the config key. Nothing is written.
+    """
+    tokenizer_name = cfg.tokenizer or tokenizer
+    source = get_source(cfg.source)
+    folder = resolve_folder(cfg)
+    tok = _load_tokenizer(tokenizer_name)
+
+    if folder is not None:
+        fingerprint = {role: f"{p.name}:sha256:{_sha256_file(p)}" for role, p in source.files(cfg, folder).items()}
+        raw: RawDataset | None = None
+    else:  # hub fallback: the dataset's own fingerprint identifies the input
+        raw = source.hub_fallback(cfg)
+        fingerprint = raw.fingerprint
+    key_material = {
+        "format": FORMAT_VERSION,
+        "source": cfg.source,
+        "inputs": fingerprint,
+        "tokenizer": _tokenizer_fingerprint(tok),
+        "options": _options(cfg),
+    }
+    key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()
+    root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else Path(cache_dir) if cache_dir else default_cache_dir()
+    final = root.resolve() / f"{cfg.source}-{key[:12]}"
+    if final.is_dir() and (final / "manifest.json").is_file() and not force:
+        return Prepared.load(final)
+
+    if raw is None:
+        raw = source.read(cfg, folder)
+    splits, dropped = _select_rows(raw, cfg)
+
+    # Label ids come from the training split only; the source's own order when it has one.
+    train_counts = Counter(name for _, labels in splits["train"] for name in labels)
+    order = [n for n in raw.label_order if n in train_counts] if raw.label_order else sorted(train_counts)
+    label_id = {name: i for i, name in enumerate(order)}
+    if not order:
+        raise DataError(f"{cfg.source}: the train split has no labelled documents")
+    majority = max(range(len(order)), key=lambda i: (train_counts[order[i]], -i))
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    try:
+        split_stats, unseen = {}, {}
+        for split, examples in splits.items():
+            ids = [[label_id[n] for n in dict.fromkeys(labels) if n in label_id] for _, labels in examples]
+            unseen[split] = sum(n not in label_id for _, labels in examples for n in labels)
+            keep = [i for i, x in enumerate(ids) if x]  # documents whose labels were all unseen in train
+            dropped[split]["only_unseen_labels"] = len(examples) - len(keep)
+            texts = [examples[i][0] for i in keep]
+            ids = [ids[i] for i in keep]
+            if not texts:
+                raise DataError(f"{cfg.source}: the {split} split is empty after filtering")
+            input_ids = _tokenize(tok, texts, cfg.max_len, split)
+            _write_split(tmp / split, input_ids, ids)
+            lengths = np.array([len(x) for x in input_ids])
+            split_stats[split] = {**_split_stats(lengths, cfg.max_len, ids, majority), "dropped": dropped[split]}
+        labels_json = [{"id": i, "name": n, "train_count": train_counts[n]} for i, n in enumerate(order)]
+        (tmp / "labels.json").write_text(json.dumps(labels_json, indent=1, ensure_ascii=False))
+        n_train = split_stats["train"]["rows"]
+        manifest = {
+            "key": key,
+            "format": FORMAT_VERSION,
+            "source": cfg.source,
+            "source_path": str(folder) if folder else None,
+            "inputs": fingerprint,
+            "tokenizer": {"name": tokenizer_name, "fingerprint": key_material["tokenizer"],
+                          "pad_token_id": int(tok.pad_token_id or 0)},
+            "max_len": cfg.max_len,
+            "options": key_material["options"],
+            "splits": split_stats,
+            "majority_label": {"id": majority, "name": order[majority]},
+            "labels_unseen_in_train": unseen,
+            # The study's statistics table (as reported for EURLex-4K).
+            "stats": {
+                "num_train": n_train,
+                "num_labels": len(order),
+                "num_test": split_stats["test"]["rows"],
+                "avg_points_per_label": sum(train_counts[n] for n in order) / len(order),
+                "avg_labels_per_point": split_stats["train"]["avg_labels_per_doc"],
+            },
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process finished the same key first: keep theirs
+            if not (final / "manifest.json").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Prepared.load(final)
+
+
+def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Example]], dict[str, dict[str, int]]]:
+    """Drops empty texts and unlabelled documents (counted), carves validation, subsamples."""
+    if not raw.splits.get("train"):
+        raise DataError(f"{cfg.source}: the train split is empty")
+    dropped: dict[str, dict[str, int]] = {}
+    cleaned: dict[str, list[Example]] = {}
+    for split, examples in raw.splits.items():
+        empty = sum(1 for text, _ in examples if not text.strip())
+        unlabelled = sum(1 for text, labels in examples if text.strip() and not labels)
+        cleaned[split] = [(t, l) for t, l in examples if t.strip() and l]
+        dropped[split] = {"empty_text": empty, "no_labels": unlabelled}
+    if "validation" not in cleaned:
+        train = cleaned["train"]
+        order = list(range(len(train)))
+        random.Random(cfg.seed).shuffle(order)
+        n_val = max(1, round(len(train) * cfg.validation_fraction))
+        cleaned["validation"] = [train[i] for i in sorted(order[:n_val])]
+        cleaned["train"] = [train[i] for i in sorted(order[n_val:])]
+        dropped["validation"] = {"empty_text": 0, "no_labels": 0}
+    limits = {"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit}
+    selected = {split: _subsample(cleaned[split], limits[split], cfg.seed) for split in SPLITS if split in cleaned}
+    if "test" not in selected:
+        raise DataError(f"{cfg.source}: no test split")
+    return selected, dropped

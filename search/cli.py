@@ -1,0 +1,116 @@
+"""`sweetspot` command line: prepare, search, analyze.
+
+Every user error ends with one line on stderr naming the file and line or the config key, and
+exit code 2. Heavy imports (torch, Ray) happen inside the subcommands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+
+class UserError(Exception):
+    """Shown as one line and exit code 2."""
+
+
+def _load(args):
+    from search.config import load_experiment
+
+    return load_experiment(args.config, args.set or [])
+
+
+def _stats_table(manifest: dict) -> str:
+    s = manifest["stats"]
+    rows = [
+        ("num training points", f"{s['num_train']:,}"),
+        ("num labels", f"{s['num_labels']:,}"),
+        ("num test points", f"{s['num_test']:,}"),
+        ("avg training points per label", f"{s['avg_points_per_label']:.2f}"),
+        ("avg labels per training point", f"{s['avg_labels_per_point']:.2f}"),
+    ]
+    for split, st in manifest["splits"].items():
+        rows.append((f"{split}: rows / truncated / p50,p90,p99 tokens",
+                     f"{st['rows']:,} / {st['truncation_rate']:.1%} / {st['length_p50']:.0f},{st['length_p90']:.0f},{st['length_p99']:.0f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def cmd_prepare(args) -> int:
+    from search.runner import prepare_data
+
+    prepared = prepare_data(_load(args))
+    if args.json:
+        print(json.dumps({**prepared.manifest, "path": str(prepared.path)}, indent=1))
+    else:
+        print(_stats_table(prepared.manifest))
+        print(f"prepared: {prepared.path}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from search.runner import run_search
+
+    folder = run_search(_load(args), address=args.address, overwrite=args.overwrite)
+    print(f"results: {folder}\nnext: sweetspot analyze {folder}")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from analysis.report import format_table, to_json
+    from analysis.results import load_results
+
+    results = load_results(args.results_dir)
+    print(json.dumps(to_json(results), indent=1) if args.json else format_table(results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweetspot", description="Find where a BERT-family encoder fine-tunes on a multi-label text dataset.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def experiment_args(p):
+        p.add_argument("config", metavar="CONFIG", help="experiment YAML file (see examples/)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, e.g. --set train.epochs=2 (repeatable)")
+
+    p = sub.add_parser("prepare", help="tokenize a dataset once into Parquet shards (cached)",
+                       description="Tokenize the experiment's dataset once into Parquet shards, or find it in the cache, and print its statistics.")
+    experiment_args(p)
+    p.add_argument("--json", action="store_true", help="print the manifest (with the prepared folder's path) as JSON")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("search", help="run the hyperparameter search on Ray Tune",
+                       description="Prepare the data, then run the experiment's search (Optuna TPE + ASHA) on an embedded local Ray or a cluster.")
+    experiment_args(p)
+    p.add_argument("--address", help="Ray cluster to join ('auto', 'HOST:PORT', 'ray://…'); default: $RAY_ADDRESS, else an embedded local Ray")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results folder of the same name")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("analyze", help="report on a results folder (no Ray needed)",
+                       description="Read a results folder and print its trials sorted by the search metric.")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", help="the experiment's results folder, e.g. results/quickstart")
+    p.add_argument("--json", action="store_true", help="print the machine-readable summary")
+    p.set_defaults(func=cmd_analyze)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from analysis.results import ResultsError
+    from data.sources import DataError
+    from search.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, ResultsError, UserError) as e:
+        print(f"sweetspot {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sweetspot {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

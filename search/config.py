@@ -1,0 +1,271 @@
+"""Experiment files: YAML -> typed frozen dataclasses, converted and validated once.
+
+An unknown key or a value of the wrong type fails with the key's dotted name:
+
+    >>> load_experiment_dict({"train": {"epochs": "three"}})
+    Traceback (most recent call last):
+    ...
+    search.config.ConfigError: train.epochs: expected int, got 'three'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from data.config import DataConfig
+from trainable.config import ModelConfig, TrainConfig
+
+
+class ConfigError(ValueError):
+    """A bad experiment file or override; the message starts with the dotted key."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """A continuous search range; `log` samples log-uniformly."""
+
+    low: float
+    high: float
+    log: bool = True
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """The searched parameters, with the flat names the trial config uses.
+
+    Attributes:
+        optimizer: Optimizer names to choose from (keys of `trainable.optimizers.OPTIMIZERS`).
+        lr: Absolute learning-rate range, the same for every optimizer. When `None`, the range is
+            `lr_factor` times the chosen optimizer's default lr (define-by-run).
+        lr_factor: Learning-rate range as factors of each optimizer's default lr.
+        weight_decay: A fixed value or a range.
+    """
+
+    optimizer: tuple[str, ...] = ("adam", "adamw", "amsgrad", "adagrad", "adadelta")
+    lr: Range | None = None
+    lr_factor: Range = Range(1e-3, 10.0)
+    weight_decay: Range | float = 0.0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Trial scheduler: `asha` (ASHAScheduler, max_t = train.epochs) or `fifo`."""
+
+    name: str = "asha"
+    grace_period: int = 1
+    reduction_factor: int = 2
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How trials are chosen and run."""
+
+    algorithm: str = "tpe"
+    num_samples: int = 8
+    max_concurrent_trials: int = 2
+    metric: str = "val_p1"
+    mode: str = "max"
+    seed: int = 0
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    checkpoints_to_keep: int = 1
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """Ray resources of one trial."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment file. Results go to `<storage_path>/<name>/`."""
+
+    name: str = "sweetspot"
+    storage_path: str = "./results"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion: plain YAML values -> dataclasses, naming the dotted key on every failure.
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        alternatives = typing.get_args(tp)
+        if value is None:
+            if type(None) in alternatives:
+                return None
+            raise ConfigError(f"{key}: must not be empty")
+        errors = []
+        for alt in alternatives:
+            if alt is type(None):
+                continue
+            try:
+                return _convert(value, alt, key)
+            except ConfigError as e:
+                errors.append(str(e).split(": ", 1)[1])
+        raise ConfigError(f"{key}: " + " or ".join(errors))
+    if dataclasses.is_dataclass(tp):
+        return _from_mapping(tp, value, key)
+    if origin is tuple:
+        item_type = typing.get_args(tp)[0]
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            value = [value]  # a single value where a list is expected is a one-element list
+        return tuple(_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        key_type, value_type = typing.get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return {_convert(k, key_type, key): _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected int, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise TypeError(f"{key}: unsupported config type {tp!r}")  # a bug in a dataclass, not input
+
+
+def _from_mapping(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix or "the experiment file"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in raw:
+        if k not in names:
+            dotted = f"{prefix}.{k}" if prefix else str(k)
+            raise ConfigError(f"{dotted}: unknown key (known under {where}: {', '.join(names)})")
+    kwargs = {}
+    for name in names:
+        if name in raw:
+            dotted = f"{prefix}.{name}" if prefix else name
+            kwargs[name] = _convert(raw[name], hints[name], dotted)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a required field is missing
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Applies one `--set a.b=value` to the raw mapping; the value is parsed as YAML."""
+    dotted, sep, text = assignment.partition("=")
+    if not sep or not dotted:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.epochs=2")
+    parts = dotted.strip().split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(parts[: i + 1])}: is a value, cannot set {dotted}")
+        node = child
+    node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+
+
+def load_experiment_dict(raw: Mapping[str, Any] | None) -> ExperimentConfig:
+    """Converts a parsed YAML mapping into an `ExperimentConfig`, validating every key."""
+    config = _from_mapping(ExperimentConfig, raw, "")
+    _check_values(config)
+    return config
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Reads an experiment YAML file and applies `--set` overrides.
+
+    Raises:
+        ConfigError: naming the file and the dotted key of the first problem.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such experiment file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    raw = dict(raw or {}) if isinstance(raw, Mapping) else raw
+    try:
+        for assignment in overrides:
+            if not isinstance(raw, dict):
+                break
+            apply_override(raw, assignment)
+        return load_experiment_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def _check_values(c: ExperimentConfig) -> None:
+    """Value checks that types alone cannot express."""
+    from trainable.optimizers import OPTIMIZERS
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    need(bool(c.name) and "/" not in c.name, f"name: must be a non-empty folder name, got {c.name!r}")
+    need(c.train.epochs >= 1, "train.epochs: must be >= 1")
+    need(c.train.batch_size >= 1, "train.batch_size: must be >= 1")
+    need(c.data.max_len >= 8, "data.max_len: must be >= 8")
+    need(0.0 < c.data.validation_fraction < 1.0, "data.validation_fraction: must be in (0, 1)")
+    need(c.search.num_samples >= 1, "search.num_samples: must be >= 1")
+    need(c.search.max_concurrent_trials >= 1, "search.max_concurrent_trials: must be >= 1")
+    need(c.search.algorithm in ("tpe", "random"), f"search.algorithm: expected tpe or random, got {c.search.algorithm!r}")
+    need(c.search.mode in ("max", "min"), f"search.mode: expected max or min, got {c.search.mode!r}")
+    need(c.search.scheduler.name in ("asha", "fifo"), f"search.scheduler.name: expected asha or fifo, got {c.search.scheduler.name!r}")
+    need(c.model.pooling in ("cls", "mean"), f"model.pooling: expected cls or mean, got {c.model.pooling!r}")
+    need(c.resources.cpus_per_trial > 0, "resources.cpus_per_trial: must be > 0")
+    for i, name in enumerate(c.search.space.optimizer):
+        need(name in OPTIMIZERS, f"search.space.optimizer[{i}]: unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
+    need(c.train.optimizer in OPTIMIZERS, f"train.optimizer: unknown optimizer {c.train.optimizer!r}")
+    for key, r in (("lr", c.search.space.lr), ("lr_factor", c.search.space.lr_factor), ("weight_decay", c.search.space.weight_decay)):
+        if isinstance(r, Range):
+            need(r.low <= r.high, f"search.space.{key}: low must be <= high")
+            need(not r.log or r.low > 0, f"search.space.{key}: a log range needs low > 0")
+
+
+def to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """The resolved config as plain YAML-able values (saved beside the results)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(config)

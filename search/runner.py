@@ -1,0 +1,117 @@
+"""Build and run the Tuner: prepared data -> Optuna TPE (or random) + ASHA -> results folder.
+
+Ray is started here: embedded and sized to this machine when no address is given, or connected to
+a running cluster (`--address auto`, `ray://…`, or `RAY_ADDRESS`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from data.prepare import Prepared, prepare
+from search.config import ConfigError, ExperimentConfig, to_dict
+from search.records import SummaryCallback
+from search.space import define_by_run
+from trainable import keys
+from trainable.entry import TrialSettings, train_fn
+from trainable.model import tokenizer_name
+
+def experiment_dir(config: ExperimentConfig) -> Path:
+    """`<storage_path>/<name>`, absolute (Tune runs trials in their own working directories)."""
+    return Path(config.storage_path).expanduser().resolve() / config.name
+
+
+def prepare_data(config: ExperimentConfig) -> Prepared:
+    return prepare(config.data, tokenizer=tokenizer_name(config.model.name))
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+    else:  # embedded local Ray, sized to this machine
+        ray.init(num_cpus=os.cpu_count(), log_to_driver=True)
+
+
+def run_search(config: ExperimentConfig, *, address: str | None = None, overwrite: bool = False) -> Path:
+    """Runs the experiment and returns its results folder."""
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    folder = experiment_dir(config)
+    if folder.exists() and any(folder.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{folder}: already holds results (use another `name`, or --overwrite to replace them)")
+        shutil.rmtree(folder)
+
+    prepared = prepare_data(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    resolved = {**to_dict(config), "prepared_path": str(prepared.path)}
+    (folder / keys.CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+    _init_ray(address)
+    # Materialized once here and handed to every trial: a lazy read_parquet iterated inside
+    # trials competes with them for the CPUs and can hang on a small machine.
+    train_data = ray.data.read_parquet(str(prepared.split_dir("train"))).materialize()
+    val_data = ray.data.read_parquet(str(prepared.split_dir("validation"))).materialize()
+
+    resources = config.resources
+    settings = TrialSettings(
+        model=config.model,
+        train=config.train,
+        num_labels=prepared.num_labels,
+        pad_id=prepared.manifest["tokenizer"]["pad_token_id"],
+        majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"],
+        threads=config.train.threads or max(1, math.floor(resources.cpus_per_trial)),
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(train_fn, settings=settings, train_data=train_data, val_data=val_data),
+        {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
+    )
+
+    search = config.search
+    sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "tpe"
+               else optuna.samplers.RandomSampler(seed=search.seed))
+    # A define-by-run space fixes the Optuna study at construction, and Tune never forwards
+    # TuneConfig's metric/mode to it (it skips set_search_properties for an empty param_space),
+    # so this searcher is the one place besides TuneConfig that must be told them.
+    searcher = OptunaSearch(space=define_by_run(search.space), sampler=sampler, metric=search.metric, mode=search.mode)
+    if search.scheduler.name == "asha":
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.train.epochs,
+                                  grace_period=search.scheduler.grace_period,
+                                  reduction_factor=search.scheduler.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=search.metric,
+            mode=search.mode,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=search.num_samples,
+            max_concurrent_trials=search.max_concurrent_trials,
+            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=config.name,
+            storage_path=str(folder.parent),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=search.checkpoints_to_keep),
+            callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs)],
+        ),
+    )
+    tuner.fit()
+    return folder
