@@ -64,6 +64,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     _init_ray(address)
     # Materialized once here and handed to every trial: a lazy read_parquet iterated inside
     # trials competes with them for the CPUs and can hang on a small machine.
+    ray.data.DataContext.get_current().enable_progress_bars = False  # a bar per trial per epoch is noise
     train_data = ray.data.read_parquet(str(prepared.split_dir("train"))).materialize()
     val_data = ray.data.read_parquet(str(prepared.split_dir("validation"))).materialize()
 

@@ -1,0 +1,39 @@
+"""Shared fixtures: where the real datasets are, and an isolated prepared-data cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _datasets_dir() -> Path:
+    env = os.environ.get("SWEETSPOT_DATA_DIR")
+    return Path(env) if env else REPO.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    """The real datasets (go_emotions, reuters21578): $SWEETSPOT_DATA_DIR or ../shared/datasets."""
+    folder = _datasets_dir()
+    if not (folder / "go_emotions" / "train.tsv").is_file():
+        pytest.fail(f"real datasets not found in {folder}: set SWEETSPOT_DATA_DIR (.ci/run sets it to ../shared/datasets)")
+    return folder
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh prepared-data cache, so tests never read or write the user's ~/.cache."""
+    folder = tmp_path / "prepared"
+    monkeypatch.setenv("SWEETSPOT_CACHE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    from trainable.model import tokenizer_name
+
+    return tokenizer_name("minilm-l6")

@@ -1,0 +1,147 @@
+"""Preparation reads the real datasets once into Parquet shards whose numbers we re-derive here."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from data.config import DataConfig
+from data.load import batches_from_windows, parquet_windows
+from data.prepare import prepare
+from data.sources import DataError
+
+
+def _read(prepared, split):
+    return pq.read_table(prepared.split_dir(split)).to_pylist()
+
+
+def test_go_emotions_slice_is_tokenized_once_into_unpadded_shards(datasets_dir, cache_dir, minilm_path):
+    cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32,
+                     train_limit=400, validation_limit=150, test_limit=100, seed=3)
+    prepared = prepare(cfg, tokenizer=minilm_path)
+    manifest = prepared.manifest
+
+    names = (datasets_dir / "go_emotions" / "emotions.txt").read_text().split()
+    labels = json.loads((prepared.path / "labels.json").read_text())
+    train = _read(prepared, "train")
+    # Label ids follow emotions.txt order, restricted to labels present in the train subset.
+    train_counts = Counter(i for row in train for i in row["label_ids"])
+    assert [l["name"] for l in labels] == [n for n in names if n in {l["name"] for l in labels}]
+    assert {l["id"]: l["train_count"] for l in labels} == {i: train_counts[i] for i in range(len(labels))}
+    assert manifest["stats"]["num_labels"] == len(labels)
+    assert manifest["stats"]["num_train"] == len(train) == 400
+    assert manifest["stats"]["avg_labels_per_point"] == pytest.approx(np.mean([len(r["label_ids"]) for r in train]))
+    assert manifest["stats"]["avg_points_per_label"] == pytest.approx(sum(train_counts.values()) / len(labels))
+
+    for row in train:  # unpadded token ids with [CLS] ... [SEP], truncated to max_len
+        assert row["length"] == len(row["input_ids"]) <= 32
+        assert row["input_ids"][0] == 101 and row["input_ids"][-1] == 102 and 0 not in row["input_ids"]
+        assert row["label_ids"] and all(0 <= i < len(labels) for i in row["label_ids"])
+
+    # The floor: share of validation documents holding the most frequent train label.
+    majority = max(train_counts, key=lambda i: (train_counts[i], -i))
+    val = _read(prepared, "validation")
+    assert manifest["majority_label"]["id"] == majority
+    assert manifest["splits"]["validation"]["majority_p1"] == pytest.approx(np.mean([majority in r["label_ids"] for r in val]))
+
+
+def test_cache_hit_returns_the_same_folder_and_any_change_misses(datasets_dir, cache_dir, minilm_path):
+    cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32,
+                     train_limit=100, validation_limit=50, test_limit=50)
+    first = prepare(cfg, tokenizer=minilm_path)
+    stamp = (first.path / "manifest.json").stat().st_mtime_ns
+    again = prepare(cfg, tokenizer=minilm_path)
+    assert again.path == first.path and (again.path / "manifest.json").stat().st_mtime_ns == stamp
+    changed = prepare(DataConfig(**{**cfg.__dict__, "max_len": 48}), tokenizer=minilm_path)
+    assert changed.path != first.path
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted([first.path.name, changed.path.name])
+
+
+def test_jsonl_reuters_carves_validation_and_drops_empty_texts(datasets_dir, cache_dir, minilm_path):
+    folder = datasets_dir / "reuters21578"
+    cfg = DataConfig(source="jsonl", path=str(folder), max_len=64, validation_fraction=0.1,
+                     files={"train": "modapte_r90_train.jsonl", "test": "modapte_r90_test.jsonl"})
+    prepared = prepare(cfg, tokenizer=minilm_path)
+    splits = prepared.manifest["splits"]
+    raw_train = [json.loads(l) for l in (folder / "modapte_r90_train.jsonl").read_text().splitlines()]
+    empty = sum(1 for r in raw_train if not r["text"].strip())
+    assert empty == splits["train"]["dropped"]["empty_text"] == 47
+    kept = len(raw_train) - empty - splits["train"]["dropped"]["no_labels"]
+    assert splits["train"]["rows"] + splits["validation"]["rows"] + splits["validation"]["dropped"]["only_unseen_labels"] == kept
+    assert splits["validation"]["rows"] == pytest.approx(0.1 * kept, abs=15)
+    assert 80 <= prepared.num_labels <= 90  # label ids come from the carved train split only
+
+
+def test_windows_become_padded_batches_with_multi_hot_labels(datasets_dir, cache_dir, minilm_path):
+    cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32,
+                     train_limit=200, validation_limit=50, test_limit=50)
+    prepared = prepare(cfg, tokenizer=minilm_path)
+    rows = _read(prepared, "train")
+    seen, padded = 0, 0
+    for batch in batches_from_windows(parquet_windows(prepared.split_dir("train"), window_rows=160, shuffle_seed=0),
+                                      batch_size=16, num_labels=prepared.num_labels, shuffle_seed=0):
+        lengths = batch["attention_mask"].sum(1)
+        assert batch["input_ids"].shape[1] == lengths.max()  # padded to the longest in the batch only
+        assert (batch["labels"].sum(1) >= 1).all() and set(batch["labels"].unique().tolist()) <= {0.0, 1.0}
+        seen += len(lengths)
+        padded += batch["input_ids"].numel()
+    real = sum(r["length"] for r in rows)
+    assert seen == len(rows)
+    assert real / padded > 0.85  # length bucketing keeps padding small (10 batches per window)
+    assert real / padded > 1.5 * real / (len(rows) * 32)  # far less than padding to max_len
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("train.tsv", "good text\t1\tid1\nbad line without tabs\n", "train.tsv:2: expected 3 tab-separated fields"),
+        ("train.tsv", "text\t99\tid1\n", "train.tsv:1: label id '99' is not in 0..2"),
+        ("dev.tsv", b"ok\t0\ta\n\xff\xfe\t0\tb\n", "dev.tsv:2: not valid UTF-8"),
+    ],
+)
+def test_bad_go_emotions_input_names_file_and_line_and_writes_nothing(tmp_path, cache_dir, minilm_path, name, content, message):
+    folder = tmp_path / "go_emotions"
+    folder.mkdir()
+    (folder / "emotions.txt").write_text("joy\nanger\nneutral\n")
+    for split in ("train.tsv", "dev.tsv", "test.tsv"):
+        (folder / split).write_text("some text\t0\tid0\n")
+    (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError, match=message):
+        prepare(DataConfig(source="go_emotions", path=str(folder)), tokenizer=minilm_path)
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())
+
+
+def test_invalid_json_line_is_named(tmp_path, cache_dir, minilm_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "labels": ["x"]}\n{"text": "b", "labels": [\n')
+    (tmp_path / "test.jsonl").write_text('{"text": "a", "labels": ["x"]}\n')
+    with pytest.raises(DataError, match=r"train.jsonl:2: invalid JSON"):
+        prepare(DataConfig(source="jsonl", path=str(tmp_path)), tokenizer=minilm_path)
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())
+
+
+def test_missing_folder_and_unknown_source_are_named(tmp_path, cache_dir, minilm_path):
+    with pytest.raises(DataError, match=r"no such folder \(data.path\)"):
+        prepare(DataConfig(source="go_emotions", path=str(tmp_path / "nope")), tokenizer=minilm_path)
+    with pytest.raises(DataError, match=r"data.source: unknown source 'eurlex9'"):
+        prepare(DataConfig(source="eurlex9", path=str(tmp_path)), tokenizer=minilm_path)
+
+
+def test_data_dir_env_is_used_when_no_path_is_given(datasets_dir, cache_dir, minilm_path, monkeypatch):
+    monkeypatch.setenv("SWEETSPOT_DATA_DIR", str(datasets_dir))
+    prepared = prepare(DataConfig(source="go_emotions", train_limit=50, validation_limit=20, test_limit=20), tokenizer=minilm_path)
+    assert prepared.manifest["source_path"] == str((datasets_dir / "go_emotions").resolve())
+
+
+def test_without_local_copy_go_emotions_falls_back_to_the_hub_and_says_so_offline(tmp_path, cache_dir, minilm_path, monkeypatch):
+    # The hub is unreachable here: the fallback is attempted and fails with one clear message.
+    monkeypatch.setenv("SWEETSPOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(DataError, match=r"no local go_emotions copy .* hub dataset google-research-datasets/go_emotions could not be loaded"):
+        prepare(DataConfig(source="go_emotions"), tokenizer=minilm_path)

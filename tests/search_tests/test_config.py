@@ -1,0 +1,99 @@
+"""Experiment files become typed frozen dataclasses; bad keys and types fail naming the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from search.config import ConfigError, ExperimentConfig, Range, load_experiment, load_experiment_dict, to_dict
+from tests.conftest import REPO
+
+
+def test_quickstart_example_loads_into_typed_frozen_config():
+    config = load_experiment(REPO / "examples" / "quickstart.yaml")
+    assert isinstance(config, ExperimentConfig)
+    assert config.name == "quickstart" and config.model.name == "minilm-l6"
+    assert config.data.source == "go_emotions" and config.data.path is None
+    assert config.train.epochs == 3 and config.search.num_samples == 8 and config.search.max_concurrent_trials == 2
+    assert isinstance(config.search.space.lr_factor, Range)
+    assert config.search.space.optimizer == ("adam", "adamw", "amsgrad", "adagrad", "adadelta")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train.epochs = 5  # type: ignore[misc]
+
+
+def test_required_key_names_exist_with_defaults():
+    config = load_experiment_dict({})
+    for dotted in ["name", "storage_path", "data.source", "data.path", "model.name", "train.epochs",
+                   "search.num_samples", "search.max_concurrent_trials"]:
+        node = config
+        for part in dotted.split("."):
+            node = getattr(node, part)  # raises AttributeError if the key is missing
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"train": {"epoch": 3}}, "train.epoch: unknown key"),
+        ({"search": {"num_samples": "many"}}, "search.num_samples: expected int, got 'many'"),
+        ({"search": {"num_samples": True}}, "search.num_samples: expected int"),
+        ({"search": {"space": {"lr": {"low": 1e-5}}}}, "search.space.lr"),
+        ({"search": {"space": {"optimizer": ["adam", "lion"]}}}, "search.space.optimizer[1]: unknown optimizer 'lion'"),
+        ({"data": "go_emotions"}, "data: expected a mapping"),
+        ({"data": {"max_len": 2.5}}, "data.max_len: expected int"),
+        ({"model": {"pooling": "max"}}, "model.pooling: expected cls or mean"),
+        ({"train": {"epochs": 0}}, "train.epochs: must be >= 1"),
+    ],
+)
+def test_bad_values_fail_with_the_dotted_key(raw, message):
+    with pytest.raises(ConfigError) as e:
+        load_experiment_dict(raw)
+    assert str(e.value).startswith(message.split(":")[0]), str(e.value)
+    assert message in str(e.value)
+
+
+def test_floats_written_without_a_dot_are_numbers():
+    # YAML 1.1 reads `1e-4` as a string; the config accepts it as the number it means.
+    config = load_experiment_dict({"train": {"lr": "1e-4"}, "search": {"space": {"weight_decay": "1e-2"}}})
+    assert config.train.lr == pytest.approx(1e-4)
+    assert config.search.space.weight_decay == pytest.approx(1e-2)
+
+
+def test_set_overrides_any_key(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: a\ntrain:\n  epochs: 3\n")
+    config = load_experiment(path, ["train.epochs=5", "data.train_limit=100", "search.space.optimizer=[adam, adamw]",
+                                    "search.space.lr={low: 1.0e-5, high: 1.0e-3}", "data.path=/x"])
+    assert config.train.epochs == 5
+    assert config.data.train_limit == 100
+    assert config.search.space.optimizer == ("adam", "adamw")
+    assert config.search.space.lr == Range(1e-5, 1e-3, True)
+    assert config.data.path == "/x"
+    with pytest.raises(ConfigError, match=r"exp.yaml: train.epochs: expected int"):
+        load_experiment(path, ["train.epochs=three"])
+    with pytest.raises(ConfigError, match=r"expected KEY=VALUE"):
+        load_experiment(path, ["train.epochs"])
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: a\ntrain:\n  epochs: [3\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml:\d+: not valid YAML"):
+        load_experiment(path)
+
+
+def test_resolved_config_round_trips():
+    config = load_experiment(REPO / "examples" / "quickstart.yaml")
+    assert load_experiment_dict(to_dict(config)) == config
+
+
+def test_cli_reports_a_config_error_in_one_line_with_exit_code_2(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: a\nsearch:\n  num_sample: 3\n")
+    for command in ("prepare", "search"):
+        proc = subprocess.run([sys.executable, "-m", "search.cli", command, str(path)], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "search.num_sample: unknown key" in lines[0], proc.stderr
