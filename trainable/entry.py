@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -72,5 +73,6 @@ def train_fn(config: dict[str, Any], *, settings: TrialSettings, train_data: Any
             save_checkpoint(Path(folder), model, optimizer, state)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
+    node_id = ray.get_runtime_context().get_node_id()  # where this trial ran (multi-node placement)
     fit(model, optimizer, epochs=train.epochs, state=state, train_batches=train_batches, val_batches=val_batches,
-        report=report, extra_metrics={keys.MAJORITY_P1: settings.majority_p1})
+        report=report, extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: node_id})

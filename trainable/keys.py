@@ -10,11 +10,26 @@ VAL_LOSS = "val_loss"  # mean BCE over the validation split
 VAL_P1 = "val_p1"  # precision@1 on the validation split
 VAL_P3 = "val_p3"
 VAL_P5 = "val_p5"
+VAL_NDCG1 = "val_ndcg1"
+VAL_NDCG3 = "val_ndcg3"
+VAL_NDCG5 = "val_ndcg5"
+VAL_MICRO_F1 = "val_micro_f1"  # threshold 0.5 on sigmoid outputs
+VAL_MACRO_F1 = "val_macro_f1"
+
+# Collapse signals (see trainable/metrics.py for definitions).
+VAL_PRED_ENTROPY = "val_pred_entropy"  # entropy of the top-1 predicted label distribution / log(L); 0 = one label for all
+VAL_TRUE_ENTROPY = "val_true_entropy"  # the same for the documents' true labels (the reference)
+VAL_MEAN_BERNOULLI_ENTROPY = "val_mean_bernoulli_entropy"  # mean per-document entropy of the sigmoid outputs
+VAL_DISTINCT_TOP5 = "val_distinct_top5"  # distinct top-5 label sets / documents
+VAL_EMBED_RANK = "val_embed_rank"  # effective rank (RankMe) of pooled embeddings on <= 512 documents
+VAL_TOP_LABEL = "val_top_label"  # the most frequent top-1 predicted label id (what a collapsed run predicts)
+COLLAPSED = "collapsed"  # 1 when the collapse rule holds at this evaluation
 MAJORITY_P1 = "majority_p1"  # P@1 of always predicting the most frequent training label (the floor)
 DIVERGED = "diverged"  # 1 when the loss became NaN or inf and the trial stopped
+NODE_ID = "node_id"  # the Ray node the trial ran on
 
 PRECISION_KS = (1, 3, 5)
-REPORTED = (EPOCH, TRAIN_LOSS, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, MAJORITY_P1, DIVERGED)
+REPORTED = (EPOCH, TRAIN_LOSS, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, MAJORITY_P1, DIVERGED, NODE_ID)
 
 # Files of a results folder (`<storage_path>/<name>/`), written by the search, read by the analysis.
 SUMMARY_FILE = "summary.json"  # run records, rewritten during the search
