@@ -10,19 +10,31 @@ class DataConfig:
     """Which multi-label text dataset to prepare, and how.
 
     Attributes:
-        source: Name of a reader in `data.sources.SOURCES` (`go_emotions`, `jsonl`).
-        path: Folder holding the source files. `None` means `$SWEETSPOT_DATA_DIR/<source>` and,
-            for sources that have one, the Hugging Face hub copy when no local folder exists.
-        files: Split name -> file name inside `path`, for sources made of one file per split
-            (`jsonl`). Splits are `train`, `validation`, `test`.
-        text_field: Key of the document text in each JSON object (`jsonl`).
-        labels_field: Key of the list of label names in each JSON object (`jsonl`).
+        source: Name of a reader in `data.sources.SOURCES`: `go_emotions`, `eurlex`,
+            `stackexchange`, `jsonl`, `csv`, `parquet`, `hub`.
+        path: Folder holding the source files; `${VAR}` is expanded (e.g.
+            `${SWEETSPOT_DATA_DIR}/reuters21578`). `None` means `$SWEETSPOT_DATA_DIR/<source>` and,
+            for `go_emotions`, the Hugging Face hub copy when no local folder exists.
+        files: Split name (`train`, `validation`, `test`) -> file name inside `path`, for sources
+            made of one file per split (`jsonl`, `csv`, `parquet`); for `hub`, -> the hub split name.
+        text_field: Column (or JSON key) of the document text (`jsonl`, `csv`, `parquet`, `hub`).
+        labels_field: Column of the labels: a list of names, or one string split on
+            `label_delimiter`.
+        label_delimiter: Separator of labels given as one string (`csv`, or string-valued columns).
+        encoding: Text encoding of the source files; bytes that do not decode are an error.
+        hub_id: Hugging Face dataset id (`hub` source).
+        hub_config: Its configuration name, if any.
         max_len: Tokens kept per document, [CLS] and [SEP] included; longer documents are truncated.
+        top_k_labels: Keep only the k most frequent training labels (`None`: all).
+        min_label_count: Drop labels with fewer training documents than this.
+        drop_duplicates: Drop documents whose text repeats an earlier one in the same split.
+        strict: Empty texts and documents without labels are errors instead of counted drops.
         train_limit: Keep a seeded random subset of this many training documents (`None`: all).
         validation_limit: The same for the validation split.
         test_limit: The same for the test split.
         validation_fraction: Share of train carved out as validation when the source has none.
-        seed: Seed of every subsample and of the validation carve-out.
+        test_fraction: Share of train carved out as test when the source has no test split.
+        seed: Seed of every subsample and carve-out.
         tokenizer: Tokenizer (hub id or folder); `None` means the model's own tokenizer.
         cache_dir: Where prepared datasets live; `None` means `$SWEETSPOT_CACHE_DIR` or
             `~/.cache/sweetspot/prepared`.
@@ -33,11 +45,20 @@ class DataConfig:
     files: dict[str, str] = field(default_factory=dict)
     text_field: str = "text"
     labels_field: str = "labels"
+    label_delimiter: str = ","
+    encoding: str = "utf-8"
+    hub_id: str | None = None
+    hub_config: str | None = None
     max_len: int = 128
+    top_k_labels: int | None = None
+    min_label_count: int = 1
+    drop_duplicates: bool = False
+    strict: bool = False
     train_limit: int | None = None
     validation_limit: int | None = None
     test_limit: int | None = None
     validation_fraction: float = 0.1
+    test_fraction: float = 0.2
     seed: int = 0
     tokenizer: str | None = None
     cache_dir: str | None = None

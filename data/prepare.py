@@ -95,9 +95,20 @@ def _load_tokenizer(name: str):
         raise DataError(f"data.tokenizer: cannot load tokenizer {name!r}: {str(e).splitlines()[0]}") from None
 
 
-def _tokenizer_fingerprint(tokenizer) -> str:
-    # The fast tokenizer's full JSON definition: vocabulary, normalizer, pre-tokenizer, specials.
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "added_tokens.json")
+
+
+def _tokenizer_fingerprint(name: str) -> str:
+    """A hash of the tokenizer's definition. For a local folder, its files (no loading, so a cache
+    hit stays fast); for a hub id, the loaded fast tokenizer's full JSON definition."""
+    folder = Path(name)
+    if folder.is_dir():
+        h = hashlib.sha256()
+        for file in _TOKENIZER_FILES:
+            if (folder / file).is_file():
+                h.update(file.encode() + b"\0" + _sha256_file(folder / file).encode())
+        return h.hexdigest()
+    return hashlib.sha256(_load_tokenizer(name).backend_tokenizer.to_str().encode()).hexdigest()
 
 
 def _options(cfg: DataConfig) -> dict[str, Any]:
@@ -122,7 +133,9 @@ def _tokenize(tokenizer, texts: list[str], max_len: int, desc: str) -> list[list
     with tqdm(total=len(texts), desc=f"tokenizing {desc}", unit="doc", file=sys.stderr, disable=None) as bar:
         for start in range(0, len(texts), step):
             chunk = texts[start : start + step]
-            ids.extend(tokenizer(chunk, truncation=True, max_length=max_len)["input_ids"])
+            # Only the ids: attention masks are rebuilt per batch, token types are unused.
+            ids.extend(tokenizer(chunk, truncation=True, max_length=max_len, return_attention_mask=False,
+                                 return_token_type_ids=False)["input_ids"])
             bar.update(len(chunk))
     return ids
 
@@ -172,19 +185,18 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
     tokenizer_name = cfg.tokenizer or tokenizer
     source = get_source(cfg.source)
     folder = resolve_folder(cfg)
-    tok = _load_tokenizer(tokenizer_name)
 
-    if folder is not None:
+    if folder is not None:  # local files: their content hashes identify the input, no parsing yet
         fingerprint = {role: f"{p.name}:sha256:{_sha256_file(p)}" for role, p in source.files(cfg, folder).items()}
         raw: RawDataset | None = None
-    else:  # hub fallback: the dataset's own fingerprint identifies the input
-        raw = source.hub_fallback(cfg)
+    else:  # hub: the dataset's own fingerprint identifies the input
+        raw = source.read(cfg, None) if source.files is None else source.hub_fallback(cfg)
         fingerprint = raw.fingerprint
     key_material = {
         "format": FORMAT_VERSION,
         "source": cfg.source,
         "inputs": fingerprint,
-        "tokenizer": _tokenizer_fingerprint(tok),
+        "tokenizer": _tokenizer_fingerprint(tokenizer_name),
         "options": _options(cfg),
     }
     key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()
@@ -195,36 +207,25 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
 
     if raw is None:
         raw = source.read(cfg, folder)
-    splits, dropped = _select_rows(raw, cfg)
-
-    # Label ids come from the training split only; the source's own order when it has one.
-    train_counts = Counter(name for _, labels in splits["train"] for name in labels)
-    order = [n for n in raw.label_order if n in train_counts] if raw.label_order else sorted(train_counts)
+    splits, report, order = _select_rows(raw, cfg)
+    tok = _load_tokenizer(tokenizer_name)
     label_id = {name: i for i, name in enumerate(order)}
-    if not order:
-        raise DataError(f"{cfg.source}: the train split has no labelled documents")
+    train_counts = Counter(name for ex in splits["train"] for name in ex.labels)
     majority = max(range(len(order)), key=lambda i: (train_counts[order[i]], -i))
 
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
-        split_stats, unseen = {}, {}
+        split_stats = {}
         for split, examples in splits.items():
-            ids = [[label_id[n] for n in dict.fromkeys(labels) if n in label_id] for _, labels in examples]
-            unseen[split] = sum(n not in label_id for _, labels in examples for n in labels)
-            keep = [i for i, x in enumerate(ids) if x]  # documents whose labels were all unseen in train
-            dropped[split]["only_unseen_labels"] = len(examples) - len(keep)
-            texts = [examples[i][0] for i in keep]
-            ids = [ids[i] for i in keep]
-            if not texts:
-                raise DataError(f"{cfg.source}: the {split} split is empty after filtering")
+            texts = [ex.text for ex in examples]
+            ids = [[label_id[n] for n in dict.fromkeys(ex.labels)] for ex in examples]
             input_ids = _tokenize(tok, texts, cfg.max_len, split)
             _write_split(tmp / split, input_ids, ids)
             lengths = np.array([len(x) for x in input_ids])
-            split_stats[split] = {**_split_stats(lengths, cfg.max_len, ids, majority), "dropped": dropped[split]}
+            split_stats[split] = {**_split_stats(lengths, cfg.max_len, ids, majority), **report[split]}
         labels_json = [{"id": i, "name": n, "train_count": train_counts[n]} for i, n in enumerate(order)]
         (tmp / "labels.json").write_text(json.dumps(labels_json, indent=1, ensure_ascii=False))
-        n_train = split_stats["train"]["rows"]
         manifest = {
             "key": key,
             "format": FORMAT_VERSION,
@@ -237,10 +238,9 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
             "options": key_material["options"],
             "splits": split_stats,
             "majority_label": {"id": majority, "name": order[majority]},
-            "labels_unseen_in_train": unseen,
-            # The study's statistics table (as reported for EURLex-4K).
+            # The study's statistics table (as reported for EURLex-4K), over the final splits.
             "stats": {
-                "num_train": n_train,
+                "num_train": split_stats["train"]["rows"],
                 "num_labels": len(order),
                 "num_test": split_stats["test"]["rows"],
                 "avg_points_per_label": sum(train_counts[n] for n in order) / len(order),
@@ -260,27 +260,78 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
     return Prepared.load(final)
 
 
-def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Example]], dict[str, dict[str, int]]]:
-    """Drops empty texts and unlabelled documents (counted), carves validation, subsamples."""
+def _carve(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Splits off a seeded random `fraction` of `examples`: (rest, carved), both in source order."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    carved = set(order[: max(1, round(len(examples) * fraction))])
+    return [e for i, e in enumerate(examples) if i not in carved], [e for i, e in enumerate(examples) if i in carved]
+
+
+def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Example]], dict[str, dict[str, Any]], list[str]]:
+    """Row and label policy, in this order:
+
+    1. per source split: drop empty texts and unlabelled documents (counted; errors if `strict`),
+       then repeated texts if `drop_duplicates`;
+    2. the label vocabulary comes from the source's train split (before any carving or
+       subsampling, so it does not change with `train_limit`): labels with fewer than
+       `min_label_count` documents are dropped, then all but the `top_k_labels` most frequent;
+       label names outside it are dropped from every split (counted), and so are documents left
+       without labels;
+    3. test, then validation, are carved from train when the source has none;
+    4. each split is subsampled to its `*_limit`.
+
+    Returns the splits, a per-split report of what was dropped, and the label order.
+    """
     if not raw.splits.get("train"):
         raise DataError(f"{cfg.source}: the train split is empty")
-    dropped: dict[str, dict[str, int]] = {}
+    report: dict[str, dict[str, Any]] = {}
     cleaned: dict[str, list[Example]] = {}
     for split, examples in raw.splits.items():
-        empty = sum(1 for text, _ in examples if not text.strip())
-        unlabelled = sum(1 for text, labels in examples if text.strip() and not labels)
-        cleaned[split] = [(t, l) for t, l in examples if t.strip() and l]
-        dropped[split] = {"empty_text": empty, "no_labels": unlabelled}
-    if "validation" not in cleaned:
-        train = cleaned["train"]
-        order = list(range(len(train)))
-        random.Random(cfg.seed).shuffle(order)
-        n_val = max(1, round(len(train) * cfg.validation_fraction))
-        cleaned["validation"] = [train[i] for i in sorted(order[:n_val])]
-        cleaned["train"] = [train[i] for i in sorted(order[n_val:])]
-        dropped["validation"] = {"empty_text": 0, "no_labels": 0}
+        kept, dropped = [], Counter()
+        seen: set[str] = set()
+        for ex in examples:
+            if not ex.text.strip():
+                if cfg.strict:
+                    raise DataError(f"{ex.where}: empty text (data.strict is true)")
+                dropped["empty_text"] += 1
+            elif not ex.labels:
+                if cfg.strict:
+                    raise DataError(f"{ex.where}: no labels (data.strict is true)")
+                dropped["no_labels"] += 1
+            elif cfg.drop_duplicates and ex.text.strip() in seen:
+                dropped["duplicate_text"] += 1
+            else:
+                seen.add(ex.text.strip())
+                kept.append(ex)
+        if not kept:
+            raise DataError(f"{cfg.source}: the {split} split is empty after dropping empty or unlabelled documents")
+        cleaned[split] = kept
+        report[split] = {"source_rows": len(examples), "dropped": {k: dropped[k] for k in ("empty_text", "no_labels", "duplicate_text")}}
+
+    counts = Counter(name for ex in cleaned["train"] for name in ex.labels)
+    vocabulary = [n for n, c in counts.items() if c >= cfg.min_label_count]
+    if cfg.top_k_labels is not None:
+        vocabulary = sorted(vocabulary, key=lambda n: (-counts[n], n))[: cfg.top_k_labels]
+    if not vocabulary:
+        raise DataError("data.min_label_count / data.top_k_labels: no training label is left")
+    keep = set(vocabulary)
+    order = [n for n in raw.label_order if n in keep] if raw.label_order else sorted(keep)
+    for split, examples in cleaned.items():
+        outside = Counter(n for ex in examples for n in ex.labels if n not in keep)
+        filtered = [Example(ex.text, [n for n in ex.labels if n in keep], ex.where) for ex in examples]
+        cleaned[split] = [ex for ex in filtered if ex.labels]
+        report[split]["labels_outside_vocabulary"] = {"distinct": len(outside), "occurrences": sum(outside.values())}
+        report[split]["dropped"]["only_dropped_labels"] = len(filtered) - len(cleaned[split])
+
+    for carved, fraction in (("test", cfg.test_fraction), ("validation", cfg.validation_fraction)):
+        if carved not in cleaned:
+            cleaned["train"], cleaned[carved] = _carve(cleaned["train"], fraction, cfg.seed)
+            report[carved] = {"carved_from_train": fraction}
+
     limits = {"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit}
-    selected = {split: _subsample(cleaned[split], limits[split], cfg.seed) for split in SPLITS if split in cleaned}
-    if "test" not in selected:
-        raise DataError(f"{cfg.source}: no test split")
-    return selected, dropped
+    selected = {split: _subsample(cleaned[split], limits[split], cfg.seed) for split in SPLITS}
+    for split, examples in selected.items():
+        if not examples:
+            raise DataError(f"{cfg.source}: the {split} split is empty")
+    return selected, report, order

@@ -22,6 +22,14 @@ def _load(args):
     return load_experiment(args.config, args.set or [])
 
 
+def _origin(split_stats: dict) -> str:
+    """Where a split's rows came from: carved from train, or the source's rows minus drops."""
+    if "carved_from_train" in split_stats:
+        return f"carved from train ({split_stats['carved_from_train']:.0%})"
+    drops = ", ".join(f"{n:,} {why.replace('_', ' ')}" for why, n in split_stats["dropped"].items() if n)
+    return f"{split_stats['source_rows']:,} in source" + (f", dropped {drops}" if drops else "")
+
+
 def _stats_table(manifest: dict) -> str:
     s = manifest["stats"]
     rows = [
@@ -33,7 +41,8 @@ def _stats_table(manifest: dict) -> str:
     ]
     for split, st in manifest["splits"].items():
         rows.append((f"{split}: rows / truncated / p50,p90,p99 tokens",
-                     f"{st['rows']:,} / {st['truncation_rate']:.1%} / {st['length_p50']:.0f},{st['length_p90']:.0f},{st['length_p99']:.0f}"))
+                     f"{st['rows']:,} / {st['truncation_rate']:.1%} / {st['length_p50']:.0f},{st['length_p90']:.0f},{st['length_p99']:.0f}"
+                     f"   ({_origin(st)})"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -18,7 +18,6 @@ from search.config import ConfigError, ExperimentConfig, to_dict
 from search.records import SummaryCallback
 from search.space import define_by_run
 from trainable import keys
-from trainable.entry import TrialSettings, train_fn
 from trainable.model import tokenizer_name
 
 def experiment_dir(config: ExperimentConfig) -> Path:
@@ -49,6 +48,8 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
+
+    from trainable.entry import TrialSettings, train_fn
 
     folder = experiment_dir(config)
     if folder.exists() and any(folder.iterdir()):

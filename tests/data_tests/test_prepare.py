@@ -62,19 +62,49 @@ def test_cache_hit_returns_the_same_folder_and_any_change_misses(datasets_dir, c
     assert sorted(p.name for p in cache_dir.iterdir()) == sorted([first.path.name, changed.path.name])
 
 
-def test_jsonl_reuters_carves_validation_and_drops_empty_texts(datasets_dir, cache_dir, minilm_path):
-    folder = datasets_dir / "reuters21578"
-    cfg = DataConfig(source="jsonl", path=str(folder), max_len=64, validation_fraction=0.1,
-                     files={"train": "modapte_r90_train.jsonl", "test": "modapte_r90_test.jsonl"})
+def test_full_go_emotions_matches_the_official_counts(datasets_dir, cache_dir, minilm_path):
+    prepared = prepare(DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=64), tokenizer=minilm_path)
+    splits, stats = prepared.manifest["splits"], prepared.manifest["stats"]
+    assert (splits["train"]["rows"], splits["validation"]["rows"], splits["test"]["rows"]) == (43_410, 5_426, 5_427)
+    assert stats["num_train"] == 43_410 and stats["num_test"] == 5_427 and stats["num_labels"] == 28
+    # The statistics table, recomputed from the raw TSV.
+    raw = [line.split("\t") for line in (datasets_dir / "go_emotions" / "train.tsv").read_text(encoding="utf-8").splitlines()]
+    label_counts = Counter(i for _, ids, _ in raw for i in ids.split(","))
+    assert stats["avg_labels_per_point"] == pytest.approx(sum(label_counts.values()) / len(raw))
+    assert stats["avg_points_per_label"] == pytest.approx(sum(label_counts.values()) / 28)
+    neutral = label_counts.most_common(1)[0][0]
+    assert prepared.manifest["majority_label"]["name"] == "neutral" and neutral == "27"
+    dev = [line.split("\t")[1].split(",") for line in (datasets_dir / "go_emotions" / "dev.tsv").read_text(encoding="utf-8").splitlines()]
+    assert splits["validation"]["majority_p1"] == pytest.approx(sum("27" in ids for ids in dev) / len(dev))
+    for split in ("train", "validation", "test"):
+        assert 0 <= splits[split]["truncation_rate"] < 0.01
+        assert splits[split]["length_p50"] <= splits[split]["length_p90"] <= splits[split]["length_p99"] <= 64
+
+
+def test_reuters_r90_counts_minus_documented_empty_text_drops(datasets_dir, cache_dir, minilm_path, monkeypatch):
+    from search.config import load_experiment
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("SWEETSPOT_DATA_DIR", str(datasets_dir))
+    cfg = load_experiment(REPO / "examples" / "reuters.yaml").data
     prepared = prepare(cfg, tokenizer=minilm_path)
-    splits = prepared.manifest["splits"]
-    raw_train = [json.loads(l) for l in (folder / "modapte_r90_train.jsonl").read_text().splitlines()]
-    empty = sum(1 for r in raw_train if not r["text"].strip())
-    assert empty == splits["train"]["dropped"]["empty_text"] == 47
-    kept = len(raw_train) - empty - splits["train"]["dropped"]["no_labels"]
-    assert splits["train"]["rows"] + splits["validation"]["rows"] + splits["validation"]["dropped"]["only_unseen_labels"] == kept
-    assert splits["validation"]["rows"] == pytest.approx(0.1 * kept, abs=15)
-    assert 80 <= prepared.num_labels <= 90  # label ids come from the carved train split only
+    splits, stats = prepared.manifest["splits"], prepared.manifest["stats"]
+    folder = datasets_dir / "reuters21578"
+    raw = {s: [json.loads(l) for l in (folder / f"modapte_r90_{s}.jsonl").read_text().splitlines()] for s in ("train", "test")}
+    assert len(raw["train"]) == splits["train"]["source_rows"] == 7_770
+    assert len(raw["test"]) == splits["test"]["source_rows"] == 3_019
+    empty = {s: sum(1 for r in rows if not r["text"].strip()) for s, rows in raw.items()}
+    assert empty == {"train": 47, "test": 14}
+    assert splits["train"]["dropped"]["empty_text"] == 47 and splits["test"]["dropped"]["empty_text"] == 14
+    # Validation is carved from train (10%): together they are the 7,723 non-empty train documents.
+    assert splits["train"]["rows"] + splits["validation"]["rows"] == 7_770 - 47
+    assert splits["validation"]["rows"] == round(0.1 * 7_723)
+    assert stats["num_test"] == 3_019 - 14
+    assert stats["num_labels"] == 90
+    names = (folder / "labels_r90.txt").read_text().split()
+    assert sorted(l["name"] for l in json.loads((prepared.path / "labels.json").read_text())) == sorted(names)
+    train_rows = _read(prepared, "train")
+    assert stats["avg_labels_per_point"] == pytest.approx(np.mean([len(r["label_ids"]) for r in train_rows]))
 
 
 def test_windows_become_padded_batches_with_multi_hot_labels(datasets_dir, cache_dir, minilm_path):
@@ -101,7 +131,7 @@ def test_windows_become_padded_batches_with_multi_hot_labels(datasets_dir, cache
     [
         ("train.tsv", "good text\t1\tid1\nbad line without tabs\n", "train.tsv:2: expected 3 tab-separated fields"),
         ("train.tsv", "text\t99\tid1\n", "train.tsv:1: label id '99' is not in 0..2"),
-        ("dev.tsv", b"ok\t0\ta\n\xff\xfe\t0\tb\n", "dev.tsv:2: not valid UTF-8"),
+        ("dev.tsv", b"ok\t0\ta\n\xff\xfe\t0\tb\n", "dev.tsv:2: not valid utf-8"),
     ],
 )
 def test_bad_go_emotions_input_names_file_and_line_and_writes_nothing(tmp_path, cache_dir, minilm_path, name, content, message):
