@@ -52,6 +52,21 @@ def batches_from_windows(
             yield collate(window["input_ids"][rows], window["label_ids"][rows], num_labels, pad_id)
 
 
+BLOCK_ROWS = 4096  # rows per Ray Data block: what a trial holds at a time, whatever the split's size
+
+
+def read_split(folder: str | Path) -> Any:
+    """A prepared split as a materialized Ray dataset in blocks of `BLOCK_ROWS` rows.
+
+    Materialized once in the driver and handed to every trial (a lazy `read_parquet` iterated
+    inside trials competes with them for the CPUs and can hang a small machine). Bounded blocks
+    keep a trial's memory flat as the dataset grows: iteration pulls one block at a time.
+    """
+    import ray
+
+    return ray.data.read_parquet(str(folder)).repartition(target_num_rows_per_block=BLOCK_ROWS).materialize()
+
+
 def ray_windows(dataset: Any, *, window_rows: int, shuffle_seed: int | None = None) -> Iterator[Window]:
     """Streams windows from a Ray Data dataset; with a seed, rows are shuffled locally first."""
     yield from dataset.iter_batches(

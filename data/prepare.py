@@ -126,16 +126,24 @@ def _subsample(examples: list[Example], limit: int | None, seed: int) -> list[Ex
 
 
 def _tokenize(tokenizer, texts: list[str], max_len: int, desc: str) -> list[list[int]]:
+    """Token ids with [CLS]/[SEP], truncated to `max_len`, unpadded.
+
+    Calls the Rust tokenizer behind the Hugging Face one directly: the same ids, without building
+    a Python `BatchEncoding` (attention masks, offsets) per document, which costs a third of the
+    time on short texts.
+    """
+    from tokenizers import Tokenizer
     from tqdm.auto import tqdm
 
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: settings stay local
+    backend.no_padding()
+    backend.enable_truncation(max_length=max_len)
     ids: list[list[int]] = []
     step = 2048
     with tqdm(total=len(texts), desc=f"tokenizing {desc}", unit="doc", file=sys.stderr, disable=None) as bar:
         for start in range(0, len(texts), step):
             chunk = texts[start : start + step]
-            # Only the ids: attention masks are rebuilt per batch, token types are unused.
-            ids.extend(tokenizer(chunk, truncation=True, max_length=max_len, return_attention_mask=False,
-                                 return_token_type_ids=False)["input_ids"])
+            ids.extend(encoding.ids for encoding in backend.encode_batch(chunk, add_special_tokens=True))
             bar.update(len(chunk))
     return ids
 
@@ -319,7 +327,8 @@ def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Examp
     order = [n for n in raw.label_order if n in keep] if raw.label_order else sorted(keep)
     for split, examples in cleaned.items():
         outside = Counter(n for ex in examples for n in ex.labels if n not in keep)
-        filtered = [Example(ex.text, [n for n in ex.labels if n in keep], ex.where) for ex in examples]
+        filtered = [ex if all(n in keep for n in ex.labels) else ex._replace(labels=[n for n in ex.labels if n in keep])
+                    for ex in examples]
         cleaned[split] = [ex for ex in filtered if ex.labels]
         report[split]["labels_outside_vocabulary"] = {"distinct": len(outside), "occurrences": sum(outside.values())}
         report[split]["dropped"]["only_dropped_labels"] = len(filtered) - len(cleaned[split])

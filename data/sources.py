@@ -79,18 +79,19 @@ def _require(path: Path) -> Path:
     return path
 
 
-def _decode(path: Path, number: int, raw: bytes, encoding: str) -> str:
-    try:
-        return raw.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}:{number}: not valid {encoding} ({e.reason} at byte {e.start}; set data.encoding)") from None
-
-
 def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     """Yields (1-based line number, line without newline), refusing bytes that do not decode."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            yield number, _decode(path, number, raw, encoding).rstrip("\r\n")
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}:{line}: not valid {encoding} ({e.reason} at byte {e.start}; set data.encoding)") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    for number, line in enumerate(lines, start=1):
+        yield number, line.rstrip("\r")
 
 
 def _split_labels(value: Any, cfg: DataConfig, where: str) -> list[str]:
@@ -253,11 +254,7 @@ def _stackexchange_files(cfg: DataConfig, folder: Path) -> dict[str, Path]:
 
 def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a CSV file as dicts, with the line number each row starts on."""
-    try:
-        text = path.read_bytes().decode(encoding)
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid {encoding} ({e.reason}; set data.encoding)") from None
+    text = "\n".join(line for _, line in _lines(path, encoding))
     reader = csv.DictReader(io.StringIO(text, newline=""))
     line = reader.line_num + 1
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from data.load import read_split
 from data.prepare import Prepared, prepare
 from search.config import ConfigError, ExperimentConfig, to_dict
 from search.records import SummaryCallback
@@ -63,11 +64,9 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     (folder / keys.CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
 
     _init_ray(address)
-    # Materialized once here and handed to every trial: a lazy read_parquet iterated inside
-    # trials competes with them for the CPUs and can hang on a small machine.
     ray.data.DataContext.get_current().enable_progress_bars = False  # a bar per trial per epoch is noise
-    train_data = ray.data.read_parquet(str(prepared.split_dir("train"))).materialize()
-    val_data = ray.data.read_parquet(str(prepared.split_dir("validation"))).materialize()
+    train_data = read_split(prepared.split_dir("train"))
+    val_data = read_split(prepared.split_dir("validation"))
 
     resources = config.resources
     settings = TrialSettings(

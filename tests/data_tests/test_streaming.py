@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from data.config import DataConfig
-from data.load import batches_from_windows, ray_windows
+from data.load import BLOCK_ROWS, batches_from_windows, ray_windows, read_split
 from data import prepare as prepare_module
 from data.prepare import prepare
 
@@ -40,7 +40,7 @@ def _token_multiset(batches):
 
 
 def test_ray_data_batches_cover_the_split_once_with_dynamic_padding(ray_local, prepared):
-    ds = ray_local.data.read_parquet(str(prepared.split_dir("train"))).materialize()
+    ds = read_split(prepared.split_dir("train"))
     rows = pq.read_table(prepared.split_dir("train")).to_pylist()
     batches = list(batches_from_windows(ray_windows(ds, window_rows=160, shuffle_seed=5), batch_size=16,
                                         num_labels=prepared.num_labels, shuffle_seed=5))
@@ -59,7 +59,7 @@ def test_ray_data_batches_cover_the_split_once_with_dynamic_padding(ray_local, p
 
 
 def test_streaming_split_shards_the_split_across_workers(ray_local, prepared):
-    ds = ray_local.data.read_parquet(str(prepared.split_dir("train"))).materialize()
+    ds = read_split(prepared.split_dir("train"))
     shards = ds.streaming_split(2, equal=True)
     results: list[list] = [[], []]
 
@@ -94,3 +94,11 @@ def test_interrupted_prepare_leaves_no_complete_looking_folder(tmp_path, cache_d
     prepared = prepare(cfg, tokenizer=minilm_path)
     assert prepared.path.parent == cache_dir.resolve() and (prepared.path / "manifest.json").is_file()
     assert prepared.manifest["splits"]["test"]["rows"] == 20
+
+
+def test_read_split_bounds_block_size_so_trial_memory_does_not_grow_with_the_split(ray_local, datasets_dir, cache_dir, minilm_path):
+    prepared = prepare(DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32), tokenizer=minilm_path)
+    ds = read_split(prepared.split_dir("train"))
+    sizes = [len(batch["length"]) for batch in ds.iter_batches(batch_size=None, batch_format="numpy")]  # one batch per block
+    assert sum(sizes) == 43_410
+    assert max(sizes) <= BLOCK_ROWS and len(sizes) >= 43_410 // BLOCK_ROWS
