@@ -67,19 +67,27 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     ray.data.DataContext.get_current().enable_progress_bars = False  # a bar per trial per epoch is noise
     train_data = read_split(prepared.split_dir("train"))
     val_data = read_split(prepared.split_dir("validation"))
+    test_data = read_split(prepared.split_dir("test")) if config.train.eval_test else None
 
     resources = config.resources
     settings = TrialSettings(
         model=config.model,
         train=config.train,
         num_labels=prepared.num_labels,
+        num_train=prepared.manifest["splits"]["train"]["rows"],
         pad_id=prepared.manifest["tokenizer"]["pad_token_id"],
         majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"],
         threads=config.train.threads or max(1, math.floor(resources.cpus_per_trial)),
+        gpus_per_trial=resources.gpus_per_trial,
     )
+    if config.train.workers_per_trial > 1:
+        # The trial only drives a TorchTrainer whose workers hold the CPUs/GPUs.
+        trial_resources = {"cpu": 0}
+    else:
+        trial_resources = {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
     trainable = tune.with_resources(
-        tune.with_parameters(train_fn, settings=settings, train_data=train_data, val_data=val_data),
-        {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
+        tune.with_parameters(train_fn, settings=settings, train_data=train_data, val_data=val_data, test_data=test_data),
+        trial_resources,
     )
 
     search = config.search

@@ -28,17 +28,32 @@ class TrainConfig:
     """Settings every trial shares.
 
     Attributes:
-        epochs: Training epochs; the trial reports once per epoch, so ASHA's max_t equals this.
+        epochs: Training epochs; with one report per epoch, ASHA's max_t equals this.
         batch_size: Training documents per step.
         eval_batch_size: Documents per forward pass when evaluating.
         optimizer: Optimizer used when the search space does not choose one.
         lr: Learning rate used when the search space does not choose one (`None`: the optimizer's
             default from `trainable.optimizers.OPTIMIZERS`).
         weight_decay: Weight decay used when the search space does not choose one. Always explicit.
+        decay_bias_and_norm: Apply weight decay to biases and LayerNorm weights too (as torch does
+            by default and the study did); `false` exempts them, as BERT's recipe does.
+        schedule: `constant` (as the study) or `linear` (warm-up, then linear decay to 0).
+        warmup_ratio: Share of all steps spent warming up (`linear` schedule).
+        grad_clip: Clip the gradients' global norm to this value (`None`: no clipping).
         seed: Seed of model initialisation and batch order, unless the search sets `seed`.
         bucket_window: Length bucketing: documents are sorted by length within windows of this
             many batches, then the batches are shuffled, so padding stays small.
+        eval_every_steps: Also evaluate and report every this many steps (`None`: once per epoch).
+        eval_test: Also evaluate the test split at every report (`test_p1`, ...), as the study
+            plotted test P@1 per epoch.
+        embed_sample: Documents (the first of the validation split) whose pooled embeddings give
+            `val_embed_rank`.
+        collapse_entropy_fraction: Collapse rule: prediction entropy <= this × true-label entropy ...
+        collapse_p1_margin: ... and P@1 <= the majority-label floor + this.
         threads: torch threads per trial; `None` means the trial's CPUs.
+        bf16: On CUDA, run forward passes under bfloat16 autocast (ignored on CPU).
+        workers_per_trial: Data-parallel workers per trial; more than 1 runs the loop under Ray
+            Train's TorchTrainer (DDP) inside the trial, each worker on a shard of the train split.
     """
 
     epochs: int = 3
@@ -47,9 +62,20 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float | None = None
     weight_decay: float = 0.0
+    decay_bias_and_norm: bool = True
+    schedule: str = "constant"
+    warmup_ratio: float = 0.0
+    grad_clip: float | None = None
     seed: int = 0
     bucket_window: int = 50
+    eval_every_steps: int | None = None
+    eval_test: bool = False
+    embed_sample: int = 512
+    collapse_entropy_fraction: float = 0.2
+    collapse_p1_margin: float = 0.01
     threads: int | None = None
+    bf16: bool = False
+    workers_per_trial: int = 1
 
 
 @dataclass(frozen=True)

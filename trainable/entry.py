@@ -1,18 +1,20 @@
 """The Ray Tune trainable: the only module of `trainable/` that touches Ray.
 
-`train_fn` runs inside the trial process: it reads the trial's parameters, builds the model and
-optimizer, resumes from Tune's checkpoint if there is one, and runs `loop.fit` with Ray Data
-batches and a report callback that writes a checkpoint and calls `tune.report` once per epoch
-(so ASHA decides per epoch).
+`train_fn` runs inside the trial process: it reads the trial's parameters, builds the model,
+optimizer and schedule, resumes from Tune's checkpoint if there is one, and runs `loop.fit` with
+Ray Data batches and a report callback that writes a checkpoint and calls `tune.report` (once
+per epoch, so ASHA decides per epoch). With `train.workers_per_trial > 1` the same loop runs
+under Ray Train's TorchTrainer (DDP) started inside the trial, each worker on a shard of train.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ray
 import torch
@@ -23,7 +25,7 @@ from trainable import keys
 from trainable.config import ModelConfig, TrainConfig, TrialParams
 from trainable.loop import TrainerState, fit, load_checkpoint, save_checkpoint
 from trainable.model import build_model
-from trainable.optimizers import build_optimizer
+from trainable.optimizers import build_optimizer, build_scheduler, param_groups
 
 
 @dataclass(frozen=True)
@@ -33,46 +35,138 @@ class TrialSettings:
     model: ModelConfig
     train: TrainConfig
     num_labels: int
+    num_train: int  # training documents (sets the steps of an epoch, for the lr schedule)
     pad_id: int
     majority_p1: float  # validation P@1 of the most-frequent-label predictor
     threads: int  # torch threads: Ray sets OMP_NUM_THREADS=1 in workers, so set it explicitly
+    gpus_per_trial: float = 0.0
 
 
-def train_fn(config: dict[str, Any], *, settings: TrialSettings, train_data: Any, val_data: Any) -> None:
-    """Tune function trainable. `train_data`/`val_data` are materialized Ray datasets of a
-    prepared split (materialized once in the driver: lazy reads inside trials can starve)."""
-    torch.set_num_threads(settings.threads)
-    params = TrialParams.from_trial_config(config, settings.train)
+def _batch_factories(settings: TrialSettings, seed: int, train_data: Any, eval_data: dict[str, Any]):
+    """Batch factories over Ray datasets (or Ray Train shards): train(epoch), and one per eval split."""
+    train, num_labels, pad = settings.train, settings.num_labels, settings.pad_id
+
+    def train_batches(epoch: int):
+        epoch_seed = seed * 1_000_003 + epoch  # a fresh, reproducible order every epoch
+        windows = ray_windows(train_data, window_rows=train.batch_size * train.bucket_window, shuffle_seed=epoch_seed)
+        return batches_from_windows(windows, batch_size=train.batch_size, num_labels=num_labels, pad_id=pad, shuffle_seed=epoch_seed)
+
+    def eval_factory(data: Any) -> Callable:
+        def batches():
+            windows = ray_windows(data, window_rows=train.eval_batch_size * train.bucket_window)
+            return batches_from_windows(windows, batch_size=train.eval_batch_size, num_labels=num_labels, pad_id=pad)
+        return batches
+
+    return train_batches, {prefix: eval_factory(data) for prefix, data in eval_data.items()}
+
+
+def _build(settings: TrialSettings, params: TrialParams, device: torch.device, steps_per_epoch: int):
     torch.manual_seed(params.seed)
     random.seed(params.seed)
+    train = settings.train
+    model = build_model(settings.model, settings.num_labels).to(device)
+    groups = param_groups(model, params.weight_decay, decay_bias_and_norm=train.decay_bias_and_norm)
+    optimizer = build_optimizer(params.optimizer, groups, lr=params.lr, weight_decay=params.weight_decay,
+                                fused=device.type == "cuda")
+    scheduler = build_scheduler(optimizer, schedule=train.schedule, total_steps=steps_per_epoch * train.epochs,
+                                warmup_ratio=train.warmup_ratio)
+    return model, optimizer, scheduler
 
-    model = build_model(settings.model, settings.num_labels)
-    optimizer = build_optimizer(params.optimizer, model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+
+def train_fn(config: dict[str, Any], *, settings: TrialSettings, train_data: Any, val_data: Any, test_data: Any = None) -> None:
+    """Tune function trainable. The datasets are materialized Ray datasets of prepared splits
+    (materialized once in the driver: lazy reads inside trials can starve on a small machine)."""
+    if settings.train.workers_per_trial > 1:
+        return _run_data_parallel(config, settings, train_data, val_data, test_data)
+    torch.set_num_threads(settings.threads)
+    params = TrialParams.from_trial_config(config, settings.train)
+    device = torch.device("cuda" if settings.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu")
+    steps_per_epoch = math.ceil(settings.num_train / settings.train.batch_size)
+    model, optimizer, scheduler = _build(settings, params, device, steps_per_epoch)
+
     state = TrainerState()
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            state = load_checkpoint(Path(folder), model, optimizer)
+            state = load_checkpoint(Path(folder), model, optimizer, scheduler)
 
-    train = settings.train
-    window_rows = train.batch_size * train.bucket_window
-
-    def train_batches(epoch: int):
-        seed = params.seed * 1_000_003 + epoch  # a fresh, reproducible order every epoch
-        windows = ray_windows(train_data, window_rows=window_rows, shuffle_seed=seed)
-        return batches_from_windows(windows, batch_size=train.batch_size, num_labels=settings.num_labels,
-                                    pad_id=settings.pad_id, shuffle_seed=seed)
-
-    def val_batches():
-        windows = ray_windows(val_data, window_rows=train.eval_batch_size * train.bucket_window)
-        return batches_from_windows(windows, batch_size=train.eval_batch_size, num_labels=settings.num_labels,
-                                    pad_id=settings.pad_id)
+    eval_data = {"val": val_data, **({"test": test_data} if test_data is not None else {})}
+    train_batches, eval_batches = _batch_factories(settings, params.seed, train_data, eval_data)
 
     def report(metrics: dict[str, float], state: TrainerState) -> None:
         with tempfile.TemporaryDirectory() as folder:
-            save_checkpoint(Path(folder), model, optimizer, state)
+            save_checkpoint(Path(folder), model, optimizer, scheduler, state)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     node_id = ray.get_runtime_context().get_node_id()  # where this trial ran (multi-node placement)
-    fit(model, optimizer, epochs=train.epochs, state=state, train_batches=train_batches, val_batches=val_batches,
-        report=report, extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: node_id})
+    fit(model, optimizer, scheduler, train=settings.train, state=state, train_batches=train_batches,
+        eval_batches=eval_batches, report=report, majority_p1=settings.majority_p1,
+        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: node_id},
+        device=device, steps_per_epoch=steps_per_epoch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several workers per trial: Ray Train's TorchTrainer (DDP) inside the Tune trial. Each worker
+# trains on its shard of train; rank 0 evaluates the full validation split and reports.
+
+
+def _worker_loop(loop_config: dict[str, Any]) -> None:
+    from ray import train as ray_train
+    from ray.train.torch import prepare_model
+
+    settings: TrialSettings = loop_config["settings"]
+    params: TrialParams = loop_config["params"]
+    context = ray_train.get_context()
+    torch.set_num_threads(settings.threads)
+    workers = context.get_world_size()
+    steps_per_epoch = math.ceil(settings.num_train / workers / settings.train.batch_size)
+    device = ray_train.torch.get_device()
+    model, optimizer, scheduler = _build(settings, params, device, steps_per_epoch)
+    state = TrainerState()
+    checkpoint = ray_train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_checkpoint(Path(folder), model, optimizer, scheduler)
+    ddp = prepare_model(model, move_to_device=False)
+    ddp.embed, ddp.head = model.embed, model.head  # evaluation calls these on the unwrapped model
+    shard = ray_train.get_dataset_shard("train")
+    rank0 = context.get_world_rank() == 0
+    eval_data = {"val": ray_train.get_dataset_shard("val")} if rank0 else {}
+    if rank0 and "test" in loop_config["splits"]:
+        eval_data["test"] = ray_train.get_dataset_shard("test")
+    train_batches, eval_batches = _batch_factories(settings, params.seed + context.get_world_rank(), shard, eval_data)
+
+    def report(metrics: dict[str, float], state: TrainerState) -> None:
+        if not rank0:
+            ray_train.report({}, checkpoint=None)  # every worker reports; rank 0 carries the result
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            save_checkpoint(Path(folder), model, optimizer, scheduler, state)
+            ray_train.report(metrics, checkpoint=ray_train.Checkpoint.from_directory(folder))
+
+    fit(ddp, optimizer, scheduler, train=settings.train, state=state, train_batches=train_batches,
+        eval_batches=eval_batches, report=report, majority_p1=settings.majority_p1,
+        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: ray.get_runtime_context().get_node_id()},
+        device=device, steps_per_epoch=steps_per_epoch)
+
+
+def _run_data_parallel(config, settings: TrialSettings, train_data, val_data, test_data) -> None:
+    from ray.train import DataConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    workers = settings.train.workers_per_trial
+    datasets = {"train": train_data, "val": val_data, **({"test": test_data} if test_data is not None else {})}
+    context = tune.get_context()
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={"settings": settings, "params": TrialParams.from_trial_config(config, settings.train),
+                           "splits": list(datasets)},
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=settings.gpus_per_trial > 0,
+                                     resources_per_worker={"CPU": settings.threads}),
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+        run_config=RunConfig(name=f"ddp_{context.get_trial_id()}", storage_path=context.get_trial_dir(),
+                             callbacks=[TuneReportCallback()]),
+    )
+    trainer.fit()

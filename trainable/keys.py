@@ -4,7 +4,8 @@ The trainable reports them each epoch (`tune.report`), the search orders trials 
 and the analysis reads them back from `result.json`. Pure Python: importing this pulls no torch.
 """
 
-EPOCH = "epoch"  # 1-based number of completed epochs
+EPOCH = "epoch"  # completed epochs (fractional for reports every N steps)
+STEP = "step"  # optimizer steps taken
 TRAIN_LOSS = "train_loss"  # mean BCE over the epoch's training documents
 VAL_LOSS = "val_loss"  # mean BCE over the validation split
 VAL_P1 = "val_p1"  # precision@1 on the validation split
@@ -29,7 +30,10 @@ DIVERGED = "diverged"  # 1 when the loss became NaN or inf and the trial stopped
 NODE_ID = "node_id"  # the Ray node the trial ran on
 
 PRECISION_KS = (1, 3, 5)
-REPORTED = (EPOCH, TRAIN_LOSS, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, MAJORITY_P1, DIVERGED, NODE_ID)
+REPORTED = (EPOCH, STEP, TRAIN_LOSS, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, VAL_NDCG1, VAL_NDCG3, VAL_NDCG5, VAL_MICRO_F1,
+            VAL_MACRO_F1, VAL_PRED_ENTROPY, VAL_TRUE_ENTROPY, VAL_MEAN_BERNOULLI_ENTROPY, VAL_DISTINCT_TOP5,
+            VAL_EMBED_RANK, VAL_TOP_LABEL, COLLAPSED, MAJORITY_P1, DIVERGED, NODE_ID)
+TEST_PREFIX = "test_"  # with train.eval_test, every val_* metric also exists as test_*
 
 # Files of a results folder (`<storage_path>/<name>/`), written by the search, read by the analysis.
 SUMMARY_FILE = "summary.json"  # run records, rewritten during the search

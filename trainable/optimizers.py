@@ -1,6 +1,6 @@
 """The optimizer table: one entry per optimizer the study compares.
 
-Default learning rates are torch's own. (The study's write-up lists Adadelta 0.01 and Adagrad 1,
+Default learning rates are torch's own (SGD: 1e-3, used with momentum 0.9; RMSprop: 1e-2). (The study's write-up lists Adadelta 0.01 and Adagrad 1,
 swapped against torch; sweetspot keeps torch's values: Adagrad 1e-2, Adadelta 1.0.)
 `weight_decay` is always passed explicitly, so AdamW's torch default of 0.01 never silently
 differs from Adam's 0.
@@ -32,6 +32,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "adam": OptimizerSpec("Adam", 1e-3),
     "amsgrad": OptimizerSpec("Adam", 1e-3, {"amsgrad": True}),
     "adamw": OptimizerSpec("AdamW", 1e-3),
+    "sgd": OptimizerSpec("SGD", 1e-3, {"momentum": 0.9}),
+    "rmsprop": OptimizerSpec("RMSprop", 1e-2),
 }
 
 
@@ -47,10 +49,41 @@ def default_lr(name: str) -> float:
     return _spec(name).default_lr
 
 
-def build_optimizer(name: str, params: Iterable[Any], *, lr: float, weight_decay: float):
-    """Builds `torch.optim.<class>(params, lr=lr, weight_decay=weight_decay, **fixed kwargs)`."""
+def param_groups(model: Any, weight_decay: float, *, decay_bias_and_norm: bool = True) -> list[dict[str, Any]]:
+    """Parameter groups with explicit weight decay; with `decay_bias_and_norm=False`, biases and
+    LayerNorm weights (every parameter with fewer than 2 dimensions) get none."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if decay_bias_and_norm:
+        return [{"params": params, "weight_decay": weight_decay}]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def build_optimizer(name: str, params: Iterable[Any], *, lr: float, weight_decay: float, fused: bool = False):
+    """Builds `torch.optim.<class>(params, lr=lr, weight_decay=weight_decay, **fixed kwargs)`.
+
+    `fused=True` asks for torch's fused CUDA kernels where the optimizer has them (Adam family).
+    """
     import torch  # local: the table itself is readable without torch
 
     spec = _spec(name)
     cls = getattr(torch.optim, spec.torch_class)
-    return cls(params, lr=lr, weight_decay=weight_decay, **spec.kwargs)
+    extra = {"fused": True} if fused and spec.torch_class in ("Adam", "AdamW") else {}
+    return cls(params, lr=lr, weight_decay=weight_decay, **spec.kwargs, **extra)
+
+
+def build_scheduler(optimizer: Any, *, schedule: str, total_steps: int, warmup_ratio: float = 0.0):
+    """`constant` (the study) or `linear`: warm-up over `warmup_ratio` of the steps, then linear
+    decay to 0 at `total_steps`. Stepped once per optimizer step."""
+    import torch
+
+    warmup = int(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if schedule == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,28 +1,76 @@
-"""P@k against hand-computed values."""
+"""Metrics and collapse signals against hand-computed values on small constructed examples."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 
-from trainable.metrics import precision_hits
+from trainable import metrics
+
+SCORES = torch.tensor([
+    [0.9, 0.8, -0.1, 0.7, -2.0, 0.2],  # ranking: 0, 1, 3, 5, 2, 4
+    [-0.1, -0.2, -0.3, -0.4, 0.5, 0.6],  # ranking: 5, 4, 0, 1, 2, 3
+])
+TARGETS = torch.tensor([
+    [1, 0, 0, 1, 0, 0],
+    [0, 0, 0, 0, 0, 1],
+], dtype=torch.float32)
 
 
-def test_precision_at_k_matches_hand_computation():
-    scores = torch.tensor([
-        [0.9, 0.8, 0.1, 0.7, 0.0, 0.2],  # ranking: 0, 1, 3, 5, 2, 4
-        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],  # ranking: 5, 4, 3, 2, 1, 0
-    ])
-    targets = torch.tensor([
-        [1, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0, 1],
-    ], dtype=torch.float32)
-    assert precision_hits(scores, targets, 1).tolist() == [1.0, 1.0]
-    assert precision_hits(scores, targets, 3).tolist() == pytest.approx([2 / 3, 1 / 3])
-    assert precision_hits(scores, targets, 5).tolist() == pytest.approx([2 / 5, 1 / 5])
+def test_precision_at_k():
+    assert metrics.precision_hits(SCORES, TARGETS, 1).tolist() == [1.0, 1.0]
+    assert metrics.precision_hits(SCORES, TARGETS, 3).tolist() == pytest.approx([2 / 3, 1 / 3])
+    assert metrics.precision_hits(SCORES, TARGETS, 5).tolist() == pytest.approx([2 / 5, 1 / 5])
+    # Fewer labels than k: the denominator stays k.
+    assert metrics.precision_hits(torch.tensor([[0.2, 0.9]]), torch.tensor([[1.0, 1.0]]), 5).tolist() == [pytest.approx(2 / 5)]
 
 
-def test_precision_at_k_with_fewer_labels_than_k_keeps_k_in_the_denominator():
-    scores = torch.tensor([[0.2, 0.9]])
-    targets = torch.tensor([[1.0, 1.0]])
-    assert precision_hits(scores, targets, 5).tolist() == [pytest.approx(2 / 5)]
+def test_ndcg_at_k():
+    # doc 0: gains at ranks 1 and 3 -> DCG@3 = 1 + 1/log2(4) = 1.5; ideal (2 labels) = 1 + 1/log2(3).
+    ideal = 1 + 1 / math.log2(3)
+    assert metrics.ndcg_at_k(SCORES, TARGETS, 3).tolist() == pytest.approx([1.5 / ideal, 1.0])
+    assert metrics.ndcg_at_k(SCORES, TARGETS, 1).tolist() == pytest.approx([1.0, 1.0])
+    # doc 0 at k=5: the same hits, same ideal.
+    assert metrics.ndcg_at_k(SCORES, TARGETS, 5)[0].item() == pytest.approx(1.5 / ideal)
+
+
+def test_micro_and_macro_f1_at_threshold_half():
+    # sigmoid >= 0.5 <=> score >= 0. Predicted: doc0 {0,1,3,5}, doc1 {4,5}.
+    # label 0: tp1; 1: fp1; 3: tp1; 4: fp1; 5: tp1 (doc1) + fp1 (doc0). TP=3, FP=3, FN=0.
+    micro, macro = metrics.f1_scores(SCORES, TARGETS)
+    assert micro == pytest.approx(2 * 3 / (2 * 3 + 3 + 0))
+    per_label = {0: 1.0, 1: 0.0, 3: 1.0, 4: 0.0, 5: 2 / 3}  # label 2 neither true nor predicted: left out
+    assert macro == pytest.approx(sum(per_label.values()) / len(per_label))
+
+
+def test_collapse_signals():
+    # Top-1 predictions: doc0 -> 0, doc1 -> 5: two labels used once each out of L = 6.
+    assert metrics.pred_entropy(SCORES) == pytest.approx(math.log(2) / math.log(6))
+    # True labels: 0, 3, 5 once each.
+    assert metrics.true_entropy(TARGETS) == pytest.approx(math.log(3) / math.log(6))
+    constant = torch.tensor([[0.0, 3.0, -1.0]] * 4)
+    assert metrics.pred_entropy(constant) == 0.0
+    assert metrics.top_label(constant) == 1
+    assert metrics.distinct_top5(constant) == 0.25
+    assert metrics.distinct_top5(SCORES) == 1.0
+    # Bernoulli entropy in bits: every output at 0.5 -> 1 bit.
+    assert metrics.mean_bernoulli_entropy(torch.zeros(3, 4)) == pytest.approx(1.0)
+    p = torch.sigmoid(torch.tensor(2.0)).item()
+    assert metrics.mean_bernoulli_entropy(torch.full((2, 2), 2.0)) == pytest.approx(-(p * math.log2(p) + (1 - p) * math.log2(1 - p)))
+
+
+def test_effective_rank():
+    assert metrics.effective_rank(torch.ones(8, 5)) == pytest.approx(1.0, abs=1e-6)  # all documents one point
+    assert metrics.effective_rank(torch.eye(4)) == pytest.approx(4.0, abs=1e-6)  # four equal directions
+    s = torch.tensor([3.0, 1.0])  # diag(3, 1): p = (0.75, 0.25)
+    assert metrics.effective_rank(torch.diag(s)) == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))), rel=1e-6)
+
+
+def test_collapse_rule_needs_both_low_entropy_and_p1_at_the_floor():
+    common = dict(true_entropy=0.8, majority_p1=0.33, entropy_fraction=0.2, p1_margin=0.01)
+    assert metrics.is_collapsed(pred_entropy=0.0, p1=0.33, **common)
+    assert metrics.is_collapsed(pred_entropy=0.15, p1=0.335, **common)
+    assert not metrics.is_collapsed(pred_entropy=0.0, p1=0.40, **common)  # one label, but better than the floor
+    assert not metrics.is_collapsed(pred_entropy=0.5, p1=0.30, **common)  # weak, but not one label

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+
+import pyarrow.parquet as pq
 
 import pytest
 import torch
@@ -11,14 +14,14 @@ from data.config import DataConfig
 from data.load import batches_from_windows, parquet_windows
 from data.prepare import prepare
 from trainable.config import ModelConfig, TrainConfig, TrialParams
-from trainable.loop import TrainerState, evaluate, fit, load_checkpoint, save_checkpoint, train_epoch
+from trainable.loop import TrainerState, evaluate, fit, load_checkpoint, save_checkpoint
 from trainable.model import build_model
-from trainable.optimizers import OPTIMIZERS, build_optimizer, default_lr
+from trainable.optimizers import OPTIMIZERS, build_optimizer, build_scheduler, default_lr, param_groups
 
 
 def test_default_learning_rates_are_torchs():
     assert {name: default_lr(name) for name in OPTIMIZERS} == {
-        "adagrad": 1e-2, "adadelta": 1.0, "adam": 1e-3, "amsgrad": 1e-3, "adamw": 1e-3}
+        "adagrad": 1e-2, "adadelta": 1.0, "adam": 1e-3, "amsgrad": 1e-3, "adamw": 1e-3, "sgd": 1e-3, "rmsprop": 1e-2}
     model = torch.nn.Linear(2, 2)
     amsgrad = build_optimizer("amsgrad", model.parameters(), lr=1e-3, weight_decay=0.0)
     assert isinstance(amsgrad, torch.optim.Adam) and amsgrad.defaults["amsgrad"] is True
@@ -46,61 +49,81 @@ def _batches(prepared, split, seed=None):
                                 batch_size=16, num_labels=prepared.num_labels, shuffle_seed=seed)
 
 
+def _fresh(prepared, name="adam", lr=1e-3, train=TrainConfig()):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="tiny-distilbert"), prepared.num_labels)
+    optimizer = build_optimizer(name, model.parameters(), lr=lr, weight_decay=0.0)
+    scheduler = build_scheduler(optimizer, schedule=train.schedule, total_steps=6 * train.epochs, warmup_ratio=train.warmup_ratio)
+    return model, optimizer, scheduler
+
+
+def _fit(prepared, model, optimizer, scheduler, train, state, reports):
+    return fit(model, optimizer, scheduler, train=train, state=state, steps_per_epoch=6,
+               train_batches=lambda e: _batches(prepared, "train", seed=e),
+               eval_batches={"val": lambda: _batches(prepared, "validation")},
+               report=lambda m, s: reports.append(m), majority_p1=0.3)
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_every_optimizer_trains_tiny_distilbert_without_nan(slice_, name):
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(name="tiny-distilbert"), slice_.num_labels)
-    optimizer = build_optimizer(name, model.parameters(), lr=default_lr(name), weight_decay=0.0)
+    model, optimizer, scheduler = _fresh(slice_, name, lr=default_lr(name))
+    assert optimizer.param_groups[0]["lr"] == OPTIMIZERS[name].default_lr
     before = [p.detach().clone() for p in model.parameters()]
-    state = TrainerState()
-    loss = train_epoch(model, optimizer, _batches(slice_, "train", seed=1), state)
-    assert math.isfinite(loss) and state.step == 6  # 96 documents / 16
+    reports = []
+    state = _fit(slice_, model, optimizer, scheduler, TrainConfig(epochs=1), TrainerState(), reports)
+    assert state.step == 6 and reports[0]["diverged"] == 0  # 96 documents / 16
+    assert all(math.isfinite(v) for v in reports[0].values())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
-def test_checkpoint_round_trip_continues_identically(slice_, tmp_path):
-    def fresh():
-        torch.manual_seed(0)
-        model = build_model(ModelConfig(name="tiny-distilbert"), slice_.num_labels)
-        return model, build_optimizer("adam", model.parameters(), lr=1e-3, weight_decay=0.0)
-
+@pytest.mark.parametrize("train", [TrainConfig(epochs=2), TrainConfig(epochs=2, eval_every_steps=4, schedule="linear", warmup_ratio=0.25, grad_clip=1.0)],
+                         ids=["per-epoch", "every-4-steps-mid-epoch"])
+def test_checkpoint_round_trip_continues_identically(slice_, tmp_path, train):
     reports = []
-    model, optimizer = fresh()
-    fit(model, optimizer, epochs=2, state=TrainerState(), train_batches=lambda e: _batches(slice_, "train", seed=e),
-        val_batches=lambda: _batches(slice_, "validation"), report=lambda m, s: reports.append(m))
+    model, optimizer, scheduler = _fresh(slice_, train=train)
+    _fit(slice_, model, optimizer, scheduler, train, TrainerState(), reports)
 
-    model, optimizer = fresh()  # run epoch 1, checkpoint, then resume epoch 2 in a new model
-    state = fit(model, optimizer, epochs=1, state=TrainerState(), train_batches=lambda e: _batches(slice_, "train", seed=e),
-                val_batches=lambda: _batches(slice_, "validation"), report=lambda m, s: None)
-    save_checkpoint(tmp_path, model, optimizer, state)
-    model, optimizer = fresh()
-    state = load_checkpoint(tmp_path, model, optimizer)
-    assert state.epoch == 1 and state.step == 6
+    # Interrupt after the first report (mid-epoch when reporting every 4 of 6 steps), resume in a new process's worth of objects.
+    first = []
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(m, s):
+        first.append(m)
+        save_checkpoint(tmp_path, model, optimizer, scheduler, s)
+        raise Stop
+
+    model, optimizer, scheduler = _fresh(slice_, train=train)
+    with pytest.raises(Stop):
+        fit(model, optimizer, scheduler, train=train, state=TrainerState(), steps_per_epoch=6,
+            train_batches=lambda e: _batches(slice_, "train", seed=e), eval_batches={"val": lambda: _batches(slice_, "validation")},
+            report=stop_after_first, majority_p1=0.3)
+    model, optimizer, scheduler = _fresh(slice_, train=train)
+    torch.manual_seed(123)  # the checkpoint's RNG state must win over whatever the process has
+    state = load_checkpoint(tmp_path, model, optimizer, scheduler)
     resumed = []
-    fit(model, optimizer, epochs=2, state=state, train_batches=lambda e: _batches(slice_, "train", seed=e),
-        val_batches=lambda: _batches(slice_, "validation"), report=lambda m, s: resumed.append(m))
-    assert len(reports) == 2 and len(resumed) == 1
-    for key in ("epoch", "train_loss", "val_loss", "val_p1", "val_p3"):
-        assert resumed[0][key] == pytest.approx(reports[1][key], rel=1e-5), key
+    _fit(slice_, model, optimizer, scheduler, train, state, resumed)
+    assert first[0] == pytest.approx(reports[0])
+    assert len(resumed) == len(reports) - 1
+    for got, want in zip(resumed, reports[1:]):
+        for key in ("epoch", "step", "train_loss", "val_loss", "val_p1", "val_p3", "val_ndcg5", "val_pred_entropy"):
+            assert got[key] == pytest.approx(want[key], rel=1e-5), key
 
 
 def test_non_finite_loss_reports_diverged_with_finite_values(slice_):
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(name="tiny-distilbert"), slice_.num_labels)
-    optimizer = build_optimizer("adam", model.parameters(), lr=1e-3, weight_decay=0.0)
+    model, optimizer, scheduler = _fresh(slice_)
     with torch.no_grad():
         model.head.weight.fill_(float("nan"))
     reports = []
-    fit(model, optimizer, epochs=3, state=TrainerState(), train_batches=lambda e: _batches(slice_, "train", seed=e),
-        val_batches=lambda: _batches(slice_, "validation"), report=lambda m, s: reports.append(m))
+    _fit(slice_, model, optimizer, scheduler, TrainConfig(epochs=3), TrainerState(), reports)
     assert len(reports) == 1 and reports[0]["diverged"] == 1
     assert all(math.isfinite(v) for v in reports[0].values())
 
 
 def test_evaluate_matches_a_direct_computation(slice_):
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(name="tiny-distilbert"), slice_.num_labels)
-    metrics = evaluate(model, _batches(slice_, "validation"))
+    model, _, _ = _fresh(slice_)
+    result = evaluate(model, _batches(slice_, "validation"), majority_p1=0.3)
     logits, targets = [], []
     with torch.no_grad():
         for batch in _batches(slice_, "validation"):
@@ -110,5 +133,57 @@ def test_evaluate_matches_a_direct_computation(slice_):
     order = logits.argsort(dim=1, descending=True)
     for k in (1, 3, 5):
         expected = sum(targets[i, order[i, :k]].sum().item() / k for i in range(len(targets))) / len(targets)
-        assert metrics[f"val_p{k}"] == pytest.approx(expected)
-    assert metrics["val_loss"] == pytest.approx(torch.nn.functional.binary_cross_entropy_with_logits(logits, targets).item(), rel=1e-5)
+        assert result[f"val_p{k}"] == pytest.approx(expected)
+    assert result["val_loss"] == pytest.approx(torch.nn.functional.binary_cross_entropy_with_logits(logits, targets).item(), rel=1e-5)
+    with torch.no_grad():
+        pooled = torch.cat([model.embed(b["input_ids"], b["attention_mask"]) for b in _batches(slice_, "validation")])
+    sv = torch.linalg.svdvals(pooled.double())
+    p = sv / sv.sum()
+    assert result["val_embed_rank"] == pytest.approx(torch.exp(-(p * p.log()).sum()).item(), rel=1e-4)
+
+
+class _ZeroEncoder(torch.nn.Module):
+    """Wraps an encoder and zeroes its output: every document maps to one point."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.inner, self.config = encoder, encoder.config
+
+    def forward(self, **kwargs):
+        out = self.inner(**kwargs)
+        out.last_hidden_state = torch.zeros_like(out.last_hidden_state)
+        return out
+
+
+def test_a_model_forced_to_constant_output_is_flagged_collapsed(slice_):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="minilm-l6"), slice_.num_labels)
+    val = pq.read_table(slice_.split_dir("validation")).to_pylist()
+    share = Counter(i for r in val for i in r["label_ids"])
+    floor = max(share.values()) / len(val)  # P@1 of the best constant prediction on this split
+    # Pretrained MiniLM with a fresh head: each document gets its own ranking, so not collapsed.
+    healthy = evaluate(model, _batches(slice_, "validation"), majority_p1=floor)
+    assert healthy["val_pred_entropy"] > 0.2 and healthy["val_embed_rank"] > 5 and healthy["collapsed"] == 0
+    model.encoder = _ZeroEncoder(model.encoder)  # now every document maps to one point
+    result = evaluate(model, _batches(slice_, "validation"), majority_p1=floor)
+    assert result["val_pred_entropy"] == 0.0 and result["val_distinct_top5"] == pytest.approx(1 / 48)
+    assert result["val_embed_rank"] == pytest.approx(1.0, abs=1e-6)
+    assert result["val_p1"] <= floor and result["collapsed"] == 1
+
+
+def test_decay_can_spare_biases_and_layernorm():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    groups = param_groups(model, 0.01, decay_bias_and_norm=False)
+    assert [len(g["params"]) for g in groups] == [1, 3] and [g["weight_decay"] for g in groups] == [0.01, 0.0]
+    assert len(param_groups(model, 0.01)[0]["params"]) == 4
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
+    scheduler = build_scheduler(optimizer, schedule="linear", total_steps=10, warmup_ratio=0.2)
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0]) and lrs[-1] == pytest.approx(1 / 8)
