@@ -1,0 +1,109 @@
+"""The trainable through the real Ray Tune path: a trial killed mid-run (SIGKILL) resumes from its
+checkpoint and ends with the uninterrupted run's metrics; a NaN loss ends one trial as
+`diverged` without crashing the search; TensorBoard event files are written per trial."""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+from pathlib import Path
+
+import pytest
+import ray
+from ray import tune
+
+from data.config import DataConfig
+from data.load import read_split
+from data.prepare import prepare
+from trainable.config import ModelConfig, TrainConfig
+from trainable.entry import TrialSettings, train_fn
+
+METRICS = ("step", "train_loss", "val_loss", "val_p1", "val_p3", "val_ndcg3", "val_pred_entropy", "val_embed_rank")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, datasets_dir, minilm_path):
+    cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32, train_limit=128,
+                     validation_limit=48, test_limit=16, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    prepared = prepare(cfg, tokenizer=minilm_path)
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    settings = TrialSettings(model=ModelConfig(name="tiny-distilbert"), train=TrainConfig(epochs=3, batch_size=16),
+                             num_labels=prepared.num_labels, num_train=128, pad_id=0,
+                             majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"], threads=1)
+    data = {"train_data": read_split(prepared.split_dir("train")), "val_data": read_split(prepared.split_dir("validation"))}
+    yield settings, data
+    ray.shutdown()
+
+
+def _tuner(settings, data, path, name, param_space, callbacks=(), max_failures=0):
+    return tune.Tuner(
+        tune.with_resources(tune.with_parameters(train_fn, settings=settings, **data), {"cpu": 1}),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric="val_p1", mode="max", max_concurrent_trials=2),
+        run_config=tune.RunConfig(name=name, storage_path=str(path), callbacks=list(callbacks),
+                                  failure_config=tune.FailureConfig(max_failures=max_failures),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+
+
+class KillTrialOnce(tune.Callback):
+    """Kills the trial's worker process with SIGKILL right after its first report."""
+
+    def __init__(self):
+        self.killed = False
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if not self.killed and result["epoch"] == 1:
+            self.killed = True
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+def test_a_killed_trial_resumes_from_its_checkpoint_with_identical_metrics(setup, tmp_path):
+    settings, data = setup
+    space = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "seed": 7}
+    clean = _tuner(settings, data, tmp_path, "clean", space).fit()
+    killer = KillTrialOnce()
+    resumed = _tuner(settings, data, tmp_path, "killed", space, callbacks=[killer], max_failures=1).fit()
+    assert killer.killed
+    assert not clean.errors and not resumed.errors
+    want = clean[0].metrics_dataframe
+    got = resumed[0].metrics_dataframe
+    assert list(want["epoch"]) == [1, 2, 3]
+    assert got["pid"].nunique() == 2  # a second process ran the rest
+    final = got.drop_duplicates("epoch", keep="last").set_index("epoch")
+    for key in METRICS:
+        assert final.loc[3, key] == pytest.approx(want.set_index("epoch").loc[3, key], rel=1e-5), key
+        assert final.loc[2, key] == pytest.approx(want.set_index("epoch").loc[2, key], rel=1e-5), key
+
+
+def _scalars(event_file):
+    """Reads (tag, value) pairs from a TensorBoard event file (TFRecord framing + Event protos)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    data, pos, out = event_file.read_bytes(), 0, []
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        event = Event.FromString(data[pos + 12 : pos + 12 + length])
+        out += [(v.tag, v.simple_value) for v in event.summary.value]
+        pos += 12 + length + 4
+    return out
+
+
+def test_nan_loss_stops_only_that_trial_as_diverged_and_tensorboard_files_are_written(setup, tmp_path):
+    settings, data = setup
+    results = _tuner(settings, data, tmp_path, "nan2", {"optimizer": tune.grid_search(["sgd", "adam"]),
+                                                         "lr": tune.sample_from(lambda spec: 1e12 if spec.config.optimizer == "sgd" else 1e-3),
+                                                         "weight_decay": 0.0, "seed": 0}).fit()
+    assert not results.errors
+    by_opt = {r.config["optimizer"]: r for r in results}
+    bad, good = by_opt["sgd"], by_opt["adam"]
+    assert bad.metrics["diverged"] == 1 and bad.metrics["epoch"] == 0 and len(bad.metrics_dataframe) == 1
+    assert all(isinstance(bad.metrics[k], float) and bad.metrics[k] < float("inf") for k in ("train_loss", "val_loss", "val_p1"))
+    assert good.metrics["diverged"] == 0 and good.metrics["epoch"] == 3
+    for r in (bad, good):
+        events = list(Path(r.path).glob("events.out.tfevents.*"))
+        assert len(events) == 1
+        tags = {tag for tag, _ in _scalars(events[0])}
+        assert "ray/tune/val_p1" in tags and "ray/tune/train_loss" in tags
