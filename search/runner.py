@@ -21,6 +21,8 @@ from search.space import define_by_run
 from trainable import keys
 from trainable.model import tokenizer_name
 
+DDP_DRIVER_CPU = 0.01  # what a multi-worker trial's own process holds; Ray refuses 0
+
 def experiment_dir(config: ExperimentConfig) -> Path:
     """`<storage_path>/<name>`, absolute (Tune runs trials in their own working directories)."""
     return Path(config.storage_path).expanduser().resolve() / config.name
@@ -77,12 +79,14 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
         num_train=prepared.manifest["splits"]["train"]["rows"],
         pad_id=prepared.manifest["tokenizer"]["pad_token_id"],
         majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"],
-        threads=config.train.threads or max(1, math.floor(resources.cpus_per_trial)),
+        threads=config.train.threads or max(1, math.floor(resources.cpus_per_trial / config.train.workers_per_trial)),
+        cpus_per_trial=resources.cpus_per_trial,
         gpus_per_trial=resources.gpus_per_trial,
+        driver_cpu=DDP_DRIVER_CPU if config.train.workers_per_trial > 1 else 0.0,
     )
     if config.train.workers_per_trial > 1:
-        # The trial only drives a TorchTrainer whose workers hold the CPUs/GPUs.
-        trial_resources = {"cpu": 0}
+        # The trial only drives a TorchTrainer; its workers share the trial's CPUs and GPUs.
+        trial_resources = {"cpu": DDP_DRIVER_CPU}
     else:
         trial_resources = {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
     trainable = tune.with_resources(

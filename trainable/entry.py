@@ -39,7 +39,9 @@ class TrialSettings:
     pad_id: int
     majority_p1: float  # validation P@1 of the most-frequent-label predictor
     threads: int  # torch threads: Ray sets OMP_NUM_THREADS=1 in workers, so set it explicitly
+    cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    driver_cpu: float = 0.0  # CPUs the trial's own process holds when it drives DDP workers
 
 
 def _batch_factories(settings: TrialSettings, seed: int, train_data: Any, eval_data: dict[str, Any]):
@@ -150,6 +152,15 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         device=device, steps_per_epoch=steps_per_epoch)
 
 
+def _worker_resources(settings: TrialSettings) -> dict[str, float]:
+    """The trial's CPUs (less what its driving process holds) and GPUs, split between workers."""
+    workers = settings.train.workers_per_trial
+    resources = {"CPU": (settings.cpus_per_trial - settings.driver_cpu) / workers}
+    if settings.gpus_per_trial > 0:
+        resources["GPU"] = settings.gpus_per_trial / workers
+    return resources
+
+
 def _run_data_parallel(config, settings: TrialSettings, train_data, val_data, test_data) -> None:
     from ray.train import DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -163,7 +174,7 @@ def _run_data_parallel(config, settings: TrialSettings, train_data, val_data, te
         train_loop_config={"settings": settings, "params": TrialParams.from_trial_config(config, settings.train),
                            "splits": list(datasets)},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=settings.gpus_per_trial > 0,
-                                     resources_per_worker={"CPU": settings.threads}),
+                                     resources_per_worker=_worker_resources(settings)),
         datasets=datasets,
         dataset_config=DataConfig(datasets_to_split=["train"]),
         run_config=RunConfig(name=f"ddp_{context.get_trial_id()}", storage_path=context.get_trial_dir(),
