@@ -62,7 +62,7 @@ def cmd_prepare(args) -> int:
 def cmd_search(args) -> int:
     from search.runner import run_search
 
-    folder = run_search(_load(args), address=args.address, overwrite=args.overwrite)
+    folder = run_search(_load(args), address=args.address, overwrite=args.overwrite, dashboard=args.dashboard)
     print(f"results: {folder}\nnext: sweetspot analyze {folder}")
     return 0
 
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_args(p)
     p.add_argument("--address", help="Ray cluster to join ('auto', 'HOST:PORT', 'ray://…'); default: $RAY_ADDRESS, else an embedded local Ray")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder of the same name")
+    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the embedded local Ray (a cluster has its own)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("analyze", help="report on a results folder (no Ray needed)",

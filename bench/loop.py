@@ -1,0 +1,170 @@
+"""Loop benchmark: what does running a trial through Ray Tune cost over a bare PyTorch loop, and
+how does it compare with Hugging Face's Trainer? All three measured in one run, interleaved.
+
+    SWEETSPOT_DATA_DIR=../shared/datasets python bench/loop.py [--docs 640] [--epochs 2] [--repeats 2]
+
+Same model (all-MiniLM-L6-v2 + dropout + linear head, BCE), same prepared go_emotions documents,
+batch size, epochs, torch threads (2) and one validation pass per epoch.
+- bare: a plain PyTorch loop over the same length-bucketed, dynamically padded batches;
+- tune: one `sweetspot search` trial (Ray Data batches, a checkpoint and `tune.report` every
+  epoch), timed by Tune's `time_this_iter_s` per epoch;
+- hf_trainer: `transformers.Trainer` with dynamic padding and length-grouped sampling, evaluating
+  every epoch, saving nothing, timed per epoch by a callback.
+Steady-state throughput = training documents / median time of one epoch (train + evaluation +
+report), over epochs 2..E (epoch 1 carries one-off allocation costs on every side). The fixed
+start-up cost of a Tune trial (worker process, imports, model load) is reported apart: it is paid
+once per trial, not per epoch.
+Results: docs/benchmarks-loop.json, summarised in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from data.config import DataConfig  # noqa: E402
+from data.load import batches_from_windows, parquet_windows  # noqa: E402
+from data.prepare import Prepared, prepare  # noqa: E402
+from trainable.config import ModelConfig  # noqa: E402
+from trainable.model import build_model, tokenizer_name  # noqa: E402
+
+THREADS, BATCH, EVAL_BATCH, WINDOW = 2, 16, 64, 50
+
+
+def bare_loop(prepared: Prepared, epochs: int) -> list[float]:
+    """Seconds per epoch (train + evaluation) of a plain PyTorch loop."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="minilm-l6"), prepared.num_labels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=0.0)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    seconds = []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        for batch in batches_from_windows(parquet_windows(prepared.split_dir("train"), window_rows=BATCH * WINDOW, shuffle_seed=epoch),
+                                          batch_size=BATCH, num_labels=prepared.num_labels, shuffle_seed=epoch):
+            loss = loss_fn(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            for batch in batches_from_windows(parquet_windows(prepared.split_dir("validation"), window_rows=EVAL_BATCH * WINDOW),
+                                              batch_size=EVAL_BATCH, num_labels=prepared.num_labels):
+                model(batch["input_ids"], batch["attention_mask"])
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def tune_trial(config_file: Path, folder: Path) -> tuple[list[float], float]:
+    """Seconds per epoch of one Tune trial, and the trial's whole wall time as Tune saw it."""
+    from search.config import load_experiment
+    from search.runner import run_search
+
+    out = run_search(load_experiment(config_file, [f"storage_path={folder}"]), overwrite=True)
+    rows = [json.loads(l) for l in next(out.glob("trial_*/result.json")).read_text().splitlines()]
+    return [r["time_this_iter_s"] for r in rows], rows[-1]["time_total_s"]
+
+
+def hf_trainer(prepared: Prepared, epochs: int, folder: Path) -> list[float]:
+    """Seconds per epoch (train + evaluation) of transformers.Trainer."""
+    import datasets
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+
+    def load(split):
+        ds = datasets.Dataset.from_parquet(str(next(prepared.split_dir(split).glob("*.parquet"))))
+        labels = prepared.num_labels
+
+        def to_features(row):
+            multi_hot = [0.0] * labels
+            for i in row["label_ids"]:
+                multi_hot[i] = 1.0
+            return {"input_ids": row["input_ids"], "attention_mask": [1] * len(row["input_ids"]), "labels": multi_hot}
+
+        return ds.map(to_features, remove_columns=["label_ids"])  # "length" feeds the length-grouped sampler
+
+    class WithLoss(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, labels):
+            logits = self.inner(input_ids, attention_mask)
+            return {"loss": torch.nn.functional.binary_cross_entropy_with_logits(logits, labels), "logits": logits}
+
+    marks: list[float] = []
+
+    class EpochClock(TrainerCallback):  # an epoch's evaluation runs between its end and the next begin
+        def on_epoch_begin(self, args, state, control, **kw):
+            marks.append(time.perf_counter())
+
+        def on_train_end(self, args, state, control, **kw):
+            marks.append(time.perf_counter())
+
+    torch.manual_seed(0)
+    model = WithLoss(build_model(ModelConfig(name="minilm-l6"), prepared.num_labels))
+    args = TrainingArguments(output_dir=str(folder), per_device_train_batch_size=BATCH, per_device_eval_batch_size=EVAL_BATCH,
+                             num_train_epochs=epochs, learning_rate=1e-4, weight_decay=0.0, lr_scheduler_type="constant",
+                             eval_strategy="epoch", save_strategy="no", logging_strategy="no", report_to=[],
+                             train_sampling_strategy="group_by_length", use_cpu=True, dataloader_num_workers=0, seed=0,
+                             disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=load("train"), eval_dataset=load("validation"),
+                      data_collator=DataCollatorWithPadding(AutoTokenizer.from_pretrained(tokenizer_name("minilm-l6"))),
+                      callbacks=[EpochClock()])
+    trainer.train()
+    return [b - a for a, b in zip(marks, marks[1:])]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=640)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks-loop.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    data_dir = Path(os.environ.get("SWEETSPOT_DATA_DIR", REPO.parent / "shared" / "datasets"))
+    os.environ["SWEETSPOT_DATA_DIR"] = str(data_dir)
+    work = Path(tempfile.mkdtemp(prefix="sweetspot-bench-loop-"))
+    os.environ["SWEETSPOT_CACHE_DIR"] = str(work / "cache")
+    data = {"source": "go_emotions", "max_len": 64, "train_limit": args.docs, "validation_limit": args.docs // 4, "test_limit": 64}
+    prepared = prepare(DataConfig(**{**data, "path": str(data_dir / "go_emotions")}), tokenizer=tokenizer_name("minilm-l6"))
+    config_file = work / "bench.yaml"
+    config_file.write_text(json.dumps({
+        "name": "bench-loop", "data": data, "model": {"name": "minilm-l6"},
+        "train": {"epochs": args.epochs, "batch_size": BATCH, "eval_batch_size": EVAL_BATCH, "bucket_window": WINDOW, "threads": THREADS},
+        "search": {"num_samples": 1, "max_concurrent_trials": 1, "scheduler": {"name": "fifo"}, "checkpoints_to_keep": 10,
+                   "space": {"optimizer": ["adam"], "lr": {"low": 1e-4, "high": 1e-4}}},
+        "resources": {"cpus_per_trial": THREADS}}))
+    epochs = {"bare": [], "tune": [], "hf_trainer": []}
+    tune_total = []
+    for _ in range(args.repeats):  # interleaved, so drifting machine load hits all three alike
+        epochs["bare"] += bare_loop(prepared, args.epochs)[1:]
+        per_epoch, total = tune_trial(config_file, work / "results")
+        epochs["tune"] += per_epoch[1:]
+        tune_total.append(total - sum(per_epoch[1:]) - statistics.median(per_epoch[1:]))  # start-up = epoch 1's excess
+        epochs["hf_trainer"] += hf_trainer(prepared, args.epochs, work / "hf")[1:]
+    docs = prepared.manifest["splits"]["train"]["rows"]
+    rate = {k: docs / statistics.median(v) for k, v in epochs.items()}
+    results = {"train_docs": docs, "validation_docs": prepared.manifest["splits"]["validation"]["rows"], "epochs": args.epochs,
+               "repeats": args.repeats, "threads": THREADS, "batch": BATCH, "epoch_seconds_2_to_E": epochs,
+               "docs_per_s_median": rate, "tune_vs_bare": rate["tune"] / rate["bare"],
+               "tune_vs_hf_trainer": rate["tune"] / rate["hf_trainer"],
+               "tune_trial_startup_s_median": statistics.median(tune_total)}
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
