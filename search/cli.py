@@ -60,10 +60,38 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from search.runner import run_search
+    from search.runner import run_search, trial_configs
 
-    folder = run_search(_load(args), address=args.address, overwrite=args.overwrite, dashboard=args.dashboard)
+    config = _load(args)
+    if args.dry_run:
+        configs = trial_configs(config)
+        if args.json:
+            print(json.dumps(configs, indent=1))
+        else:
+            for c in configs:
+                print(f"{c['optimizer']:<9} lr={c['lr']:<10g} weight_decay={c['weight_decay']:<8g} seed={c['seed']}")
+            print(f"{len(configs)} trials")
+        return 0
+    folder = run_search(config, address=args.address, overwrite=args.overwrite, dashboard=args.dashboard,
+                        resume=args.resume, retry_errored=args.retry_errored)
     print(f"results: {folder}\nnext: sweetspot analyze {folder}")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from search.runner import load_saved_config, run_search
+
+    folder = run_search(load_saved_config(args.results_dir), address=args.address, dashboard=args.dashboard,
+                        resume=True, retry_errored=args.retry_errored)
+    print(f"results: {folder}\nnext: sweetspot analyze {folder}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from search.status import format_status, read_status
+
+    summary = read_status(args.results_dir)
+    print(json.dumps(summary, indent=1) if args.json else format_status(summary))
     return 0
 
 
@@ -96,7 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster to join ('auto', 'HOST:PORT', 'ray://…'); default: $RAY_ADDRESS, else an embedded local Ray")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder of the same name")
     p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the embedded local Ray (a cluster has its own)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted experiment in the results folder")
+    p.add_argument("--retry-errored", action="store_true", help="with --resume: run errored trials again from their last checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="print the trial configurations of a grid and exit")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print them as a JSON list")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("resume", help="continue an interrupted search from its results folder",
+                       description="Continue the experiment saved in RESULTS_DIR: finished trials are kept, unfinished ones continue from their last checkpoint.")
+    p.add_argument("results_dir", metavar="RESULTS_DIR")
+    p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded local Ray)")
+    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the embedded local Ray")
+    p.add_argument("--retry-errored", action="store_true", help="run errored trials again from their last checkpoint")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("status", help="the run records of a search, while it runs or after",
+                       description="List every trial of a search: status, config, epochs, latest and best metric, error.")
+    p.add_argument("results_dir", metavar="RESULTS_DIR")
+    p.add_argument("--json", action="store_true", help="print the records as JSON")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("analyze", help="report on a results folder (no Ray needed)",
                        description="Read a results folder and print its trials sorted by the search metric.")

@@ -40,23 +40,29 @@ class Range:
 class SpaceConfig:
     """The searched parameters, with the flat names the trial config uses.
 
+    Each of `lr`, `lr_factor` and `weight_decay` is a `Range` ({low, high, log}: sampled by `tpe`
+    and `random`), a list (a categorical choice; the values of a `grid`), or, for weight decay, one
+    number. Lists are what `grid` needs.
+
     Attributes:
-        optimizer: Optimizer names to choose from (keys of `trainable.optimizers.OPTIMIZERS`).
-        lr: Absolute learning-rate range, the same for every optimizer. When `None`, the range is
-            `lr_factor` times the chosen optimizer's default lr (define-by-run).
-        lr_factor: Learning-rate range as factors of each optimizer's default lr.
-        weight_decay: A fixed value or a range.
+        optimizer: Optimizer names (keys of `trainable.optimizers.OPTIMIZERS`).
+        lr: Absolute learning rates, the same for every optimizer. When `None`, the learning rate
+            is `lr_factor` × the chosen optimizer's default lr (define-by-run in `tpe`/`random`).
+        lr_factor: Learning rates as factors of each optimizer's default lr; the study's grid is
+            [10, 1, 0.1, 0.01, 0.001], and the default range spans the same four decades.
+        weight_decay: Weight decay values.
     """
 
     optimizer: tuple[str, ...] = ("adam", "adamw", "amsgrad", "adagrad", "adadelta")
-    lr: Range | None = None
-    lr_factor: Range = Range(1e-3, 10.0)
-    weight_decay: Range | float = 0.0
+    lr: Range | tuple[float, ...] | None = None
+    lr_factor: Range | tuple[float, ...] = Range(1e-3, 10.0)
+    weight_decay: Range | tuple[float, ...] | float = 0.0
 
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Trial scheduler: `asha` (ASHAScheduler, max_t = train.epochs) or `fifo`."""
+    """Trial scheduler: `asha` (ASHAScheduler, max_t = train.epochs) or `fifo` (every trial runs
+    all epochs, as the study did)."""
 
     name: str = "asha"
     grace_period: int = 1
@@ -65,17 +71,41 @@ class SchedulerConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """How trials are chosen and run."""
+    """How trials are chosen and run.
+
+    Attributes:
+        algorithm: `tpe` (Optuna TPE), `random` (Optuna's random sampler) or `grid` (every
+            combination of the space's lists, `num_samples` is ignored).
+        num_samples: Configurations to sample (`tpe`, `random`).
+        seeds: Runs of every configuration, with seeds `train.seed`, `train.seed + 1`, ...
+            (`tpe`/`random` then report each configuration's mean to the searcher).
+        max_concurrent_trials: Trials running at once.
+        metric, mode: What the searcher and scheduler optimise (set once, here).
+        seed: Seed of the sampler.
+        stop_on_collapse: End a trial once `collapsed` held for this many consecutive evaluations
+            (`None`: never).
+        stop_on_diverged: End a trial whose loss became NaN or inf (it also ends itself).
+        max_failures: Retries of a failed trial, each from its last checkpoint.
+        checkpoints_to_keep: Checkpoints kept per trial (the latest ones).
+        study_storage: Where the Optuna study lives: an RDB URL (`postgresql://...`,
+            `sqlite:///...`); `None` means `sqlite:///<results folder>/optuna.db` (or, when the
+            results go to a cloud URI, a SQLite file under ~/.cache/sweetspot/optuna/).
+    """
 
     algorithm: str = "tpe"
     num_samples: int = 8
+    seeds: int = 1
     max_concurrent_trials: int = 2
     metric: str = "val_p1"
     mode: str = "max"
     seed: int = 0
     space: SpaceConfig = field(default_factory=SpaceConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    stop_on_collapse: int | None = None
+    stop_on_diverged: bool = True
+    max_failures: int = 0
     checkpoints_to_keep: int = 1
+    study_storage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +142,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 return None
             raise ConfigError(f"{key}: must not be empty")
         errors = []
+        # A single value is tried as a scalar before being read as a one-element list.
+        if not isinstance(value, (list, tuple)):
+            alternatives = sorted(alternatives, key=lambda a: typing.get_origin(a) is tuple)
         for alt in alternatives:
             if alt is type(None):
                 continue
@@ -250,7 +283,14 @@ def _check_values(c: ExperimentConfig) -> None:
     need(c.data.top_k_labels is None or c.data.top_k_labels >= 1, "data.top_k_labels: must be >= 1")
     need(c.search.num_samples >= 1, "search.num_samples: must be >= 1")
     need(c.search.max_concurrent_trials >= 1, "search.max_concurrent_trials: must be >= 1")
-    need(c.search.algorithm in ("tpe", "random"), f"search.algorithm: expected tpe or random, got {c.search.algorithm!r}")
+    need(c.search.algorithm in ("tpe", "random", "grid"), f"search.algorithm: expected tpe, random or grid, got {c.search.algorithm!r}")
+    need(c.search.seeds >= 1, "search.seeds: must be >= 1")
+    need(c.search.stop_on_collapse is None or c.search.stop_on_collapse >= 1, "search.stop_on_collapse: must be >= 1")
+    need(c.search.max_failures >= 0, "search.max_failures: must be >= 0")
+    need(c.search.checkpoints_to_keep >= 1, "search.checkpoints_to_keep: must be >= 1")
+    if c.search.algorithm == "grid":
+        for key in ("lr" if c.search.space.lr is not None else "lr_factor", "weight_decay"):
+            need(not isinstance(getattr(c.search.space, key), Range), f"search.space.{key}: the grid needs a list of values, not a range")
     need(c.search.mode in ("max", "min"), f"search.mode: expected max or min, got {c.search.mode!r}")
     need(c.search.scheduler.name in ("asha", "fifo"), f"search.scheduler.name: expected asha or fifo, got {c.search.scheduler.name!r}")
     need(c.model.pooling in ("cls", "mean"), f"model.pooling: expected cls or mean, got {c.model.pooling!r}")

@@ -1,87 +1,104 @@
 """Run records: a Tune callback that keeps `summary.json` in the results folder up to date.
 
-Ray's dashboard has no Tune view, so this file is how a user (or `sweetspot analyze`) sees every
-trial's status, config, epochs and metrics while the search runs and after it ends.
+Ray's dashboard has no Tune view, so this file is how a user (`sweetspot status`) sees every
+trial's status, config, epochs and metrics while the search runs and after it ends. Records are
+rebuilt from Tune's own trial objects at every write, so a resumed search (whose restored trials
+fire no events) still lists every trial.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
+from search import storage
 from trainable import keys
+
+STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "errored"}
 
 
 class SummaryCallback(tune.Callback):
     """Rewrites `<experiment>/summary.json` at most every `interval_s` seconds, and at every
-    trial's end and the experiment's end.
+    trial's end and the experiment's end. `folder` is a local path or a storage URI.
 
-    Statuses: `running`, `terminated` (all epochs), `early_stopped` (stopped by the scheduler
-    before `max_epochs`), `diverged`, `errored`.
+    Statuses: `pending`, `running`, `terminated` (all epochs), `early_stopped` (stopped by the
+    scheduler before `max_epochs`), `collapsed` (stopped after `collapse_patience` collapsed
+    evaluations in a row), `diverged`, `errored` (with the error's last line).
     """
 
-    def __init__(self, folder: Path, *, metric: str, mode: str, max_epochs: int, interval_s: float = 5.0):
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Path, *, metric: str, mode: str, max_epochs: int,
+                 collapse_patience: int | None = None, interval_s: float = 5.0):
+        self.folder = str(folder)
         self.metric, self.mode, self.max_epochs = metric, mode, max_epochs
+        self.collapse_patience = collapse_patience
         self.interval_s = interval_s
-        self.trials: dict[str, dict[str, Any]] = {}
+        self._history: dict[str, list[dict[str, Any]]] = {}
         self._written = 0.0
 
-    def _record(self, trial) -> dict[str, Any]:
-        return self.trials.setdefault(trial.trial_id, {
-            "trial_id": trial.trial_id,
-            "status": "pending",
-            "config": dict(trial.config),
-            "folder": os.path.basename(trial.path) if getattr(trial, "path", None) else None,
-            "epochs": 0,
-            "last": {},
-            "best": {},
-            "error": None,
-        })
+    # Tune's hooks: every one passes the full list of trials.
+    def on_trial_add(self, iteration, trials, trial, **info):
+        self._write(trials)
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        record = self._record(trial)
-        record["status"] = "running"
-        record["folder"] = os.path.basename(trial.path) if trial.path else record["folder"]
-        self._write()
+        self._write(trials)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        record = self._record(trial)
-        last = {k: result[k] for k in keys.REPORTED if k in result}
-        record["last"] = last
-        record["epochs"] = int(result.get(keys.EPOCH, record["epochs"]))
-        if self.metric in last and not last.get(keys.DIVERGED):
-            value, best = last[self.metric], record["best"].get(self.metric)
-            if best is None or (value > best if self.mode == "max" else value < best):
-                record["best"] = dict(last)
-        self._write()
+        self._rows(trial).append({k: result[k] for k in keys.REPORTED if k in result})
+        self._write(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        record = self._record(trial)
-        if record["last"].get(keys.DIVERGED):
-            record["status"] = "diverged"
-        elif record["epochs"] < self.max_epochs:
-            record["status"] = "early_stopped"
-        else:
-            record["status"] = "terminated"
-        self._write(force=True)
+        self._write(trials, force=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        record = self._record(trial)
-        record["status"] = "errored"
-        error_file = getattr(trial, "error_file", None)
-        record["error"] = _last_line(error_file) if error_file else "unknown error"
-        self._write(force=True)
+        self._write(trials, force=True)
 
     def on_experiment_end(self, trials, **info):
-        self._write(force=True)
+        self._write(trials, force=True)
 
-    def _write(self, force: bool = False) -> None:
+    def _rows(self, trial) -> list[dict[str, Any]]:
+        """This trial's reported rows; for a trial restored from an earlier run, read back from
+        its result.json."""
+        if trial.trial_id not in self._history:
+            rows = []
+            for line in _read_result_file(trial).splitlines():
+                try:
+                    rows.append({k: v for k, v in json.loads(line).items() if k in keys.REPORTED})
+                except json.JSONDecodeError:  # a line cut short when the last run was killed
+                    break
+            self._history[trial.trial_id] = rows
+        return self._history[trial.trial_id]
+
+    def _record(self, trial) -> dict[str, Any]:
+        rows = self._rows(trial)
+        last = rows[-1] if rows else {}
+        scored = [r for r in rows if self.metric in r and not r.get(keys.DIVERGED)]
+        pick = max if self.mode == "max" else min
+        best = pick(scored, key=lambda r: r[self.metric]) if scored else {}
+        streak = 0
+        for row in reversed(rows):
+            if not row.get(keys.COLLAPSED):
+                break
+            streak += 1
+        epochs = int(last.get(keys.EPOCH, 0))
+        status, error = STATUS.get(trial.status, "terminated"), None
+        if trial.status == "ERROR":
+            error = _last_line(getattr(trial, "error_file", None) or str(Path(trial.local_path or "", "error.txt")))
+        elif trial.status == "TERMINATED":
+            if last.get(keys.DIVERGED):
+                status, error = "diverged", "stopped: the training loss became NaN or inf"
+            elif self.collapse_patience and streak >= self.collapse_patience and epochs < self.max_epochs:
+                status, error = "collapsed", f"stopped: collapsed for {streak} consecutive evaluations"
+            elif epochs < self.max_epochs:
+                status = "early_stopped"
+        return {"trial_id": trial.trial_id, "status": status, "config": dict(trial.config),
+                "folder": Path(trial.local_path).name if getattr(trial, "local_path", None) else None,
+                "epochs": epochs, "last": last, "best": best, "collapsed_streak": streak, "error": error}
+
+    def _write(self, trials, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._written < self.interval_s:
             return
@@ -91,12 +108,22 @@ class SummaryCallback(tune.Callback):
             "mode": self.mode,
             "max_epochs": self.max_epochs,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "trials": list(self.trials.values()),
+            "trials": [self._record(t) for t in trials],
         }
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{keys.SUMMARY_FILE}.tmp"
-        tmp.write_text(json.dumps(summary, indent=1, default=str))
-        os.replace(tmp, self.folder / keys.SUMMARY_FILE)  # readers never see a half-written file
+        storage.write_text(storage.join(self.folder, keys.SUMMARY_FILE), json.dumps(summary, indent=1, default=str))
+
+
+def _read_result_file(trial) -> str:
+    """The trial's result.json: from the driver's staging copy, else from the storage filesystem."""
+    staged = Path(trial.local_path or "", "result.json") if getattr(trial, "local_path", None) else None
+    if staged is not None and staged.is_file():
+        return staged.read_text()
+    try:
+        fs = trial.storage.storage_filesystem
+        with fs.open_input_stream(f"{trial.path}/result.json") as f:
+            return f.read().decode()
+    except Exception:  # not written yet (a pending trial)
+        return ""
 
 
 def _last_line(path: str) -> str:

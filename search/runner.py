@@ -1,4 +1,4 @@
-"""Build and run the Tuner: prepared data -> Optuna TPE (or random) + ASHA -> results folder.
+"""Build, run and resume the Tuner: prepared data -> searcher + scheduler + stoppers -> results.
 
 Ray is started here: embedded and sized to this machine when no address is given, or connected to
 a running cluster (`--address auto`, `ray://…`, or `RAY_ADDRESS`).
@@ -8,28 +8,52 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from data.load import read_split
 from data.prepare import Prepared, prepare
-from search.config import ConfigError, ExperimentConfig, to_dict
-from search.records import SummaryCallback
-from search.space import define_by_run
+from search import storage
+from search.config import ConfigError, ExperimentConfig, load_experiment_dict, to_dict
+from search.space import define_by_run, grid
 from trainable import keys
 from trainable.model import tokenizer_name
 
 DDP_DRIVER_CPU = 0.01  # what a multi-worker trial's own process holds; Ray refuses 0
+STUDY_FILE = "optuna.db"
 
-def experiment_dir(config: ExperimentConfig) -> Path:
-    """`<storage_path>/<name>`, absolute (Tune runs trials in their own working directories)."""
-    return Path(config.storage_path).expanduser().resolve() / config.name
+
+def experiment_dir(config: ExperimentConfig) -> str:
+    """`<storage_path>/<name>`: an absolute local path (Tune runs trials in their own working
+    directories) or a storage URI."""
+    if storage.is_uri(config.storage_path):
+        return storage.join(config.storage_path, config.name)
+    return str(Path(config.storage_path).expanduser().resolve() / config.name)
 
 
 def prepare_data(config: ExperimentConfig) -> Prepared:
     return prepare(config.data, tokenizer=tokenizer_name(config.model.name))
+
+
+def trial_configs(config: ExperimentConfig) -> list[dict[str, Any]]:
+    """The trial configurations of a grid (what `--dry-run` prints)."""
+    search = config.search
+    if search.algorithm != "grid":
+        raise ConfigError(f"search.algorithm: --dry-run lists the trials of a grid; {search.algorithm!r} samples them while it runs")
+    return grid(search.space, seeds=search.seeds, first_seed=config.train.seed)
+
+
+def study_storage_url(config: ExperimentConfig) -> str:
+    if config.search.study_storage:
+        return config.search.study_storage
+    folder = experiment_dir(config)
+    if storage.is_uri(folder):  # SQLite needs a local file: keep the study beside the driver
+        local = Path.home() / ".cache" / "sweetspot" / "optuna" / f"{config.name}.db"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{local}"
+    return f"sqlite:///{Path(folder) / STUDY_FILE}"
 
 
 def _init_ray(address: str | None, dashboard: bool) -> None:
@@ -46,34 +70,42 @@ def _init_ray(address: str | None, dashboard: bool) -> None:
         ray.init(num_cpus=os.cpu_count(), log_to_driver=True, include_dashboard=dashboard)
 
 
-def run_search(config: ExperimentConfig, *, address: str | None = None, overwrite: bool = False, dashboard: bool = False) -> Path:
-    """Runs the experiment and returns its results folder."""
-    import optuna
-    import ray
+def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config without what may legitimately differ between a run and its resume."""
+    return {k: v for k, v in resolved.items() if k not in ("storage_path", "prepared_path")}
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _differences(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _check_resumable(config: ExperimentConfig, folder: str) -> None:
+    import ray.tune
+
+    config_file = storage.join(folder, keys.CONFIG_FILE)
+    if not storage.exists(config_file) or not ray.tune.Tuner.can_restore(folder):
+        raise ConfigError(f"{folder}: holds no experiment to resume")
+    saved = yaml.safe_load(storage.read_text(config_file))
+    differ = _differences(_comparable(saved), _comparable(to_dict(config)))
+    if differ:
+        raise ConfigError(f"{folder}: holds an experiment from a different config (differs in: {', '.join(differ)})")
+
+
+def _trainable(config: ExperimentConfig, prepared: Prepared):
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from trainable.entry import TrialSettings, train_fn
 
-    folder = experiment_dir(config)
-    if folder.exists() and any(folder.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{folder}: already holds results (use another `name`, or --overwrite to replace them)")
-        shutil.rmtree(folder)
-
-    prepared = prepare_data(config)
-    folder.mkdir(parents=True, exist_ok=True)
-    resolved = {**to_dict(config), "prepared_path": str(prepared.path)}
-    (folder / keys.CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
-
-    _init_ray(address, dashboard)
-    ray.data.DataContext.get_current().enable_progress_bars = False  # a bar per trial per epoch is noise
+    # Materialized once here and handed to every trial, in bounded blocks (data.load.read_split).
     train_data = read_split(prepared.split_dir("train"))
     val_data = read_split(prepared.split_dir("validation"))
     test_data = read_split(prepared.split_dir("test")) if config.train.eval_test else None
-
-    resources = config.resources
+    resources, workers = config.resources, config.train.workers_per_trial
     settings = TrialSettings(
         model=config.model,
         train=config.train,
@@ -81,52 +113,119 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
         num_train=prepared.manifest["splits"]["train"]["rows"],
         pad_id=prepared.manifest["tokenizer"]["pad_token_id"],
         majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"],
-        threads=config.train.threads or max(1, math.floor(resources.cpus_per_trial / config.train.workers_per_trial)),
+        threads=config.train.threads or max(1, math.floor(resources.cpus_per_trial / workers)),
         cpus_per_trial=resources.cpus_per_trial,
         gpus_per_trial=resources.gpus_per_trial,
-        driver_cpu=DDP_DRIVER_CPU if config.train.workers_per_trial > 1 else 0.0,
+        driver_cpu=DDP_DRIVER_CPU if workers > 1 else 0.0,
     )
-    if config.train.workers_per_trial > 1:
-        # The trial only drives a TorchTrainer; its workers share the trial's CPUs and GPUs.
+    if workers > 1:  # the trial only drives a TorchTrainer; its workers share the trial's CPUs and GPUs
         trial_resources = {"cpu": DDP_DRIVER_CPU}
     else:
         trial_resources = {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
-    trainable = tune.with_resources(
+    return tune.with_resources(
         tune.with_parameters(train_fn, settings=settings, train_data=train_data, val_data=val_data, test_data=test_data),
         trial_resources,
     )
 
+
+def _tuner(config: ExperimentConfig, trainable, folder: str):
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator, Repeater
+    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.stopper import CombinedStopper
+
+    from search.records import SummaryCallback
+    from search.stoppers import CollapseStopper, DivergedStopper
+
     search = config.search
-    sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "tpe"
-               else optuna.samplers.RandomSampler(seed=search.seed))
-    # A define-by-run space fixes the Optuna study at construction, and Tune never forwards
-    # TuneConfig's metric/mode to it (it skips set_search_properties for an empty param_space),
-    # so this searcher is the one place besides TuneConfig that must be told them.
-    searcher = OptunaSearch(space=define_by_run(search.space), sampler=sampler, metric=search.metric, mode=search.mode)
+    param_space: dict[str, Any] = {}
+    if search.algorithm == "grid":
+        configs = trial_configs(config)
+        searcher, num_samples = BasicVariantGenerator(points_to_evaluate=configs, max_concurrent=search.max_concurrent_trials), len(configs)
+        param_space = {key: None for key in configs[0]}  # the keys the points fill in
+    else:
+        sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "tpe"
+                   else optuna.samplers.RandomSampler(seed=search.seed))
+        # A define-by-run space fixes the Optuna study at construction, and Tune never forwards
+        # TuneConfig's metric/mode to it (it skips set_search_properties for an empty
+        # param_space), so this searcher is the one place besides TuneConfig that is told them.
+        searcher = OptunaSearch(space=define_by_run(search.space), sampler=sampler, metric=search.metric, mode=search.mode,
+                                storage=optuna.storages.RDBStorage(study_storage_url(config)), study_name=config.name)
+        if search.seeds > 1:  # every sampled configuration runs with `seeds` seeds; Optuna sees their mean
+            searcher = Repeater(searcher, repeat=search.seeds)
+        num_samples = search.num_samples * search.seeds
     if search.scheduler.name == "asha":
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.train.epochs,
-                                  grace_period=search.scheduler.grace_period,
-                                  reduction_factor=search.scheduler.reduction_factor)
+                                  grace_period=search.scheduler.grace_period, reduction_factor=search.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-
-    tuner = tune.Tuner(
+    stoppers = ([DivergedStopper()] if search.stop_on_diverged else []) + \
+               ([CollapseStopper(search.stop_on_collapse)] if search.stop_on_collapse else [])
+    return tune.Tuner(
         trainable,
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=search.metric,
-            mode=search.mode,
-            search_alg=searcher,
-            scheduler=scheduler,
-            num_samples=search.num_samples,
-            max_concurrent_trials=search.max_concurrent_trials,
-            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+            metric=search.metric, mode=search.mode, search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
+            max_concurrent_trials=None if search.algorithm == "grid" else search.max_concurrent_trials,
+            trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=config.name,
-            storage_path=str(folder.parent),
+            storage_path=folder.rsplit("/", 1)[0] if storage.is_uri(folder) else str(Path(folder).parent),
+            stop=CombinedStopper(*stoppers) if stoppers else None,
+            failure_config=tune.FailureConfig(max_failures=search.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=search.checkpoints_to_keep),
-            callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs)],
+            callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs,
+                                       collapse_patience=search.stop_on_collapse)],
         ),
     )
+
+
+def _trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def run_search(config: ExperimentConfig, *, address: str | None = None, overwrite: bool = False,
+               dashboard: bool = False, resume: bool = False, retry_errored: bool = False) -> str:
+    """Runs the experiment (or resumes it) and returns its results folder."""
+    import ray
+    from ray import tune
+
+    folder = experiment_dir(config)
+    if resume:
+        _check_resumable(config, folder)
+    elif not storage.is_empty_dir(folder):
+        if not overwrite:
+            raise ConfigError(f"{folder}: already holds results (use another `name`, --resume to continue them, "
+                              f"or --overwrite to replace them)")
+        storage.delete_dir(folder)
+
+    prepared = prepare_data(config)
+    if not resume:
+        resolved = {**to_dict(config), "prepared_path": str(prepared.path)}
+        storage.write_text(storage.join(folder, keys.CONFIG_FILE), yaml.safe_dump(resolved, sort_keys=False))
+
+    _init_ray(address, dashboard)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # a bar per trial per epoch is noise
+    trainable = _trainable(config, prepared)
+    if resume:
+        tuner = tune.Tuner.restore(folder, trainable=trainable, resume_unfinished=True, resume_errored=retry_errored)
+    else:
+        tuner = _tuner(config, trainable, folder)
     tuner.fit()
     return folder
+
+
+def load_saved_config(folder: str) -> ExperimentConfig:
+    """The experiment config saved in a results folder (for `sweetspot resume`)."""
+    config_file = storage.join(folder, keys.CONFIG_FILE)
+    if not storage.exists(config_file):
+        raise ConfigError(f"{folder}: holds no experiment to resume (no {keys.CONFIG_FILE})")
+    saved = yaml.safe_load(storage.read_text(config_file))
+    saved.pop("prepared_path", None)
+    location = folder.rstrip("/")
+    saved["storage_path"] = location.rsplit("/", 1)[0] if storage.is_uri(location) else str(Path(location).resolve().parent)
+    saved["name"] = location.rsplit("/", 1)[1] if storage.is_uri(location) else Path(location).resolve().name
+    return load_experiment_dict(saved)

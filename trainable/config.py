@@ -98,5 +98,6 @@ class TrialParams:
             optimizer=optimizer,
             lr=float(lr) if lr is not None else default_lr(optimizer),
             weight_decay=float(config.get("weight_decay", train.weight_decay)),
-            seed=int(config.get("seed", train.seed)),
+            # Tune's Repeater numbers the runs of one configuration with __trial_index__.
+            seed=int(config.get("seed", train.seed + int(config.get("__trial_index__", 0)))),
         )

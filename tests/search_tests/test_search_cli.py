@@ -1,0 +1,149 @@
+"""The experiment driver through the CLI on a real local Ray: the study's grid, the collapse
+stopper, a storage URI, run records, the Optuna study database, and resuming after the driver
+was killed with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from tests.conftest import REPO
+from trainable.optimizers import default_lr
+
+SLICE = "data: {source: go_emotions, max_len: 48, train_limit: 320, validation_limit: 64, test_limit: 32}"
+
+
+def _cli(*args, env, timeout=600):
+    return subprocess.run([sys.executable, "-m", "search.cli", *args], capture_output=True, text=True, cwd=REPO,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture
+def env(tmp_path, datasets_dir):
+    return {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"), "RAY_ADDRESS": ""}
+
+
+def test_seed_protocol_preset_expands_to_the_studys_25_trials(env):
+    run = _cli("search", str(REPO / "examples" / "eurlex4k-seed-protocol.yaml"), "--dry-run", "--json", env=env, timeout=60)
+    assert run.returncode == 0, run.stderr
+    trials = json.loads(run.stdout)
+    assert len(trials) == 25
+    for optimizer in ("adagrad", "adadelta", "adam", "amsgrad", "adamw"):
+        lrs = sorted(t["lr"] for t in trials if t["optimizer"] == optimizer)
+        assert lrs == pytest.approx(sorted(default_lr(optimizer) * f for f in (10, 1, 0.1, 0.01, 0.001)))
+    assert {t["weight_decay"] for t in trials} == {0.0} and {t["seed"] for t in trials} == {0}
+    # The ablation preset: Adam vs AdamW × 5 weight decays at lr 1e-4; seeds multiply a grid.
+    run = _cli("search", str(REPO / "examples" / "eurlex4k-wd-ablation.yaml"), "--dry-run", "--json", "--set", "search.seeds=3",
+               env=env, timeout=60)
+    ablation = json.loads(run.stdout)
+    assert len(ablation) == 2 * 5 * 3 and {t["lr"] for t in ablation} == {1e-4} and {t["seed"] for t in ablation} == {0, 1, 2}
+
+
+def test_collapse_stopper_ends_collapsed_trials_and_says_why_with_a_storage_uri(tmp_path, env):
+    config = tmp_path / "collapse.yaml"
+    config.write_text(f"""
+name: collapse
+storage_path: file://{tmp_path / 'results'}
+{SLICE}
+model: {{name: tiny-distilbert}}
+train: {{epochs: 4, batch_size: 16}}
+search:
+  algorithm: grid
+  space: {{optimizer: [adam], lr: [0.5], weight_decay: [0.0]}}
+  scheduler: {{name: fifo}}
+  stop_on_collapse: 2
+""")
+    run = _cli("search", str(config), env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = f"file://{tmp_path / 'results' / 'collapse'}"
+    status = json.loads(_cli("status", folder, "--json", env=env).stdout)
+    (trial,) = status["trials"]
+    assert trial["status"] == "collapsed" and trial["epochs"] == 2  # of 4: stopped after 2 collapsed evaluations
+    assert trial["error"] == "stopped: collapsed for 2 consecutive evaluations"
+    rows = [json.loads(l) for l in (tmp_path / "results" / "collapse" / f"trial_{trial['trial_id']}" / "result.json").read_text().splitlines()]
+    assert [r["collapsed"] for r in rows] == [1, 1] and rows[-1]["val_pred_entropy"] <= 0.2 * rows[-1]["val_true_entropy"]
+    table = _cli("status", folder, env=env).stdout
+    assert "collapsed" in table and "stopped: collapsed for 2 consecutive evaluations" in table
+
+
+def _wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError("timed out")
+
+
+def _summary(folder):
+    try:
+        return json.loads((folder / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def test_killed_driver_resumes_without_losing_or_rerunning_finished_trials(tmp_path, env):
+    config = tmp_path / "kill.yaml"
+    config.write_text(f"""
+name: kill
+storage_path: {tmp_path / 'results'}
+{SLICE}
+model: {{name: tiny-distilbert}}
+train: {{epochs: 2, batch_size: 16}}
+search:
+  algorithm: tpe
+  num_samples: 6
+  space: {{optimizer: [adam, adamw], lr: {{low: 1.0e-4, high: 1.0e-2}}}}
+  scheduler: {{name: fifo}}
+  max_concurrent_trials: 2
+""")
+    folder = tmp_path / "results" / "kill"
+    driver = subprocess.Popen([sys.executable, "-m", "search.cli", "search", str(config)], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def two_done():
+            s = _summary(folder)
+            return s if s and sum(t["status"] == "terminated" for t in s["trials"]) >= 2 else None
+
+        running = _wait_for(two_done, timeout=300)
+        # While it runs: run records and the Optuna study are readable.
+        assert {t["status"] for t in running["trials"]} <= {"pending", "running", "terminated"}
+        live = _cli("status", str(folder), "--json", env=env, timeout=60)
+        assert live.returncode == 0 and len(json.loads(live.stdout)["trials"]) >= 2
+        study = optuna.load_study(study_name="kill", storage=f"sqlite:///{folder / 'optuna.db'}")
+        assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) >= 2
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the embedded Ray it started
+        driver.wait()
+    finished = {p.parent.name: p.read_bytes() for p in folder.glob("trial_*/result.json")
+                if len(p.read_text().splitlines()) == 2}
+    assert len(finished) >= 2
+
+    resumed = _cli("search", str(config), "--resume", env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    status = json.loads(_cli("status", str(folder), "--json", env=env).stdout)
+    assert len(status["trials"]) == 6 and {t["status"] for t in status["trials"]} == {"terminated"}
+    for name, content in finished.items():  # kept, and not run again
+        assert (folder / name / "result.json").read_bytes() == content
+    assert len(list(folder.glob("trial_*"))) == 6
+    study = optuna.load_study(study_name="kill", storage=f"sqlite:///{folder / 'optuna.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 6 - 2  # trials in flight at the kill may be recorded again when they rerun
+    assert {round(t.params["lr"], 12) for t in complete} <= {round(t["config"]["lr"], 12) for t in status["trials"]}
+
+
+def test_resume_refuses_an_empty_folder_and_a_different_config(tmp_path, env):
+    config = tmp_path / "exp.yaml"
+    config.write_text(f"name: nothing\nstorage_path: {tmp_path / 'results'}\n")
+    run = _cli("search", str(config), "--resume", env=env, timeout=120)
+    assert run.returncode == 2 and "holds no experiment to resume" in run.stderr and run.stderr.count("\n") == 1
+    run = _cli("resume", str(tmp_path / "results" / "nothing"), env=env, timeout=120)
+    assert run.returncode == 2 and "holds no experiment to resume" in run.stderr
