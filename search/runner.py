@@ -170,6 +170,9 @@ def _tuner(config: ExperimentConfig, trainable, folder: str):
             metric=search.metric, mode=search.mode, search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
             max_concurrent_trials=None if search.algorithm == "grid" else search.max_concurrent_trials,
             trial_dirname_creator=_trial_dirname,
+            # A new trial reuses a finished trial's worker process: no process start and no
+            # re-import of torch and transformers (about 2.5 s a trial on this machine).
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=config.name,
