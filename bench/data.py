@@ -145,7 +145,7 @@ def bench_memory(prepared: Prepared) -> dict:
         table = pq.read_table(prepared.split_dir("train"))
         for copy in range(10):  # 10x the documents, in 10 shards
             pq.write_table(table, big / f"part-{copy:05d}.parquet")
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
         ray.data.DataContext.get_current().enable_progress_bars = False
         small_ds = read_split(prepared.split_dir("train"))
         big_ds = read_split(big)

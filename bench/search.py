@@ -54,7 +54,7 @@ def main() -> None:
     prepare_data(config)
     prepare_s = time.perf_counter() - start
     start = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray_start_s = time.perf_counter() - start
     start = time.perf_counter()
     folder = Path(run_search(config))

@@ -65,9 +65,11 @@ def _init_ray(address: str | None, dashboard: bool) -> None:
     if address:
         ray.init(address=address)
     else:  # embedded local Ray, sized to this machine
+        # address="local": a new instance even when a `ray start` cluster runs on this machine
+        # (ray.init() without an address would join it).
         # The dashboard's processes take CPU from the trials (measured: ~5% of a 2-core machine's
         # training throughput), so a local run starts it only when asked.
-        ray.init(num_cpus=os.cpu_count(), log_to_driver=True, include_dashboard=dashboard)
+        ray.init(address="local", num_cpus=os.cpu_count(), log_to_driver=True, include_dashboard=dashboard)
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def setup(tmp_path_factory, datasets_dir, minilm_path):
     cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32, train_limit=128,
                      validation_limit=48, test_limit=16, cache_dir=str(tmp_path_factory.mktemp("cache")))
     prepared = prepare(cfg, tokenizer=minilm_path)
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     settings = TrialSettings(model=ModelConfig(name="tiny-distilbert"), train=TrainConfig(epochs=3, batch_size=16),
                              num_labels=prepared.num_labels, num_train=128, pad_id=0,
