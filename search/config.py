@@ -295,6 +295,7 @@ def _check_values(c: ExperimentConfig) -> None:
     need(c.search.scheduler.name in ("asha", "fifo"), f"search.scheduler.name: expected asha or fifo, got {c.search.scheduler.name!r}")
     need(c.model.pooling in ("cls", "mean"), f"model.pooling: expected cls or mean, got {c.model.pooling!r}")
     need(c.resources.cpus_per_trial > 0, "resources.cpus_per_trial: must be > 0")
+    need(c.resources.gpus_per_trial >= 0, "resources.gpus_per_trial: must be >= 0 (0.5 shares one GPU between two trials)")
     for i, name in enumerate(c.search.space.optimizer):
         need(name in OPTIMIZERS, f"search.space.optimizer[{i}]: unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
     need(c.train.optimizer in OPTIMIZERS, f"train.optimizer: unknown optimizer {c.train.optimizer!r}")
