@@ -103,7 +103,7 @@ def train_fn(config: dict[str, Any], *, settings: TrialSettings, train_data: Any
     node_id = ray.get_runtime_context().get_node_id()  # where this trial ran (multi-node placement)
     fit(model, optimizer, scheduler, train=settings.train, state=state, train_batches=train_batches,
         eval_batches=eval_batches, report=report, majority_p1=settings.majority_p1,
-        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: node_id},
+        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: node_id, keys.SEED: params.seed},
         device=device, steps_per_epoch=steps_per_epoch)
 
 
@@ -148,7 +148,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
     fit(ddp, optimizer, scheduler, train=settings.train, state=state, train_batches=train_batches,
         eval_batches=eval_batches, report=report, majority_p1=settings.majority_p1,
-        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: ray.get_runtime_context().get_node_id()},
+        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: ray.get_runtime_context().get_node_id(),
+                       keys.SEED: params.seed},
         device=device, steps_per_epoch=steps_per_epoch)
 
 

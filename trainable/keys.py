@@ -28,11 +28,12 @@ COLLAPSED = "collapsed"  # 1 when the collapse rule holds at this evaluation
 MAJORITY_P1 = "majority_p1"  # P@1 of always predicting the most frequent training label (the floor)
 DIVERGED = "diverged"  # 1 when the loss became NaN or inf and the trial stopped
 NODE_ID = "node_id"  # the Ray node the trial ran on
+SEED = "seed"  # the trial's effective seed (search.seeds runs a configuration with several)
 
 PRECISION_KS = (1, 3, 5)
 REPORTED = (EPOCH, STEP, TRAIN_LOSS, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, VAL_NDCG1, VAL_NDCG3, VAL_NDCG5, VAL_MICRO_F1,
             VAL_MACRO_F1, VAL_PRED_ENTROPY, VAL_TRUE_ENTROPY, VAL_MEAN_BERNOULLI_ENTROPY, VAL_DISTINCT_TOP5,
-            VAL_EMBED_RANK, VAL_TOP_LABEL, COLLAPSED, MAJORITY_P1, DIVERGED, NODE_ID)
+            VAL_EMBED_RANK, VAL_TOP_LABEL, COLLAPSED, MAJORITY_P1, DIVERGED, NODE_ID, SEED)
 TEST_PREFIX = "test_"  # with train.eval_test, every val_* metric also exists as test_*
 
 # Files of a results folder (`<storage_path>/<name>/`), written by the search, read by the analysis.

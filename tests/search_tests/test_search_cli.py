@@ -147,3 +147,38 @@ def test_resume_refuses_an_empty_folder_and_a_different_config(tmp_path, env):
     assert run.returncode == 2 and "holds no experiment to resume" in run.stderr and run.stderr.count("\n") == 1
     run = _cli("resume", str(tmp_path / "results" / "nothing"), env=env, timeout=120)
     assert run.returncode == 2 and "holds no experiment to resume" in run.stderr
+
+
+def test_tpe_with_seeds_runs_every_sampled_configuration_once_per_seed(tmp_path, env):
+    config = tmp_path / "seeds.yaml"
+    config.write_text(f"""
+name: seeds
+storage_path: {tmp_path / 'results'}
+{SLICE}
+model: {{name: tiny-distilbert}}
+train: {{epochs: 1, batch_size: 16, seed: 7}}
+search:
+  algorithm: tpe
+  num_samples: 2
+  seeds: 2
+  space: {{optimizer: [adam, adamw], lr: {{low: 1.0e-4, high: 1.0e-2}}}}
+  scheduler: {{name: fifo}}
+""")
+    run = _cli("search", str(config), env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = tmp_path / "results" / "seeds"
+    trials = json.loads(_cli("status", str(folder), "--json", env=env).stdout)["trials"]
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"terminated"}
+    runs: dict[tuple, list[int]] = {}
+    for t in trials:
+        (params,) = [json.loads(p.read_text()) for p in folder.glob(f"trial_{t['trial_id']}/params.json")]
+        runs.setdefault((params["optimizer"], params["lr"]), []).append(params["__trial_index__"])
+    # 2 sampled configurations, each run with seeds train.seed + 0 and train.seed + 1.
+    assert len(runs) == 2 and all(sorted(indices) == [0, 1] for indices in runs.values()), runs
+    # Each run reports the seed it really used: train.seed + its index among the configuration's runs.
+    for t in trials:
+        (row,) = [json.loads(l) for l in (folder / f"trial_{t['trial_id']}" / "result.json").read_text().splitlines()]
+        assert row["seed"] == 7 + row["config"]["__trial_index__"]
+    # Optuna saw one value per configuration: the mean over its seeds.
+    study = optuna.load_study(study_name="seeds", storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 2
