@@ -1,31 +1,47 @@
-"""Read a results folder into per-trial records, with no Ray running.
+"""Read a results folder into per-trial records and tidy tables, with no Ray running.
 
-A results folder is what `sweetspot search` writes to `<storage_path>/<name>/`:
+A results folder is what `sweetspot search` writes to `<storage_path>/<name>/`, on a local path or
+a storage URI (`s3://`, `gs://`, `file://`):
 
-    sweetspot.yaml            the resolved experiment config
+    sweetspot.yaml            the resolved experiment config (with `prepared_path`)
     summary.json              run records (status per trial), kept current by the search
     trial_<id>/params.json    the trial's sampled parameters (Tune)
     trial_<id>/result.json    one JSON object per report, i.e. per epoch (Tune)
     trial_<id>/checkpoint_*/  the latest checkpoint(s)
+
+Either of the first two files is enough; a trial folder without `summary.json` gets status
+`unknown`. A `result.json` line cut short (the search is still writing it) ends that trial's
+history. Values that are not finite numbers (NaN, inf, strings) stay in the history as reported;
+every consumer skips them.
+
+Example:
+    >>> results = load_results("results/quickstart")  # doctest: +SKIP
+    >>> results.ranked()[0].best()["val_p1"]  # doctest: +SKIP
+    0.448
+    >>> epoch_table(results).groupby("optimizer")["val_p1"].max()  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from analysis import _files
 from trainable import keys
+from trainable.config import ModelConfig, TrainConfig
 
 SEARCHED = ("optimizer", "lr", "weight_decay", "seed")
+PARAMS = ("optimizer", "lr", "weight_decay")  # what a configuration is, seeds aside
+TRIAL_INDEX = "__trial_index__"  # Tune's Repeater numbers the seeds of one configuration with it
 
 
 class ResultsError(ValueError):
-    """The folder is not a sweetspot results folder."""
+    """The folder is not a sweetspot results folder (shown as one line, exit code 2)."""
 
 
 @dataclass
@@ -37,15 +53,28 @@ class TrialResult:
     config: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per reported epoch
     error: str | None = None
-    folder: str | None = None
+    folder: str | None = None  # the trial folder's name inside the results folder
+    checkpoint: str | None = None  # the latest checkpoint folder's location
 
     @property
     def epochs(self) -> int:
         return max((int(row.get(keys.EPOCH, 0)) for row in self.history), default=0)
 
-    def best(self, metric: str = keys.VAL_P1, mode: str = "max") -> dict[str, Any]:
-        """The epoch row with the best finite `metric` (diverged epochs excluded); {} if none."""
-        rows = [r for r in self.history if _finite(r.get(metric)) and not r.get(keys.DIVERGED)]
+    @property
+    def last_epoch(self) -> float:
+        """The last reported epoch (fractional with `train.eval_every_steps`); 0 with no reports."""
+        return max((float(row[keys.EPOCH]) for row in self.history if finite(row.get(keys.EPOCH))), default=0.0)
+
+    @property
+    def diverged(self) -> bool:
+        """The training loss became NaN or inf (its later metrics are placeholders)."""
+        return self.status == "diverged" or any(row.get(keys.DIVERGED) for row in self.history)
+
+    def best(self, metric: str = keys.VAL_P1, mode: str = "max", *, until: float | None = None) -> dict[str, Any]:
+        """The epoch row with the best finite `metric` (diverged epochs excluded, and with `until`
+        epochs after it); {} if none. Ties go to the earliest epoch."""
+        rows = [r for r in self.history if finite(r.get(metric)) and not r.get(keys.DIVERGED)
+                and (until is None or float(r.get(keys.EPOCH, 0)) <= until + 1e-9)]
         if not rows:
             return {}
         pick = max if mode == "max" else min
@@ -54,20 +83,44 @@ class TrialResult:
 
 @dataclass
 class Results:
-    folder: Path
+    """A results folder read back: its trials, the search's metric and mode, the saved config."""
+
+    folder: str
     metric: str
     mode: str
     trials: list[TrialResult]
     config: dict[str, Any]
+    max_epochs: int | None = None
 
     @property
     def majority_p1(self) -> float | None:
         """The validation floor reported by the trials (P@1 of the most frequent train label)."""
         for trial in self.trials:
             for row in trial.history:
-                if _finite(row.get(keys.MAJORITY_P1)):
+                if finite(row.get(keys.MAJORITY_P1)):
                     return float(row[keys.MAJORITY_P1])
         return None
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The saved `train:` section (defaults for keys it lacks; unknown keys ignored)."""
+        return _dataclass_from(TrainConfig, self.config.get("train"))
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return _dataclass_from(ModelConfig, self.config.get("model"))
+
+    @property
+    def prepared_path(self) -> str | None:
+        """The prepared data folder the search trained on (from sweetspot.yaml), if recorded."""
+        return self.config.get("prepared_path")
+
+    def params(self, trial: TrialResult) -> dict[str, Any]:
+        """The trial's optimizer, lr, weight_decay and seed, with the `train:` defaults for the
+        ones the search did not vary (lr is None when neither set it)."""
+        train = self.train_config
+        defaults = {"optimizer": train.optimizer, "lr": train.lr, "weight_decay": train.weight_decay, "seed": train.seed}
+        return {k: trial.config.get(k, defaults[k]) for k in SEARCHED}
 
     def ranked(self) -> list[TrialResult]:
         """Trials by best metric, best first; trials without a value last."""
@@ -80,13 +133,19 @@ class Results:
         return sorted(self.trials, key=key)
 
 
-def _finite(x: Any) -> bool:
+def finite(x: Any) -> bool:
+    """A real, finite number (not a bool, not NaN or inf)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def _dataclass_from(cls, raw: Any):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in (raw or {}).items() if k in names})
+
+
+def _read_jsonl(text: str) -> list[dict[str, Any]]:
     rows = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -95,40 +154,109 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_results(folder: str | Path) -> Results:
-    """Reads `folder` (a results folder) into `Results`.
+def _parse(location: str, text: str | None, parse) -> Any:
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise ResultsError(f"{location}: unreadable ({str(e).splitlines()[0]})") from None
+
+
+def load_results(folder: str, *, metric: str | None = None, mode: str | None = None) -> Results:
+    """Reads `folder` (a local results folder or a storage URI) into `Results`.
+
+    Args:
+        folder: `<storage_path>/<name>` as the search wrote it.
+        metric, mode: Rank by these instead of the search's own (`search.metric`, `search.mode`).
 
     Raises:
-        ResultsError: the folder does not exist or holds no sweetspot experiment.
+        ResultsError: the folder does not exist, holds no sweetspot experiment, or a file in it is
+            not the JSON/YAML it should be.
     """
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
+    folder = str(folder)
+    if not _files.is_uri(folder):
+        from pathlib import Path
+
+        folder = str(Path(folder).expanduser())
+    if not _files.is_dir(folder):
         raise ResultsError(f"{folder}: no such results folder")
-    summary_path, config_path = folder / keys.SUMMARY_FILE, folder / keys.CONFIG_FILE
-    if not summary_path.is_file() and not config_path.is_file():
+    summary_file, config_file = _files.join(folder, keys.SUMMARY_FILE), _files.join(folder, keys.CONFIG_FILE)
+    summary = _parse(summary_file, _files.read_text(summary_file), json.loads)
+    config = _parse(config_file, _files.read_text(config_file), yaml.safe_load)
+    if summary is None and config is None:
         raise ResultsError(f"{folder}: not a sweetspot results folder (no {keys.SUMMARY_FILE} or {keys.CONFIG_FILE})")
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    search = config.get("search", {})
-    metric = summary.get("metric") or search.get("metric") or keys.VAL_P1
-    mode = summary.get("mode") or search.get("mode") or "max"
+    summary, config = summary or {}, config or {}
+    search = config.get("search") or {}
+    train_seed = int((config.get("train") or {}).get("seed", 0))
+    default_metric = summary.get("metric") or search.get("metric") or keys.VAL_P1
+    default_mode = summary.get("mode") or search.get("mode") or "max"
+    metric = metric or default_metric
+    mode = mode or (default_mode if metric == default_metric else _mode_of(metric))
+    max_epochs = summary.get("max_epochs") or (config.get("train") or {}).get("epochs")
 
     trials: dict[str, TrialResult] = {}
     for record in summary.get("trials", []):
         trials[record["trial_id"]] = TrialResult(
-            trial_id=record["trial_id"], status=record["status"], config=_searched(record.get("config", {})),
+            trial_id=record["trial_id"], status=record["status"], config=_searched(record.get("config", {}), train_seed),
             error=record.get("error"), folder=record.get("folder"))
-    for result_file in sorted(folder.glob("*/result.json")):
-        rows = _read_jsonl(result_file)
-        params_file = result_file.parent / "params.json"
-        params = json.loads(params_file.read_text()) if params_file.is_file() else {}
-        trial_id = rows[0]["trial_id"] if rows else result_file.parent.name.removeprefix("trial_")
-        trial = trials.setdefault(trial_id, TrialResult(trial_id=trial_id, status="unknown", config=_searched(params)))
-        trial.folder = result_file.parent.name
-        trial.config = trial.config or _searched(params)
+    for name, is_folder in _files.list_dir(folder):
+        if not is_folder:
+            continue
+        trial_dir = _files.join(folder, name)
+        text = _files.read_text(_files.join(trial_dir, "result.json"))
+        if text is None:
+            continue
+        rows = _read_jsonl(text)
+        params = _parse(trial_dir, _files.read_text(_files.join(trial_dir, "params.json")), json.loads) or {}
+        trial_id = rows[0].get("trial_id") if rows and rows[0].get("trial_id") else name.removeprefix("trial_")
+        trial = trials.setdefault(trial_id, TrialResult(trial_id=trial_id, status="unknown", config=_searched(params, train_seed)))
+        trial.folder = name
+        trial.config = trial.config or _searched(params, train_seed)
         trial.history = [{k: row[k] for k in row if k in keys.REPORTED} for row in rows]
-    return Results(folder=folder, metric=metric, mode=mode, trials=list(trials.values()), config=config)
+        checkpoints = [n for n, d in _files.list_dir(trial_dir) if d and n.startswith("checkpoint_")]
+        trial.checkpoint = _files.join(trial_dir, checkpoints[-1]) if checkpoints else None
+    return Results(folder=folder, metric=metric, mode=mode, trials=list(trials.values()), config=config,
+                   max_epochs=int(max_epochs) if max_epochs else None)
 
 
-def _searched(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: config[k] for k in SEARCHED if k in config}
+def _mode_of(metric: str) -> str:
+    """`min` for losses, `max` for everything else (P@k, nDCG, F1, entropies)."""
+    return "min" if metric.endswith("loss") else "max"
+
+
+def _searched(config: dict[str, Any], train_seed: int) -> dict[str, Any]:
+    out = {k: config[k] for k in SEARCHED if k in config}
+    if "seed" not in out and TRIAL_INDEX in config:  # a Repeater's copies: seed = train.seed + index
+        out["seed"] = train_seed + int(config[TRIAL_INDEX])
+    return out
+
+
+def trial_table(results: Results):
+    """One row per trial (a pandas DataFrame): id, status, optimizer, lr, weight_decay, seed,
+    epochs, the best metric and its epoch, the last metric, diverged, error."""
+    import pandas as pd
+
+    rows = []
+    for t in results.ranked():
+        best = t.best(results.metric, results.mode)
+        last = next((r for r in reversed(t.history) if finite(r.get(results.metric))), {})
+        rows.append({"trial_id": t.trial_id, "status": t.status, **results.params(t), "epochs": t.last_epoch,
+                     f"best_{results.metric}": best.get(results.metric), "best_epoch": best.get(keys.EPOCH),
+                     f"last_{results.metric}": last.get(results.metric), "diverged": t.diverged, "error": t.error})
+    return pd.DataFrame(rows, columns=["trial_id", "status", *SEARCHED, "epochs", f"best_{results.metric}", "best_epoch",
+                                       f"last_{results.metric}", "diverged", "error"])
+
+
+def epoch_table(results: Results):
+    """One row per (trial, report) (a pandas DataFrame): id, status, the trial's parameters and
+    every reported key of `trainable.keys.REPORTED` (missing ones as NaN)."""
+    import pandas as pd
+
+    metric_columns = [k for k in keys.REPORTED if k != keys.NODE_ID]
+    rows = []
+    for t in results.trials:
+        params = results.params(t)
+        for row in t.history:
+            rows.append({"trial_id": t.trial_id, "status": t.status, **params, **{k: row.get(k) for k in metric_columns}})
+    return pd.DataFrame(rows, columns=["trial_id", "status", *SEARCHED, *metric_columns])

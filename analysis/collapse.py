@@ -1,0 +1,144 @@
+"""Collapse diagnosis: which trials collapsed, from which epoch, whether they recovered, and onto
+which label.
+
+An evaluation is collapsed by the trainable's rule (`trainable/metrics.py`), applied again here to
+the recorded signals with the experiment's thresholds: the prediction entropy is at most
+`train.collapse_entropy_fraction` × the true-label entropy **and** P@1 is at most the majority-label
+floor + `train.collapse_p1_margin`. Rows without those signals (older results, a metric missing)
+fall back to the recorded `collapsed` flag; rows with neither count as not collapsed.
+
+Per trial: `collapsed` (at least one collapsed evaluation), `first_epoch`, `recovered` (collapsed
+earlier but not at its last evaluation), and `labels`: the constant top prediction
+(`val_top_label`) at its collapsed evaluations, most frequent first (ties: the latest first), named through the prepared
+data's `labels.json` — the study expects the most frequent training label. Diverged trials (NaN or
+inf loss) are listed apart: their later metrics are placeholders, not a collapse.
+
+Example:
+    >>> report = diagnose_collapse(load_results("results/quickstart"), labels=read_labels(prepared))  # doctest: +SKIP
+    >>> [(d.trial_id, d.first_epoch, d.labels[0].name) for d in report.collapsed]  # doctest: +SKIP
+    [('b74c9_00005', 1.0, 'neutral')]
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from analysis import _files
+from analysis.results import Results, TrialResult, finite
+from trainable import keys
+
+
+@dataclass(frozen=True)
+class Label:
+    id: int
+    name: str | None  # None when labels.json is not available
+    train_count: int | None = None
+
+
+@dataclass(frozen=True)
+class TrialCollapse:
+    """One trial's collapse diagnosis."""
+
+    trial_id: str
+    collapsed: bool
+    first_epoch: float | None
+    recovered: bool
+    final_collapsed: bool  # its last evaluation (the one its checkpoint holds) is collapsed
+    collapsed_epochs: tuple[float, ...]
+    labels: tuple[Label, ...]  # the top predictions at the collapsed evaluations, most frequent first
+    onto_majority: bool | None  # the first of `labels` is the most frequent training label (None: unknown)
+    entropy: tuple[tuple[float, float], ...]  # (epoch, val_pred_entropy) for the collapse panel
+    threshold: float | None  # entropy_fraction × the true-label entropy (the entropy part of the rule)
+
+
+@dataclass(frozen=True)
+class DivergedTrial:
+    trial_id: str
+    epoch: float | None  # the first report with diverged = 1
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CollapseReport:
+    trials: tuple[TrialCollapse, ...]  # every trial with reports, diverged ones excluded
+    diverged: tuple[DivergedTrial, ...]
+    majority_label: Label | None
+
+    @property
+    def collapsed(self) -> tuple[TrialCollapse, ...]:
+        return tuple(t for t in self.trials if t.collapsed)
+
+    def of(self, trial_id: str) -> TrialCollapse | None:
+        return next((t for t in self.trials if t.trial_id == trial_id), None)
+
+
+def read_labels(prepared_path: str | None) -> tuple[dict[int, Label], Label | None]:
+    """The prepared data's labels by id and its majority label ({} and None when unavailable)."""
+    if not prepared_path:
+        return {}, None
+    text = _files.read_text(_files.join(prepared_path, "labels.json"))
+    labels = {int(x["id"]): Label(int(x["id"]), str(x["name"]), x.get("train_count")) for x in json.loads(text)} if text else {}
+    manifest_text = _files.read_text(_files.join(prepared_path, "manifest.json"))
+    majority = None
+    if manifest_text:
+        m = json.loads(manifest_text).get("majority_label")
+        if m is not None:
+            majority = labels.get(int(m["id"]), Label(int(m["id"]), m.get("name")))
+    elif labels:  # the most frequent training label, lowest id on ties (as prepare picks it)
+        majority = max(labels.values(), key=lambda x: (x.train_count or 0, -x.id))
+    return labels, majority
+
+
+def is_collapsed_row(row: dict[str, Any], *, entropy_fraction: float, p1_margin: float) -> bool | None:
+    """The collapse rule on one reported row; the recorded flag when signals are missing; None
+    when neither is there."""
+    signals = (row.get(keys.VAL_PRED_ENTROPY), row.get(keys.VAL_TRUE_ENTROPY), row.get(keys.VAL_P1), row.get(keys.MAJORITY_P1))
+    if all(finite(s) for s in signals):
+        pred, true, p1, floor = signals
+        return pred <= entropy_fraction * true and p1 <= floor + p1_margin
+    flag = row.get(keys.COLLAPSED)
+    return bool(flag) if finite(flag) else None
+
+
+def _trial(t: TrialResult, *, labels: dict[int, Label], majority: Label | None, entropy_fraction: float,
+           p1_margin: float) -> TrialCollapse:
+    rows = [r for r in t.history if not r.get(keys.DIVERGED)]
+    flags = [(float(r.get(keys.EPOCH, 0)), r, is_collapsed_row(r, entropy_fraction=entropy_fraction, p1_margin=p1_margin))
+             for r in rows]
+    hit = [(e, r) for e, r, f in flags if f]
+    top_ids = [int(r[keys.VAL_TOP_LABEL]) for _, r in hit if finite(r.get(keys.VAL_TOP_LABEL))]
+    tops, latest = Counter(top_ids), {i: n for n, i in enumerate(top_ids)}  # ties: the most recent first
+    found = tuple(labels.get(i, Label(i, None)) for i in sorted(tops, key=lambda i: (-tops[i], -latest[i])))
+    final = bool(flags and flags[-1][2])
+    true_entropy = next((r[keys.VAL_TRUE_ENTROPY] for r in rows if finite(r.get(keys.VAL_TRUE_ENTROPY))), None)
+    return TrialCollapse(
+        trial_id=t.trial_id, collapsed=bool(hit), first_epoch=hit[0][0] if hit else None,
+        recovered=bool(hit) and not final, final_collapsed=final, collapsed_epochs=tuple(e for e, _ in hit),
+        labels=found, onto_majority=(found[0].id == majority.id) if found and majority is not None else None,
+        entropy=tuple((e, float(r[keys.VAL_PRED_ENTROPY])) for e, r, _ in flags if finite(r.get(keys.VAL_PRED_ENTROPY))),
+        threshold=entropy_fraction * true_entropy if true_entropy is not None else None)
+
+
+def diagnose_collapse(results: Results, *, labels: dict[int, Label] | None = None,
+                      majority_label: Label | None = None) -> CollapseReport:
+    """Diagnoses every trial of `results` (see the module docstring).
+
+    Args:
+        results: A loaded results folder; its `train:` section gives the rule's thresholds.
+        labels, majority_label: From `read_labels(results.prepared_path)`; read here when omitted.
+    """
+    if labels is None:
+        labels, majority_label = read_labels(results.prepared_path)
+    train = results.train_config
+    trials, diverged = [], []
+    for t in results.trials:
+        if t.diverged:
+            first = next((float(r.get(keys.EPOCH, 0)) for r in t.history if r.get(keys.DIVERGED)), None)
+            diverged.append(DivergedTrial(trial_id=t.trial_id, epoch=first, config=results.params(t)))
+        elif t.history:
+            trials.append(_trial(t, labels=labels, majority=majority_label, entropy_fraction=train.collapse_entropy_fraction,
+                                 p1_margin=train.collapse_p1_margin))
+    return CollapseReport(trials=tuple(trials), diverged=tuple(diverged), majority_label=majority_label)

@@ -1,0 +1,70 @@
+"""Results folders and prepared-data folders written by hand, with outcomes the tests know."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+FLOOR = 0.30  # majority_p1 of every hand-written trial
+TRUE_ENTROPY = 0.8
+
+
+def row(epoch: float, p1: float, *, entropy: float = 0.6, top: int = 0, diverged: int = 0, **extra: Any) -> dict[str, Any]:
+    """One report with every collapse signal; healthy unless `entropy` and `p1` say otherwise."""
+    return {"epoch": epoch, "step": int(epoch * 10), "train_loss": 0.5 / epoch, "val_loss": 0.4 - 0.01 * p1, "val_p1": p1,
+            "val_p3": p1 / 2, "val_p5": p1 / 3, "val_pred_entropy": entropy, "val_true_entropy": TRUE_ENTROPY,
+            "val_top_label": top, "majority_p1": FLOOR, "diverged": diverged,
+            "collapsed": int(entropy <= 0.2 * TRUE_ENTROPY and p1 <= FLOOR + 0.01), **extra}
+
+
+def trial(trial_id: str, optimizer: str, lr: float, p1s: Sequence[float] | None = None, *, wd: float = 0.0, seed: int | None = None,
+          status: str = "terminated", rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    config = {"optimizer": optimizer, "lr": lr, "weight_decay": wd, **({"seed": seed} if seed is not None else {})}
+    rows = rows if rows is not None else [row(i + 1, p) for i, p in enumerate(p1s or [])]
+    return {"trial_id": trial_id, "config": config, "rows": rows, "status": status}
+
+
+def write_results(folder: Path, trials: list[dict[str, Any]], *, epochs: int = 3, prepared: Path | None = None,
+                  train: dict[str, Any] | None = None, name: str = "handmade") -> Path:
+    """A results folder as `sweetspot search` writes it: sweetspot.yaml, summary.json, trial_<id>/."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"name": name, "model": {"name": "tiny-distilbert"}, "train": {"epochs": epochs, **(train or {})},
+              "search": {"metric": "val_p1", "mode": "max"}}
+    if prepared is not None:
+        config["prepared_path"] = str(prepared)
+    (folder / "sweetspot.yaml").write_text(yaml.safe_dump(config))
+    for t in trials:
+        trial_dir = folder / f"trial_{t['trial_id']}"
+        trial_dir.mkdir()
+        (trial_dir / "params.json").write_text(json.dumps(t["config"]))
+        lines = [json.dumps({**r, "trial_id": t["trial_id"], "training_iteration": i + 1}) for i, r in enumerate(t["rows"])]
+        (trial_dir / "result.json").write_text("".join(line + "\n" for line in lines))
+    summary = {"metric": "val_p1", "mode": "max", "max_epochs": epochs,
+               "trials": [{"trial_id": t["trial_id"], "status": t["status"], "config": t["config"]} for t in trials]}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def write_prepared(folder: Path, labels: Sequence[tuple[str, int]], splits: dict[str, list[tuple[list[int], list[int]]]],
+                   *, majority: int = 0) -> Path:
+    """A prepared-data folder: Parquet shards per split (input_ids, label_ids, length), labels.json, manifest.json."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stats = {}
+    for split, docs in splits.items():
+        (folder / split).mkdir()
+        table = pa.table({"input_ids": pa.array([d for d, _ in docs], pa.list_(pa.int32())),
+                          "label_ids": pa.array([y for _, y in docs], pa.list_(pa.int32())),
+                          "length": pa.array([len(d) for d, _ in docs], pa.int32())})
+        pq.write_table(table, folder / split / "part-00000.parquet")
+        stats[split] = {"rows": len(docs), "majority_p1": sum(majority in y for _, y in docs) / max(len(docs), 1)}
+    (folder / "labels.json").write_text(json.dumps([{"id": i, "name": n, "train_count": c} for i, (n, c) in enumerate(labels)]))
+    manifest = {"splits": stats, "majority_label": {"id": majority, "name": labels[majority][0]},
+                "tokenizer": {"name": "no-such-tokenizer", "pad_token_id": 0}, "stats": {"num_labels": len(labels)}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder

@@ -1,0 +1,67 @@
+"""Collapse diagnosis from the recorded signals of hand-written trials."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.collapse import diagnose_collapse, is_collapsed_row
+from analysis.results import load_results
+from tests.analysis_tests.folders import FLOOR, row, trial, write_prepared, write_results
+
+LABELS = [("joy", 5), ("anger", 3), ("neutral", 9)]  # neutral (id 2) is the most frequent training label
+
+
+@pytest.fixture
+def prepared(tmp_path):
+    docs = [([101, 7, 102], [2]), ([101, 8, 102], [0])]
+    return write_prepared(tmp_path / "prepared", LABELS, {"train": docs, "validation": docs, "test": docs}, majority=2)
+
+
+def test_collapse_first_epoch_recovery_and_label(tmp_path, prepared):
+    folder = write_results(tmp_path / "r", [
+        trial("stuck", "adagrad", 1e-1, rows=[row(1, FLOOR, entropy=0.0, top=2), row(2, FLOOR, entropy=0.0, top=2),
+                                              row(3, FLOOR, entropy=0.05, top=2)]),
+        trial("back", "adam", 1e-4, rows=[row(1, 0.5), row(2, FLOOR, entropy=0.0, top=2), row(3, 0.45, entropy=0.5)]),
+        trial("fine", "adam", 3e-4, [0.4, 0.5, 0.55]),
+        trial("onto_other", "adam", 1e-2, rows=[row(1, 0.1, entropy=0.0, top=1)]),
+    ], prepared=prepared)
+    report = diagnose_collapse(load_results(folder))
+    stuck, back, fine, other = (report.of(i) for i in ("stuck", "back", "fine", "onto_other"))
+    assert stuck.collapsed and stuck.first_epoch == 1 and not stuck.recovered and stuck.final_collapsed
+    assert stuck.collapsed_epochs == (1, 2, 3)
+    assert [(x.id, x.name) for x in stuck.labels] == [(2, "neutral")] and stuck.onto_majority is True
+    assert back.collapsed and back.first_epoch == 2 and back.recovered and not back.final_collapsed
+    assert not fine.collapsed and fine.first_epoch is None and fine.labels == ()
+    assert other.collapsed and other.labels[0].name == "anger" and other.onto_majority is False
+    assert [t.trial_id for t in report.collapsed] == ["stuck", "back", "onto_other"]
+    assert report.majority_label.name == "neutral"
+
+
+def test_both_conditions_are_needed_and_missing_signals_fall_back_to_the_flag():
+    kwargs = dict(entropy_fraction=0.2, p1_margin=0.01)
+    # Low prediction entropy, but P@1 above the floor: a skewed label set, not a collapse.
+    assert is_collapsed_row(row(1, FLOOR + 0.1, entropy=0.0), **kwargs) is False
+    # At the floor, but still spreading its top predictions: a weak model, not a collapse.
+    assert is_collapsed_row(row(1, FLOOR, entropy=0.5), **kwargs) is False
+    assert is_collapsed_row(row(1, FLOOR, entropy=0.1), **kwargs) is True
+    assert is_collapsed_row({"epoch": 1, "collapsed": 1}, **kwargs) is True
+    assert is_collapsed_row({"epoch": 1, "val_p1": 0.3}, **kwargs) is None
+
+
+def test_the_saved_configs_thresholds_decide(tmp_path):
+    rows = [row(1, FLOOR, entropy=0.3)]  # 0.3 <= 0.5 × 0.8, but not <= 0.2 × 0.8
+    default = write_results(tmp_path / "a", [trial("t", "adam", 1e-2, rows=rows)])
+    loose = write_results(tmp_path / "b", [trial("t", "adam", 1e-2, rows=rows)], train={"collapse_entropy_fraction": 0.5})
+    assert not diagnose_collapse(load_results(default)).of("t").collapsed
+    assert diagnose_collapse(load_results(loose)).of("t").collapsed
+
+
+def test_diverged_trials_are_listed_apart(tmp_path):
+    folder = write_results(tmp_path / "r", [
+        trial("nan", "adam", 1.0, rows=[row(1, FLOOR, entropy=0.0), row(1.5, 0.0, diverged=1)], status="diverged"),
+        trial("ok", "adam", 1e-4, [0.5]),
+    ])
+    report = diagnose_collapse(load_results(folder))
+    assert [d.trial_id for d in report.diverged] == ["nan"] and report.diverged[0].epoch == 1.5
+    assert report.of("nan") is None and [t.trial_id for t in report.trials] == ["ok"]
+    assert report.majority_label is None  # no prepared data recorded: labels stay ids

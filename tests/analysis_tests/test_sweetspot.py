@@ -1,0 +1,151 @@
+"""Sweet spots on hand-written results folders whose intervals follow from the rule by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from analysis.results import load_results
+from analysis.sweetspot import find_sweet_spots
+from tests.analysis_tests.folders import row, trial, write_results
+
+
+def _log(x: float) -> float:
+    return math.log10(x)
+
+
+def _spot(spots, optimizer):
+    return next(s for s in spots.optimizers if s.optimizer == optimizer)
+
+
+def test_interval_interpolates_log_lr_between_sampled_points(tmp_path):
+    folder = write_results(tmp_path / "r", [
+        trial("a1", "adam", 1e-5, [0.35, 0.40]), trial("a2", "adam", 1e-4, [0.50, 0.60]),
+        trial("a3", "adam", 1e-3, [0.60, 0.55]), trial("a4", "adam", 1e-2, [0.30, 0.30]),
+        trial("g1", "adagrad", 1e-3, [0.33, 0.35]), trial("g2", "adagrad", 1e-2, [0.31, 0.31]),
+    ], epochs=2)
+    spots = find_sweet_spots(load_results(folder), delta=0.02)
+    assert spots.best.optimizer == "adam" and spots.best.value == pytest.approx(0.60)
+    assert spots.threshold == pytest.approx(0.60 * 0.98)
+    (interval,) = _spot(spots, "adam").intervals
+    # Below: from (−5, 0.40) to (−4, 0.60) the line reaches 0.588 at −4 − 0.012/0.2. Above: from
+    # (−3, 0.60) to (−2, 0.30) it leaves 0.588 at −3 + 0.012/0.3.
+    assert _log(interval.lower_lr) == pytest.approx(-4.06)
+    assert _log(interval.upper_lr) == pytest.approx(-2.96)
+    assert interval.width_decades == pytest.approx(1.10)
+    assert interval.best_lr == pytest.approx(1e-4) and interval.n_trials == 2  # ties: the smaller lr
+    assert not interval.lower_open and not interval.upper_open
+    assert _spot(spots, "adagrad").intervals == () and not _spot(spots, "adagrad").found
+
+
+def test_no_sweet_spot_anywhere_when_the_best_run_sits_at_the_floor(tmp_path):
+    folder = write_results(tmp_path / "r", [
+        trial("a", "adam", 1e-4, rows=[row(1, 0.30, entropy=0.0), row(2, 0.305, entropy=0.0)]),
+        trial("b", "adam", 1e-2, rows=[row(1, 0.30, entropy=0.0), row(2, 0.30, entropy=0.0)]),
+    ], epochs=2)
+    spots = find_sweet_spots(load_results(folder))
+    assert spots.best is not None and "floor" in spots.note
+    assert all(not s.found for s in spots.optimizers)
+
+
+def test_edges_of_the_sampled_range_are_open_and_one_lr_has_width_zero(tmp_path):
+    folder = write_results(tmp_path / "r", [
+        trial("a1", "adam", 1e-5, [0.60]), trial("a2", "adam", 1e-4, [0.40]),
+        trial("w1", "adamw", 3e-4, [0.595]),
+    ], epochs=1)
+    spots = find_sweet_spots(load_results(folder), delta=0.02)
+    (adam,) = _spot(spots, "adam").intervals
+    assert adam.lower_open and not adam.upper_open and adam.lower_lr == pytest.approx(1e-5)
+    assert _log(adam.upper_lr) == pytest.approx(-5 + 0.012 / 0.2)
+    (adamw,) = _spot(spots, "adamw").intervals
+    assert adamw.width_decades == 0.0 and adamw.lower_lr == adamw.upper_lr == pytest.approx(3e-4)
+    assert adamw.lower_open and adamw.upper_open
+
+
+def test_weight_decay_gives_a_region_of_lr_intervals_per_decay(tmp_path):
+    values = {(1e-4, 0.0): 0.60, (1e-3, 0.0): 0.50, (1e-4, 0.01): 0.59, (1e-3, 0.01): 0.59,
+              (1e-4, 0.1): 0.40, (1e-3, 0.1): 0.45}
+    folder = write_results(tmp_path / "r", [trial(f"t{i}", "adam", lr, [v], wd=wd) for i, ((lr, wd), v) in enumerate(values.items())],
+                           epochs=1)
+    spots = find_sweet_spots(load_results(folder), delta=0.02)
+    (region,) = spots.regions
+    by_wd = {s.weight_decay: s.intervals for s in region.slices}
+    (wd0,) = by_wd[0.0]
+    assert wd0.lower_lr == pytest.approx(1e-4) and _log(wd0.upper_lr) == pytest.approx(-4 + 0.012 / 0.1)
+    (wd001,) = by_wd[0.01]
+    assert (wd001.lower_lr, wd001.upper_lr, wd001.width_decades) == pytest.approx((1e-4, 1e-3, 1.0))
+    assert by_wd[0.1] == ()
+    assert region.bounds == pytest.approx({"lr_low": 1e-4, "lr_high": 1e-3, "weight_decay_low": 0.0, "weight_decay_high": 0.01})
+    # The 1-D spot takes, per lr, the best weight decay: 0.60 at 1e-4 (wd 0), 0.59 at 1e-3 (wd 0.01).
+    (interval,) = _spot(spots, "adam").intervals
+    assert (interval.lower_lr, interval.upper_lr) == pytest.approx((1e-4, 1e-3))
+    assert interval.best_weight_decay == 0.0 and interval.n_trials == 2
+
+
+def test_seeds_score_a_configuration_by_mean_minus_std(tmp_path):
+    folder = write_results(tmp_path / "r", [
+        trial("s0", "adam", 1e-4, [0.60], seed=0), trial("s1", "adam", 1e-4, [0.62], seed=1),
+        trial("u0", "adam", 1e-3, [0.50], seed=0), trial("u1", "adam", 1e-3, [0.70], seed=1),  # one lucky seed
+    ], epochs=1)
+    spots = find_sweet_spots(load_results(folder), delta=0.02)
+    steady = 0.61 - math.sqrt(2 * 0.01 ** 2)  # sample std of (0.60, 0.62)
+    lucky = 0.60 - math.sqrt(2 * 0.1 ** 2)
+    assert spots.best.lr == pytest.approx(1e-4) and spots.best.value == pytest.approx(steady)
+    assert spots.best.n_trials == 2
+    (interval,) = _spot(spots, "adam").intervals
+    level = steady * 0.98
+    assert _log(interval.upper_lr) == pytest.approx(-4 + (level - steady) / (lucky - steady))
+    assert interval.n_trials == 2
+
+
+def test_asha_stopped_trials_are_compared_at_the_epochs_every_trial_reached(tmp_path):
+    folder = write_results(tmp_path / "r", [
+        trial("long", "adam", 1e-4, [0.40, 0.50, 0.70]),
+        trial("cut", "adam", 1e-3, [0.45], status="early_stopped"),
+        trial("low", "adam", 1e-5, [0.32, 0.35, 0.36]),
+    ], epochs=3)
+    results = load_results(folder)
+    spots = find_sweet_spots(results)
+    assert spots.comparison.epoch == 1 and "ASHA" in spots.comparison.rule
+    assert spots.best.lr == pytest.approx(1e-3) and spots.best.value == pytest.approx(0.45)
+    assert not any(s.truncated for s in spots.comparison.scores.values())
+    at3 = find_sweet_spots(results, epoch=3)
+    assert at3.best.lr == pytest.approx(1e-4) and at3.best.value == pytest.approx(0.70)
+    assert at3.comparison.scores["cut"].truncated and at3.comparison.scores["cut"].value == pytest.approx(0.45)
+
+
+def test_a_diverged_lr_bounds_the_interval_at_its_neighbour(tmp_path):
+    folder = write_results(tmp_path / "r", [
+        trial("a", "adam", 1e-5, [0.60]),
+        trial("b", "adam", 1e-4, rows=[row(1, 0.60), row(2, 0.0, diverged=1)], status="diverged"),
+        trial("c", "adam", 1e-3, [0.60, 0.60]),
+    ], epochs=2)
+    spots = find_sweet_spots(load_results(folder), epoch=2)
+    low, high = _spot(spots, "adam").intervals
+    assert (low.lower_lr, low.upper_lr) == pytest.approx((1e-5, 1e-5))
+    assert (high.lower_lr, high.upper_lr) == pytest.approx((1e-3, 1e-3))
+    diverged = next(c for c in spots.configs if c.lr == pytest.approx(1e-4))
+    assert diverged.diverged and diverged.value == -math.inf
+
+
+def test_nan_metrics_are_skipped_and_losses_are_minimised(tmp_path):
+    folder = write_results(tmp_path / "r", [
+        trial("a", "adam", 1e-4, rows=[row(1, float("nan")), row(2, 0.55)]),
+        trial("b", "adam", 1e-3, rows=[row(1, float("nan"))], status="errored"),
+        trial("c", "adam", 1e-2, [0.40, 0.41]),
+    ], epochs=2)
+    results = load_results(folder)
+    spots = find_sweet_spots(results)
+    assert math.isnan(spots.comparison.scores["b"].value)
+    assert sorted(c.lr for c in spots.configs) == pytest.approx([1e-4, 1e-2])  # b has no score: not a point
+    assert spots.best.lr == pytest.approx(1e-4) and spots.best.value == pytest.approx(0.55)
+    loss = find_sweet_spots(load_results(folder, metric="val_loss"))
+    assert loss.mode == "min" and loss.best.lr == pytest.approx(1e-4)  # val_loss = 0.4 − 0.01 × P@1
+    assert loss.threshold == pytest.approx(loss.best.value * 1.02)
+
+
+def test_negative_delta_is_refused(tmp_path):
+    folder = write_results(tmp_path / "r", [trial("a", "adam", 1e-4, [0.5])], epochs=1)
+    with pytest.raises(ValueError, match="delta"):
+        find_sweet_spots(load_results(folder), delta=-0.1)
