@@ -61,15 +61,37 @@ def _init_ray(address: str | None, dashboard: bool) -> None:
 
     if ray.is_initialized():
         return
+    where = f"--address {address}" if address else f"RAY_ADDRESS={os.environ.get('RAY_ADDRESS')}"
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address)
+        try:
+            ray.init(address=address)
+        except (ConnectionError, ray.exceptions.AuthenticationError) as e:
+            raise ConfigError(f"{where}: cannot join the Ray cluster: {_join_failure(e)}") from None
     else:  # embedded local Ray, sized to this machine
         # address="local": a new instance even when a `ray start` cluster runs on this machine
         # (ray.init() without an address would join it).
         # The dashboard's processes take CPU from the trials (measured: ~5% of a 2-core machine's
         # training throughput), so a local run starts it only when asked.
         ray.init(address="local", num_cpus=os.cpu_count(), log_to_driver=True, include_dashboard=dashboard)
+
+
+def _join_failure(error: BaseException) -> str:
+    """Why `ray.init(address=…)` failed, in one line. A token the cluster refuses reaches us only as
+    text inside a RuntimeError inside the ConnectionError; a missing token as an AuthenticationError."""
+    import ray
+
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    hint = "a cluster with token authentication needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or $RAY_AUTH_TOKEN"
+    for e in chain:
+        if isinstance(e, ray.exceptions.AuthenticationError):
+            return f"{str(e).split('. ')[0]} ({hint})"
+    if any("InvalidAuthToken" in str(e) for e in chain):
+        return f"the cluster refused this client's token, or it got none ({hint})"
+    return str(chain[0]).splitlines()[0]
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
@@ -226,11 +248,11 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
         storage.delete_dir(folder)
 
     prepared = prepare_data(config)
+    _init_ray(address, dashboard)  # before the first write: a cluster that refuses us leaves no folder behind
     if not resume:
         resolved = {**to_dict(config), "prepared_path": str(prepared.path)}
         storage.write_text(storage.join(folder, keys.CONFIG_FILE), yaml.safe_dump(resolved, sort_keys=False))
 
-    _init_ray(address, dashboard)
     ray.data.DataContext.get_current().enable_progress_bars = False  # a bar per trial per epoch is noise
     trainable = _trainable(config, prepared)
     if resume:

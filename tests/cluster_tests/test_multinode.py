@@ -105,6 +105,21 @@ def test_search_places_trials_on_both_nodes_and_fills_one_results_folder(cluster
         {(o, lr) for o in ("adam", "adamw") for lr in (1e-3, 1e-4)}
 
 
+@pytest.mark.parametrize("client", ["no token", "wrong token"])
+def test_search_refused_by_the_cluster_ends_with_one_line_and_writes_nothing(cluster, env, tmp_path, client):
+    config = tmp_path / "refused.yaml"
+    config.write_text(json.dumps({"name": "refused", "storage_path": str(tmp_path / "results"), "data": SLICE,
+                                  "model": {"name": "tiny-distilbert"}}))
+    changes = {"HOME": str(tmp_path)} if client == "no token" else {"RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    run = _run([SWEETSPOT, "search", str(config), "--address", cluster.address], env={**env, **changes}, cwd=tmp_path)
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"sweetspot search: error: --address {cluster.address}: cannot join the Ray cluster: ")
+    assert "needs RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or $RAY_AUTH_TOKEN" in last
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def _submit(cluster, env, storage: Path, *, name: str):
     """`ray job submit --working-dir .` from the project folder, as the README shows it; the job
     first prints which Python and which `search` package it runs, then runs the search."""
