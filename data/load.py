@@ -56,15 +56,23 @@ BLOCK_ROWS = 4096  # rows per Ray Data block: what a trial holds at a time, what
 
 
 def read_split(folder: str | Path) -> Any:
-    """A prepared split as a materialized Ray dataset in blocks of `BLOCK_ROWS` rows.
+    """A prepared split as a materialized Ray dataset in blocks of at most `BLOCK_ROWS` rows.
 
-    Materialized once in the driver and handed to every trial (a lazy `read_parquet` iterated
-    inside trials competes with them for the CPUs and can hang a small machine). Bounded blocks
-    keep a trial's memory flat as the dataset grows: iteration pulls one block at a time.
+    Read here, in the driver, and put into the object store from here; every trial is then handed
+    the same dataset (a lazy `read_parquet` iterated inside trials competes with them for the CPUs
+    and can hang a small machine). Not `ray.data.read_parquet` either: its read tasks run on
+    whichever node has a free CPU, while the prepared shards exist on the driver's disk only (a
+    cluster head started with `--num-cpus=0` has no CPU at all). Bounded blocks keep a trial's
+    memory flat as the dataset grows: iteration pulls one block at a time.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     import ray
 
-    return ray.data.read_parquet(str(folder)).repartition(target_num_rows_per_block=BLOCK_ROWS).materialize()
+    files = sorted(Path(folder).glob("*.parquet"))
+    blocks = [ray.put(pa.Table.from_batches([batch])) for file in files
+              for batch in pq.ParquetFile(file).iter_batches(batch_size=BLOCK_ROWS)]
+    return ray.data.from_arrow_refs(blocks or [ray.put(pq.read_table(files[0]))])  # an empty split keeps its schema
 
 
 def ray_windows(dataset: Any, *, window_rows: int, shuffle_seed: int | None = None) -> Iterator[Window]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from data.load import BLOCK_ROWS
+from data.load import read_split
 from data.prepare import Prepared, prepare
 from search import storage
 from search.config import ConfigError, ExperimentConfig, load_experiment_dict, to_dict
@@ -120,33 +120,15 @@ def _check_resumable(config: ExperimentConfig, folder: str) -> None:
         raise ConfigError(f"{folder}: holds an experiment from a different config (differs in: {', '.join(differ)})")
 
 
-def _driver_split(folder: Path):
-    """A prepared split as a materialized Ray dataset in blocks of at most `BLOCK_ROWS` rows, read
-    here, in the driver, and put into the object store from here.
-
-    Not `ray.data.read_parquet` (data.load.read_split): its read tasks run on whichever node has a
-    free CPU, and on a cluster the prepared shards exist on the driver's disk only; a head started
-    with `--num-cpus=0` has none, so every read would land on a worker node and fail.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import ray
-
-    files = sorted(Path(folder).glob("*.parquet"))
-    blocks = [ray.put(pa.Table.from_batches([batch])) for file in files
-              for batch in pq.ParquetFile(file).iter_batches(batch_size=BLOCK_ROWS)]
-    return ray.data.from_arrow_refs(blocks or [ray.put(pq.read_table(files[0]))])  # an empty split keeps its schema
-
-
 def _trainable(config: ExperimentConfig, prepared: Prepared):
     from ray import tune
 
     from trainable.entry import TrialSettings, train_fn
 
-    # Materialized once here and handed to every trial, in bounded blocks.
-    train_data = _driver_split(prepared.split_dir("train"))
-    val_data = _driver_split(prepared.split_dir("validation"))
-    test_data = _driver_split(prepared.split_dir("test")) if config.train.eval_test else None
+    # Materialized once here and handed to every trial, in bounded blocks (data.load.read_split).
+    train_data = read_split(prepared.split_dir("train"))
+    val_data = read_split(prepared.split_dir("validation"))
+    test_data = read_split(prepared.split_dir("test")) if config.train.eval_test else None
     resources, workers = config.resources, config.train.workers_per_trial
     settings = TrialSettings(
         model=config.model,
