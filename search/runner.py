@@ -221,16 +221,20 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     from ray import tune
 
     folder = experiment_dir(config)
+    replace = False
     if resume:
         _check_resumable(config, folder)
     elif not storage.is_empty_dir(folder):
         if not overwrite:
             raise ConfigError(f"{folder}: already holds results (use another `name`, --resume to continue them, "
                               f"or --overwrite to replace them)")
-        storage.delete_dir(folder)
+        replace = True
 
     prepared = prepare_data(config)
-    _init_ray(address, dashboard)  # before the first write: a cluster that refuses us leaves no folder behind
+    # Before the first write or delete: bad data or a cluster that refuses us changes no folder.
+    _init_ray(address, dashboard)
+    if replace:
+        storage.delete_dir(folder)
     if not resume:
         resolved = {**to_dict(config), "prepared_path": str(prepared.path)}
         storage.write_text(storage.join(folder, keys.CONFIG_FILE), yaml.safe_dump(resolved, sort_keys=False))

@@ -182,3 +182,15 @@ search:
     # Optuna saw one value per configuration: the mean over its seeds.
     study = optuna.load_study(study_name="seeds", storage=f"sqlite:///{folder / 'optuna.db'}")
     assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 2
+
+
+def test_overwrite_keeps_the_old_results_when_the_new_search_cannot_start(tmp_path, env):
+    old = tmp_path / "results" / "exp"
+    old.mkdir(parents=True)
+    (old / "summary.json").write_text("{}")
+    config = tmp_path / "exp.yaml"
+    config.write_text(f"name: exp\nstorage_path: {tmp_path / 'results'}\n"
+                      f"data: {{source: go_emotions, path: {tmp_path / 'nowhere'}}}\nmodel: {{name: tiny-distilbert}}\n")
+    run = _cli("search", str(config), "--overwrite", env=env, timeout=120)
+    assert run.returncode == 2 and "no such folder" in run.stderr and run.stderr.count("\n") == 1
+    assert (old / "summary.json").read_text() == "{}"
