@@ -1,1 +1,25 @@
-"""analysis"""
+"""Read a results folder back and find where fine-tuning trains: sweet spots, collapse, importance,
+baselines, and the report (see docs/analysis.md). No Ray; torch only for the attention figure.
+
+Example:
+    >>> from analysis import analyze, load_results, write_report
+    >>> analysis = analyze(load_results("results/quickstart"), delta=0.02)  # doctest: +SKIP
+    >>> [(s.optimizer, s.found) for s in analysis.spots.optimizers]  # doctest: +SKIP
+    [('adam', True), ('adagrad', False)]
+    >>> write_report(analysis)  # doctest: +SKIP
+    'results/quickstart/report'
+"""
+
+from analysis.baselines import Baselines, compute_baselines
+from analysis.collapse import CollapseReport, TrialCollapse, diagnose_collapse
+from analysis.importance import Importances, param_importances
+from analysis.report import Analysis, analyze, format_summary, format_table, to_json, write_report
+from analysis.results import Results, ResultsError, TrialResult, epoch_table, load_results, trial_table
+from analysis.sweetspot import SweetSpot, SweetSpots, find_sweet_spots
+
+__all__ = [
+    "Analysis", "Baselines", "CollapseReport", "Importances", "Results", "ResultsError", "SweetSpot", "SweetSpots",
+    "TrialCollapse", "TrialResult", "analyze", "compute_baselines", "diagnose_collapse", "epoch_table",
+    "find_sweet_spots", "format_summary", "format_table", "load_results", "param_importances", "to_json",
+    "trial_table", "write_report",
+]

@@ -10,7 +10,9 @@ define-by-run space gave each optimizer its own lr range. Parameters with one va
 Importances are computed only from `MIN_TRIALS` completed trials on, and with at least one varying
 parameter; otherwise `available` is False and `reason` says why. PED-ANOVA's `target_quantile` is
 0.1 (Optuna's default) when that leaves ≥ 5 trials above it, else 5/n up to 0.5 (Optuna's note:
-results are unstable with fewer than 5 trials above the quantile). fANOVA uses 64 trees, seed 0.
+results are unstable with fewer than 5 trials above the quantile); when ties at that quantile
+select every trial (many runs at the floor), 0.25 and then 0.1 are tried, and PED-ANOVA is left
+empty with a note if all select every trial. fANOVA uses 64 trees, seed 0.
 Both are normalised to sum to 1.
 
 Example:
@@ -78,21 +80,32 @@ def param_importances(results: Results, comparison: Comparison, *, mode: str | N
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
     study.add_trials([optuna.trial.create_trial(params={k: p[k] if k == "optimizer" else float(p[k]) for k in varying},
                                                 distributions=distributions, value=float(v)) for p, v in points])
-    quantile = 0.1 if n * 0.1 >= MIN_TOP else min(0.5, MIN_TOP / n)
-    notes, result = [], {}
-    evaluators = {"ped_anova": optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile),
-                  "fanova": optuna.importance.FanovaImportanceEvaluator(seed=0)}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for name, evaluator in evaluators.items():
+    first = 0.1 if n * 0.1 >= MIN_TOP else min(0.5, MIN_TOP / n)
+    notes: list[str] = []
+
+    def run(name: str, evaluator) -> tuple[dict[str, float], list[str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
-                result[name] = optuna.importance.get_param_importances(study, evaluator=evaluator)
+                values = optuna.importance.get_param_importances(study, evaluator=evaluator)
             except RuntimeError as e:  # e.g. fANOVA's "zero total variance in all trees"
-                notes.append(f"{name}: {e}")
-                result[name] = {}
-    for w in caught:
-        text = str(w.message).splitlines()[0]
-        if "experimental" not in text and text not in notes:
-            notes.append(text)
+                return {}, [f"{name}: {e}"]
+        said = [f"{name}: {str(w.message).splitlines()[0]}" for w in caught if "experimental" not in str(w.message)]
+        return values, said
+
+    # Ties at the target quantile (many runs at the floor) can put every trial above it, and
+    # PED-ANOVA then returns equal importances: try smaller quantiles before giving up.
+    ped, quantile = {}, None
+    for q in dict.fromkeys((first, 0.25, 0.1)):
+        ped, said = run("ped_anova", optuna.importance.PedAnovaImportanceEvaluator(target_quantile=q))
+        if ped and not any("will be equal" in x for x in said):
+            quantile = q
+            notes += said
+            break
+    else:
+        notes.append(f"ped_anova: the top quantiles ({first:g}, 0.25, 0.1) all select every trial (ties): not informative")
+        ped = {}
+    fanova, said = run("fanova", optuna.importance.FanovaImportanceEvaluator(seed=0))
+    notes += said
     clean = lambda d: {k: float(v) if math.isfinite(v) else 0.0 for k, v in d.items()}  # noqa: E731
-    return Importances(True, None, n, varying, clean(result["ped_anova"]), clean(result["fanova"]), quantile, tuple(notes))
+    return Importances(True, None, n, varying, clean(ped), clean(fanova), quantile, tuple(dict.fromkeys(notes)))

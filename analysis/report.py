@@ -1,15 +1,86 @@
-"""Text and JSON views of a results folder."""
+"""The study's answer from a results folder: `analyze` computes it; text, JSON, Markdown and a
+self-contained HTML page show it.
+
+`write_report(analysis)` writes `<results>/report/`: `report.md`, `report.html` (every figure
+embedded as a base64 PNG, every string from data or config HTML-escaped), the figures as PNG
+files, and `trials.csv` / `epochs.csv` (the tidy tables). A figure with nothing to show is
+replaced by a sentence saying why.
+
+Example:
+    >>> analysis = analyze(load_results("results/quickstart"))  # doctest: +SKIP
+    >>> print(format_summary(analysis))  # doctest: +SKIP
+    >>> write_report(analysis)  # doctest: +SKIP
+    'results/quickstart/report'
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import dataclasses
+import datetime
+import html
+import io
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from analysis.results import Results
+from analysis import _files, figures
+from analysis.baselines import Baselines, compute_baselines
+from analysis.collapse import CollapseReport, diagnose_collapse, read_labels
+from analysis.importance import Importances, param_importances
+from analysis.results import Results, epoch_table, trial_table
+from analysis.sweetspot import DEFAULT_DELTA, SweetSpots, find_sweet_spots
 from trainable import keys
+
+REPORT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the report shows about one results folder."""
+
+    results: Results
+    spots: SweetSpots
+    collapse: CollapseReport
+    importances: Importances
+    baselines: Baselines | None
+    baselines_note: str | None  # why there are no baselines
+
+
+def analyze(results: Results, *, delta: float = DEFAULT_DELTA, epoch: float | None = None,
+            baselines: bool = True) -> Analysis:
+    """Sweet spots, collapse diagnosis, importances and (with `baselines`) the reference
+    predictors of `results`, compared on `results.metric`.
+
+    Args:
+        results: From `load_results` (its `metric`/`mode` are what is compared).
+        delta: Sweet-spot tolerance, relative to the best configuration.
+        epoch: Compare trials at this epoch instead of the default equal-epoch rule.
+        baselines: Compute (or read from their cache) the majority and TF-IDF baselines.
+    """
+    spots = find_sweet_spots(results, delta=delta, epoch=epoch)
+    labels, majority = read_labels(results.prepared_path)
+    collapse = diagnose_collapse(results, labels=labels, majority_label=majority)
+    importances = param_importances(results, spots.comparison)
+    base, note = None, None
+    if not baselines:
+        note = "not computed (--no-baselines)"
+    elif not results.prepared_path:
+        note = "the results folder records no prepared data (sweetspot.yaml has no prepared_path)"
+    else:
+        try:
+            base = compute_baselines(results.prepared_path)
+        except FileNotFoundError as e:
+            note = f"prepared data not available: {e}"
+    return Analysis(results, spots, collapse, importances, base, note)
+
+
+# ------------------------------------------------------------------------------------------------
+# Text and JSON
 
 
 def _fmt(x: Any, spec: str) -> str:
-    return format(x, spec) if isinstance(x, (int, float)) else "-"
+    return format(x, spec) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else "-"
 
 
 def format_table(results: Results) -> str:
@@ -32,23 +103,343 @@ def format_table(results: Results) -> str:
     return "\n".join(lines)
 
 
-def to_json(results: Results) -> dict[str, Any]:
+def _interval_text(i) -> str:
+    edges = " (extends below the sampled range?)" if i.lower_open and not i.upper_open else \
+        " (extends above the sampled range?)" if i.upper_open and not i.lower_open else \
+        " (the whole sampled range)" if i.lower_open and i.upper_open else ""
+    return (f"lr {i.lower_lr:.2e} .. {i.upper_lr:.2e} ({i.width_decades:.2f} decades), best lr {i.best_lr:.2e} "
+            f"= {i.best_value:.4f}, {i.n_trials} trial(s){edges}")
+
+
+def _label_text(label) -> str:
+    return f"{label.name} (id {label.id})" if label.name is not None else f"label id {label.id}"
+
+
+def format_summary(analysis: Analysis) -> str:
+    """Sweet spots, collapsed and diverged trials, importances and baselines, as text lines."""
+    s, lines = analysis.spots, []
+    lines.append(f"compared at: {s.comparison.rule}")
+    if s.best is not None:
+        lines.append(f"best configuration: {s.best.optimizer} lr={s.best.lr:.2e} wd={s.best.weight_decay:g} "
+                     f"{s.metric}={s.best.value:.4f} ({s.best.n_trials} trial(s)); threshold {s.threshold:.4f} (δ={s.delta:g})")
+    if s.note:
+        lines.append(f"no sweet spot: {s.note}")
+    for spot in s.optimizers:
+        if spot.intervals:
+            for i in spot.intervals:
+                lines.append(f"sweet spot {spot.optimizer}: {_interval_text(i)}")
+        else:
+            lines.append(f"sweet spot {spot.optimizer}: no sweet spot")
+    for region in s.regions:
+        b = region.bounds
+        lines.append(f"lr × weight decay {region.optimizer}: " + (
+            f"lr {b['lr_low']:.2e} .. {b['lr_high']:.2e}, weight decay {b['weight_decay_low']:g} .. {b['weight_decay_high']:g}"
+            if b else "no sweet region"))
+    for c in analysis.collapse.collapsed:
+        onto = ", ".join(_label_text(x) for x in c.labels) or "unknown label"
+        lines.append(f"collapsed {c.trial_id}: from epoch {c.first_epoch:g}, "
+                     f"{'recovered' if c.recovered else 'stayed collapsed'}, onto {onto}")
+    for d in analysis.collapse.diverged:
+        lines.append(f"diverged {d.trial_id}: {d.config.get('optimizer')} lr={_fmt(d.config.get('lr'), '.2e')} at epoch {_fmt(d.epoch, 'g')}")
+    imp = analysis.importances
+    if imp.available:
+        lines.append("importance (PED-ANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in imp.ped_anova.items()))
+        lines.append("importance (fANOVA):    " + ", ".join(f"{k} {v:.2f}" for k, v in imp.fanova.items()))
+    else:
+        lines.append(f"importance: not computed ({imp.reason})")
+    if analysis.baselines is not None:
+        for name, values in (("majority-label", analysis.baselines.majority), ("TF-IDF + linear", analysis.baselines.tfidf)):
+            if "validation" in values:
+                lines.append(f"baseline {name}: validation P@1 {values['validation']['p1']:.4f}")
+    else:
+        lines.append(f"baselines: {analysis.baselines_note}")
+    return "\n".join(lines)
+
+
+def _plain(x: Any) -> Any:
+    """JSON-safe: dataclasses to dicts, NaN/inf to None, tuples to lists."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def to_json(analysis: Analysis, *, report: str | None = None) -> dict[str, Any]:
     """The machine-readable summary printed by `sweetspot analyze --json`."""
+    results, s = analysis.results, analysis.spots
+    trials = []
+    for t in results.ranked():
+        score = s.comparison.scores[t.trial_id]
+        c = analysis.collapse.of(t.trial_id)
+        trials.append({
+            "trial_id": t.trial_id, "status": t.status, "config": t.config, "epochs": t.epochs,
+            "best": t.best(results.metric, results.mode), "history": t.history, "error": t.error,
+            "params": results.params(t), "score": _plain(score.value), "score_epoch": score.epoch,
+            "truncated": score.truncated, "diverged": t.diverged,
+            "collapsed": c.collapsed if c else None, "first_collapsed_epoch": c.first_epoch if c else None,
+            "recovered": c.recovered if c else None,
+        })
+    spots = {
+        "metric": s.metric, "mode": s.mode, "delta": s.delta, "threshold": s.threshold, "floor": s.floor,
+        "compared_at_epoch": s.comparison.epoch, "rule": s.comparison.rule, "note": s.note, "best": _plain(s.best),
+        "optimizers": [{"optimizer": o.optimizer, "found": o.found, "lrs": list(o.lrs), "best": _plain(o.best),
+                        "intervals": _plain(o.intervals)} for o in s.optimizers],
+        "regions": [{"optimizer": r.optimizer, "found": r.found, "bounds": r.bounds,
+                     "slices": _plain(r.slices)} for r in s.regions],
+        "configs": _plain(s.configs),
+    }
     return {
         "folder": str(results.folder),
         "metric": results.metric,
         "mode": results.mode,
         keys.MAJORITY_P1: results.majority_p1,
-        "trials": [
-            {
-                "trial_id": t.trial_id,
-                "status": t.status,
-                "config": t.config,
-                "epochs": t.epochs,
-                "best": t.best(results.metric, results.mode),
-                "history": t.history,
-                "error": t.error,
-            }
-            for t in results.ranked()
-        ],
+        "trials": trials,
+        "sweet_spots": spots,
+        "collapsed": _plain(analysis.collapse.collapsed),
+        "collapse_majority_label": _plain(analysis.collapse.majority_label),
+        "diverged": _plain(analysis.collapse.diverged),
+        "importances": _plain(analysis.importances),
+        "baselines": {"available": analysis.baselines is not None, "note": analysis.baselines_note,
+                      **(_plain(analysis.baselines) if analysis.baselines else {})},
+        "report": report,
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables shared by the Markdown and HTML reports: a title, columns and rows of display strings.
+
+
+@dataclass(frozen=True)
+class _Table:
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    empty: str = "none"
+
+
+def _lr(x: Any) -> str:
+    return _fmt(x, ".2e")
+
+
+def _tables(analysis: Analysis) -> list[_Table]:
+    results, s, collapse = analysis.results, analysis.spots, analysis.collapse
+    metric = results.metric
+    trials = []
+    for t in results.ranked():
+        p, score, c = results.params(t), s.comparison.scores[t.trial_id], collapse.of(t.trial_id)
+        state = "diverged" if t.diverged else ("-" if c is None else
+                                                f"from epoch {c.first_epoch:g}" + (", recovered" if c.recovered else "")
+                                                if c.collapsed else "no")
+        trials.append((t.trial_id, t.status, str(p["optimizer"]), _lr(p["lr"]), _fmt(p["weight_decay"], "g"),
+                       _fmt(p["seed"], "d") if isinstance(p["seed"], int) else str(p["seed"]), _fmt(t.last_epoch, "g"),
+                       _fmt(t.best(metric, results.mode).get(metric), ".4f"),
+                       _fmt(score.value, ".4f") + (" (truncated)" if score.truncated else ""), state))
+    spots = []
+    for o in s.optimizers:
+        if not o.intervals:
+            spots.append((o.optimizer, "-", "-", "-", _lr(o.best.lr) if o.best else "-",
+                          _fmt(o.best.value, ".4f") if o.best else "-", "0", "no sweet spot"))
+        for i in o.intervals:
+            edge = ", ".join(x for x, on in (("open below", i.lower_open), ("open above", i.upper_open)) if on)
+            spots.append((o.optimizer, _lr(i.lower_lr), _lr(i.upper_lr), f"{i.width_decades:.2f}", _lr(i.best_lr),
+                          _fmt(i.best_value, ".4f"), str(i.n_trials), edge or "-"))
+    regions = []
+    for r in s.regions:
+        for sl in r.slices:
+            text = "; ".join(f"{_lr(i.lower_lr)} .. {_lr(i.upper_lr)} ({i.width_decades:.2f} dec)" for i in sl.intervals)
+            regions.append((r.optimizer, _fmt(sl.weight_decay, "g"), text or "none"))
+    by_id = {t.trial_id: t for t in results.trials}
+    collapsed = []
+    for c in collapse.collapsed:
+        p = results.params(by_id[c.trial_id])
+        onto = ", ".join(_label_text(x) for x in c.labels) or "unknown"
+        collapsed.append((c.trial_id, str(p["optimizer"]), _lr(p["lr"]), _fmt(p["weight_decay"], "g"), _fmt(c.first_epoch, "g"),
+                          "yes" if c.recovered else "no", onto,
+                          "-" if c.onto_majority is None else ("yes" if c.onto_majority else "no")))
+    diverged = [(d.trial_id, str(d.config.get("optimizer")), _lr(d.config.get("lr")), _fmt(d.config.get("weight_decay"), "g"),
+                 _fmt(d.epoch, "g")) for d in collapse.diverged]
+    imp = analysis.importances
+    importances = [(k, _fmt(imp.ped_anova.get(k), ".3f"), _fmt(imp.fanova.get(k), ".3f")) for k in imp.params]
+    base = []
+    if analysis.baselines is not None:
+        for name, values in (("majority-label predictor", analysis.baselines.majority),
+                             ("TF-IDF (token ids) + one-vs-rest linear SVM", analysis.baselines.tfidf)):
+            for split, v in values.items():
+                base.append((name, split, _fmt(v.get("p1"), ".4f"), _fmt(v.get("p3"), ".4f"), _fmt(v.get("p5"), ".4f")))
+    if s.best is not None:
+        best_row = {k: _fmt(s.best.value, ".4f") if k == metric else "-" for k in ("val_p1", "val_p3", "val_p5")}
+        base.append((f"best configuration ({s.best.optimizer} lr={_lr(s.best.lr)})", "validation",
+                     best_row["val_p1"], best_row["val_p3"], best_row["val_p5"]))
+    return [
+        _Table("Trials", ("trial", "status", "optimizer", "lr", "weight decay", "seed", "epochs", f"best {metric}",
+                          f"score at epoch ≤ {s.comparison.epoch:g}", "collapsed"), tuple(trials)),
+        _Table("Sweet spots", ("optimizer", "lower lr", "upper lr", "width (decades)", "best lr", f"best {metric}",
+                               "trials", "edges"), tuple(spots)),
+        _Table("lr × weight decay regions", ("optimizer", "weight decay", "lr intervals"), tuple(regions),
+               "no optimizer was searched at more than one weight decay"),
+        _Table("Collapsed runs", ("trial", "optimizer", "lr", "weight decay", "first epoch", "recovered",
+                                  "collapsed onto", "most frequent training label"), tuple(collapsed), "no trial collapsed"),
+        _Table("Diverged runs", ("trial", "optimizer", "lr", "weight decay", "epoch"), tuple(diverged), "no trial diverged"),
+        _Table("Importances", ("parameter", "PED-ANOVA", "fANOVA"), tuple(importances),
+               f"not computed: {imp.reason}" if not imp.available else "none"),
+        _Table("Baselines", ("predictor", "split", "P@1", "P@3", "P@5"), tuple(base),
+               f"not available: {analysis.baselines_note}"),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures
+
+
+FIGURES: tuple[tuple[str, str, str], ...] = (  # (file, letter, title)
+    ("fig_a_optimizers.png", "a", "Optimizer comparison: the best run per optimizer"),
+    ("fig_b_per_optimizer.png", "b", "Per optimizer: loss and metric per epoch for each learning rate"),
+    ("fig_c_weight_decay.png", "c", "Adam vs AdamW: weight-decay ablation"),
+    ("fig_d_sweet_spots.png", "d", "Sweet spots: best metric vs learning rate"),
+    ("fig_e_collapse.png", "e", "Collapse: prediction entropy per epoch"),
+    ("fig_f_attention.png", "f", "Attention heat maps: a collapsed and a healthy checkpoint"),
+)
+
+
+def _baseline_lines(analysis: Analysis) -> dict[str, float]:
+    """Reference lines for the sweet-spot chart: the baselines' value of the compared metric."""
+    metric = analysis.spots.metric
+    if analysis.baselines is None or metric not in ("val_p1", "val_p3", "val_p5"):
+        return {}
+    k = metric.removeprefix("val_")
+    return {"TF-IDF + linear": analysis.baselines.tfidf.get("validation", {}).get(k, math.nan)}
+
+
+def _floor_line(analysis: Analysis) -> float | None:
+    metric = analysis.spots.metric
+    if analysis.baselines is not None and metric in ("val_p1", "val_p3", "val_p5"):
+        return analysis.baselines.majority.get("validation", {}).get(metric.removeprefix("val_"))
+    return analysis.results.majority_p1 if metric == keys.VAL_P1 else None
+
+
+def _figures(analysis: Analysis, attention: bool) -> dict[str, figures.Figure]:
+    r, s, c = analysis.results, analysis.spots, analysis.collapse
+    makers: dict[str, Callable[[], figures.Figure]] = {
+        "a": lambda: figures.fig_optimizers(r, s),
+        "b": lambda: figures.fig_per_optimizer(r, s.metric),
+        "c": lambda: figures.fig_weight_decay(s),
+        "d": lambda: figures.fig_sweet_spots(s, _baseline_lines(analysis), _floor_line(analysis)),
+        "e": lambda: figures.fig_collapse(r, c),
+        "f": (lambda: figures.fig_attention(r, s, c)) if attention else
+             (lambda: figures.Figure(None, "not drawn (--no-attention)")),
+    }
+    return {letter: makers[letter]() for _, letter, _ in FIGURES}
+
+
+# ------------------------------------------------------------------------------------------------
+# Markdown and HTML
+
+
+def _md_cell(text: str) -> str:
+    return html.escape(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Table], summary: str) -> str:
+    r, s = analysis.results, analysis.spots
+    out = [f"# sweetspot report: {_md_cell(str(r.config.get('name') or r.folder))}", "",
+           f"Results folder: `{_md_cell(str(r.folder))}`. {len(r.trials)} trials; metric `{_md_cell(s.metric)}` ({s.mode}); "
+           f"sweet-spot tolerance δ = {s.delta:g} (relative). Generated {datetime.datetime.now():%Y-%m-%d %H:%M}.", "",
+           f"**Compared at:** {_md_cell(s.comparison.rule)}.", "", "## Summary", "",
+           "```", summary.replace("```", "'''"), "```", ""]  # a code block shows data literally; keep it closed
+    for file, letter, title in FIGURES:
+        out += [f"## ({letter}) {title}", ""]
+        fig = figs[letter]
+        out.append(f"![({letter}) {title}]({file})" if fig.png else f"*Nothing to show: {_md_cell(fig.note or '')}.*")
+        if fig.png and fig.note:
+            out += ["", _md_cell(fig.note)]
+        out.append("")
+    out += ["## (g) Tables", ""]
+    for t in tables:
+        out += [f"### {t.title}", ""]
+        if not t.rows:
+            out += [f"*{_md_cell(t.empty)}*", ""]
+            continue
+        out.append("| " + " | ".join(_md_cell(c) for c in t.columns) + " |")
+        out.append("|" + "---|" * len(t.columns))
+        out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
+        out.append("")
+    out += ["Per-trial and per-epoch tables: `trials.csv`, `epochs.csv`.", ""]
+    return "\n".join(out)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee}pre{background:#f7f7f7;padding:1em;overflow-x:auto}
+.missing{background:#fff7e0;border-left:4px solid #e0a000;padding:.6em 1em}.note{color:#555;font-size:13px}"""
+
+
+def _html(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Table], summary: str) -> str:
+    e = html.escape
+    r, s = analysis.results, analysis.spots
+    name = e(str(r.config.get("name") or r.folder))
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>sweetspot report: {name}</title>",
+           f"<style>{_CSS}</style></head><body>", f"<h1>sweetspot report: {name}</h1>",
+           f"<p>Results folder <code>{e(str(r.folder))}</code>: {len(r.trials)} trials; metric <code>{e(s.metric)}</code> "
+           f"({e(s.mode)}); sweet-spot tolerance δ = {s.delta:g} (relative).</p>",
+           f"<p><b>Compared at:</b> {e(s.comparison.rule)}.</p>", "<h2>Summary</h2>", f"<pre>{e(summary)}</pre>"]
+    for _, letter, title in FIGURES:
+        fig = figs[letter]
+        out.append(f'<h2 id="fig-{letter}">({letter}) {e(title)}</h2>')
+        if fig.png:
+            data = base64.b64encode(fig.png).decode("ascii")
+            out.append(f'<img id="img-{letter}" alt="({letter}) {e(title)}" src="data:image/png;base64,{data}">')
+            if fig.note:
+                out.append(f'<p class="note">{e(fig.note)}</p>')
+        else:
+            out.append(f'<p class="missing" id="missing-{letter}">Nothing to show: {e(fig.note or "")}.</p>')
+    out.append('<h2 id="tables">(g) Tables</h2>')
+    for t in tables:
+        out.append(f"<h3>{e(t.title)}</h3>")
+        if not t.rows:
+            out.append(f'<p class="missing">{e(t.empty)}</p>')
+            continue
+        out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in t.columns) + "</tr></thead><tbody>")
+        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t.rows]
+        out.append("</tbody></table>")
+    out.append('<p class="note">Per-trial and per-epoch tables: <code>trials.csv</code>, <code>epochs.csv</code>.</p>')
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _csv(frame) -> bytes:
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return buf.getvalue().encode("utf-8")
+
+
+def write_report(analysis: Analysis, folder: str | None = None, *, attention: bool = True) -> str:
+    """Writes the report (see the module docstring) to `folder` (default `<results>/report`);
+    returns its location. `attention=False` skips figure (f), the only one that loads models."""
+    r, s = analysis.results, analysis.spots
+    folder = folder or _files.join(str(r.folder), REPORT_DIR)
+    figs = _figures(analysis, attention)
+    tables = _tables(analysis)
+    summary = format_table(r) + "\n\n" + format_summary(analysis)
+    for file, letter, _ in FIGURES:
+        if figs[letter].png:
+            _files.write_bytes(_files.join(folder, file), figs[letter].png)
+    trials = trial_table(r)
+    trials["score"] = [s.comparison.scores[i].value for i in trials["trial_id"]]
+    trials["score_epoch_limit"] = s.comparison.epoch
+    trials["truncated"] = [s.comparison.scores[i].truncated for i in trials["trial_id"]]
+    diag = {c.trial_id: c for c in analysis.collapse.trials}
+    trials["collapsed"] = [diag[i].collapsed if i in diag else None for i in trials["trial_id"]]
+    trials["first_collapsed_epoch"] = [diag[i].first_epoch if i in diag else None for i in trials["trial_id"]]
+    trials["recovered"] = [diag[i].recovered if i in diag else None for i in trials["trial_id"]]
+    trials["collapsed_onto"] = [";".join(_label_text(x) for x in diag[i].labels) if i in diag else None
+                                for i in trials["trial_id"]]
+    _files.write_bytes(_files.join(folder, "trials.csv"), _csv(trials))
+    _files.write_bytes(_files.join(folder, "epochs.csv"), _csv(epoch_table(r)))
+    _files.write_bytes(_files.join(folder, "report.md"), _markdown(analysis, figs, tables, summary).encode("utf-8"))
+    _files.write_bytes(_files.join(folder, "report.html"), _html(analysis, figs, tables, summary).encode("utf-8"))
+    return folder

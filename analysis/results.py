@@ -119,7 +119,9 @@ class Results:
         """The trial's optimizer, lr, weight_decay and seed, with the `train:` defaults for the
         ones the search did not vary (lr is None when neither set it)."""
         train = self.train_config
-        defaults = {"optimizer": train.optimizer, "lr": train.lr, "weight_decay": train.weight_decay, "seed": train.seed}
+        reported = next((row[keys.SEED] for row in trial.history if finite(row.get(keys.SEED))), None)
+        defaults = {"optimizer": train.optimizer, "lr": train.lr, "weight_decay": train.weight_decay,
+                    "seed": train.seed if reported is None else int(reported)}  # trials report their effective seed
         return {k: trial.config.get(k, defaults[k]) for k in SEARCHED}
 
     def ranked(self) -> list[TrialResult]:
@@ -253,7 +255,7 @@ def epoch_table(results: Results):
     every reported key of `trainable.keys.REPORTED` (missing ones as NaN)."""
     import pandas as pd
 
-    metric_columns = [k for k in keys.REPORTED if k != keys.NODE_ID]
+    metric_columns = [k for k in keys.REPORTED if k != keys.NODE_ID and k not in SEARCHED]
     rows = []
     for t in results.trials:
         params = results.params(t)

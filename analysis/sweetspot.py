@@ -251,8 +251,9 @@ def lr_intervals(points: Sequence[ConfigScore], *, level: float, mode: str,
 
     Example:
         >>> pts = [ConfigScore("adam", lr, 0.0, v, v, 0.0, ("t",), False) for lr, v in [(1e-5, 0.4), (1e-4, 0.6), (1e-3, 0.3)]]
-        >>> [round(x, 3) for x in (lambda i: (math.log10(i.lower_lr), math.log10(i.upper_lr)))(lr_intervals(pts, level=0.5, mode="max")[0])]
-        [-4.5, -3.667]
+        >>> (spot,) = lr_intervals(pts, level=0.5, mode="max")  # 0.5 is crossed half-way below 1e-4, a third above
+        >>> round(math.log10(spot.lower_lr), 3), round(math.log10(spot.upper_lr), 3), round(spot.width_decades, 3)
+        (-4.5, -3.667, 0.833)
     """
     sign = 1.0 if mode == "max" else -1.0
     if qualifies is None:

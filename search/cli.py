@@ -96,11 +96,29 @@ def cmd_status(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from analysis.report import format_table, to_json
-    from analysis.results import load_results
+    from analysis.report import analyze, format_summary, format_table, to_json, write_report
+    from analysis.results import ResultsError, load_results
 
-    results = load_results(args.results_dir)
-    print(json.dumps(to_json(results), indent=1) if args.json else format_table(results))
+    if not (args.delta >= 0.0):  # also refuses NaN
+        raise UserError(f"--delta: must be a number >= 0, got {args.delta}")
+    if args.epoch is not None and not (args.epoch > 0):
+        raise UserError(f"--epoch: must be > 0, got {args.epoch}")
+    results = load_results(args.results_dir, metric=args.metric)
+    if not any(t.history for t in results.trials):
+        raise ResultsError(f"{results.folder}: no trial has reported a result yet")
+    if not any(results.metric in row for t in results.trials for row in t.history):
+        reported = sorted({k for t in results.trials for row in t.history for k in row if k.startswith("val_")})
+        raise UserError(f"--metric {results.metric}: no trial reported it (reported: {', '.join(reported)})")
+    analysis = analyze(results, delta=args.delta, epoch=args.epoch, baselines=not args.no_baselines)
+    report = None if args.no_report else write_report(analysis, args.out, attention=not args.no_attention)
+    if args.json:
+        print(json.dumps(to_json(analysis, report=report), indent=1))
+    else:
+        print(format_table(results))
+        print()
+        print(format_summary(analysis))
+        if report:
+            print(f"report: {report}/report.html")
     return 0
 
 
@@ -144,10 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the records as JSON")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("analyze", help="report on a results folder (no Ray needed)",
-                       description="Read a results folder and print its trials sorted by the search metric.")
+    p = sub.add_parser("analyze", help="report on a results folder: sweet spots, collapse, importance (no Ray needed)",
+                       description="Read a results folder (a local path or a storage URI), print its trials sorted by the "
+                                   "metric, its sweet spots and collapsed runs, and write RESULTS_DIR/report/ "
+                                   "(report.html, report.md, figures, trials.csv, epochs.csv).")
     p.add_argument("results_dir", metavar="RESULTS_DIR", help="the experiment's results folder, e.g. results/quickstart")
-    p.add_argument("--json", action="store_true", help="print the machine-readable summary")
+    p.add_argument("--json", action="store_true", help="print the machine-readable summary (trials, sweet_spots, collapsed, "
+                                                       "diverged, importances, baselines) instead of the text")
+    p.add_argument("--metric", default="val_p1", help="validation metric to rank trials and find sweet spots by "
+                                                      "(default: val_p1); losses are minimised, everything else maximised")
+    p.add_argument("--delta", type=float, default=0.02,
+                   help="sweet spot: configurations within this fraction of the best one (default 0.02 = 2%%)")
+    p.add_argument("--epoch", type=float, help="compare every trial's best metric over epochs <= this (default: the fewest "
+                                               "epochs a trial ended with on the budget or by ASHA, so all compare equally)")
+    p.add_argument("--out", metavar="DIR", help="write the report here instead of RESULTS_DIR/report")
+    p.add_argument("--no-report", action="store_true", help="only print; write no report folder")
+    p.add_argument("--no-baselines", action="store_true", help="skip the majority-label and TF-IDF baselines")
+    p.add_argument("--no-attention", action="store_true", help="skip figure (f), the only one that loads checkpoints (torch)")
     p.set_defaults(func=cmd_analyze)
     return parser
 

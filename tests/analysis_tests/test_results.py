@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from analysis.report import format_table, to_json
+from analysis.report import analyze, format_table, to_json
 from analysis.results import ResultsError, load_results
 from tests.conftest import REPO
 
@@ -55,7 +55,7 @@ def test_trials_are_ranked_by_their_best_epoch(results_dir):
 
 
 def test_json_lists_every_trial_with_status_config_epochs_and_best(results_dir):
-    summary = to_json(load_results(results_dir))
+    summary = to_json(analyze(load_results(results_dir)))
     assert summary["majority_p1"] == 0.3
     by_id = {t["trial_id"]: t for t in summary["trials"]}
     assert {k: v["status"] for k, v in by_id.items()} == {

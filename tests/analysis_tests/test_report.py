@@ -1,0 +1,112 @@
+"""The report folder and `sweetspot analyze` on a hand-written results folder (no checkpoints, no
+weight-decay variation: figures (c) and (f) must say so instead of failing)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from analysis.report import analyze, write_report
+from analysis.results import load_results
+from tests.analysis_tests.folders import FLOOR, row, trial, write_prepared, write_results
+from tests.conftest import REPO
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    docs = [([101, 10, 102], [0]), ([101, 11, 102], [1]), ([101, 10, 11, 102], [0, 1]), ([101, 12, 102], [2])]
+    prepared = write_prepared(tmp_path / "prepared", [(EVIL, 3), ("b|c", 2), ("plain", 1)],
+                              {"train": docs, "validation": docs, "test": docs}, majority=0)
+    collapsed = [row(1, FLOOR, entropy=0.0, top=0), row(2, FLOOR, entropy=0.0, top=0)]
+    return write_results(tmp_path / "results" / "exp", [
+        trial("a1", "adam", 1e-5, [0.35, 0.40]), trial("a2", "adam", 1e-4, [0.50, 0.60]),
+        trial("a3", "adam", 1e-3, [0.45, 0.50]), trial("a4", "adam", 1e-1, rows=collapsed),
+        trial("g1", "adagrad", 1e-2, rows=collapsed), trial("g2", "adagrad", 1e-4, [0.32, 0.33]),
+        trial("x1", "adamw", 10.0, rows=[row(1, 0.0, diverged=1)], status="diverged"),
+    ], epochs=2, prepared=prepared, name="exp<b>")
+
+
+def _analyze(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "search.cli", "analyze", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+
+
+def test_analyze_writes_a_self_contained_escaped_report(results_dir):
+    proc = _analyze(results_dir)
+    assert proc.returncode == 0, proc.stderr
+    report = results_dir / "report"
+    assert f"report: {report}/report.html" in proc.stdout
+    assert proc.stdout.splitlines()[2].startswith("a2")  # the trial table, best first, then the floor
+    assert "majority-label floor" in proc.stdout and "sweet spot adam: lr" in proc.stdout
+    assert "sweet spot adagrad: no sweet spot" in proc.stdout
+    page = (report / "report.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
+    assert "exp&lt;b&gt;" in page and "exp<b>" not in page
+    images = re.findall(r'<img id="img-(\w)" alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
+    assert sorted(letter for letter, _ in images) == ["a", "b", "d", "e"]
+    assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for _, data in images)
+    assert 'id="missing-c"' in page and "more than one weight decay" in page
+    assert 'id="missing-f"' in page and "checkpoint" in page
+    assert page.count("<table>") == 6  # trials, sweet spots, collapsed, diverged, importances, baselines (regions: none)
+    for letter in "abde":
+        assert len(list(report.glob(f"fig_{letter}_*.png"))) == 1
+    markdown = (report / "report.md").read_text()
+    outside_code = re.sub(r"```.*?```", "", markdown, flags=re.S)  # a code block shows its text literally
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in outside_code and EVIL not in outside_code
+    for name in re.findall(r"\]\((fig_\w+\.png)\)", markdown):
+        assert (report / name).is_file()
+    with open(report / "trials.csv") as f:
+        trials = list(csv.DictReader(f))
+    assert len(trials) == 7 and {t["trial_id"] for t in trials if t["collapsed"] == "True"} == {"a4", "g1"}
+    with open(report / "epochs.csv") as f:
+        assert len(list(csv.DictReader(f))) == 13  # every reported row: 6 trials × 2 epochs + 1
+
+
+def test_json_summary_has_the_analysis_and_the_original_keys(results_dir):
+    proc = _analyze(results_dir, "--json", "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert {"folder", "metric", "mode", "majority_p1", "trials", "sweet_spots", "collapsed", "diverged", "importances",
+            "baselines"} <= set(summary)
+    assert summary["report"] is None and not (results_dir / "report").exists()
+    first = summary["trials"][0]
+    assert {"trial_id", "status", "config", "epochs", "best", "history"} <= set(first) and first["trial_id"] == "a2"
+    adam = next(o for o in summary["sweet_spots"]["optimizers"] if o["optimizer"] == "adam")
+    assert adam["found"] and adam["intervals"][0]["best_lr"] == pytest.approx(1e-4)
+    assert {c["trial_id"] for c in summary["collapsed"]} == {"a4", "g1"}
+    assert all(c["labels"][0]["name"] == EVIL and c["onto_majority"] for c in summary["collapsed"])
+    assert [d["trial_id"] for d in summary["diverged"]] == ["x1"]
+    assert summary["importances"]["available"] and "lr" in summary["importances"]["fanova"]
+    assert summary["baselines"]["available"] and summary["baselines"]["majority"]["validation"]["p1"] == pytest.approx(0.5)
+
+
+def test_a_storage_uri_reads_and_writes_like_a_local_path(results_dir, tmp_path):
+    local = load_results(results_dir)
+    remote = load_results(f"file://{results_dir}")
+    assert [(t.trial_id, t.history) for t in remote.ranked()] == [(t.trial_id, t.history) for t in local.ranked()]
+    out = write_report(analyze(remote, baselines=False), f"file://{tmp_path / 'uri-report'}")
+    assert out.startswith("file://") and (tmp_path / "uri-report" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--delta", "-1"], "--delta"),
+    (["--metric", "val_nope"], "no trial reported it"),
+    (["--epoch", "0"], "--epoch"),
+])
+def test_bad_options_end_with_one_line_and_exit_code_2(results_dir, args, message):
+    proc = _analyze(results_dir, *args, "--no-report")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+def test_an_unreadable_summary_is_one_line_and_exit_code_2(results_dir):
+    (results_dir / "summary.json").write_text("{not json")
+    proc = _analyze(results_dir, "--no-report")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "summary.json: unreadable" in proc.stderr
