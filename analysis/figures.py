@@ -46,6 +46,17 @@ def _series(trial: TrialResult, key: str) -> tuple[list[float], list[float]]:
     return [float(r[keys.EPOCH]) for r in rows], [float(r[key]) for r in rows]
 
 
+def _params_text(p: dict[str, Any]) -> str:
+    """`lr=2.0e-04 wd=0.01` (lr `default` when neither searched nor set; wd only when non-zero)."""
+    lr = f"lr={p['lr']:.1e}" if finite(p["lr"]) else "lr=default"
+    return lr + (f" wd={p['weight_decay']:g}" if finite(p["weight_decay"]) and p["weight_decay"] else "")
+
+
+def _plain_text(text: str) -> str:
+    """Text matplotlib draws as is: an unescaped `$` pair would start math mode."""
+    return text.replace("$", r"\$")
+
+
 def _colors(n: int) -> list[Any]:
     from matplotlib import colormaps
 
@@ -89,7 +100,7 @@ def fig_optimizers(results: Results, spots: SweetSpots) -> Figure:
     ax_m, ax_l = fig.subplots(1, 2)
     for name, t in best.items():
         p = results.params(t)
-        label = f"{name} lr={p['lr']:.1e}" + (f" wd={p['weight_decay']:g}" if p["weight_decay"] else "")
+        label = f"{name} {_params_text(p)}"
         ax_m.plot(*_series(t, spots.metric), marker="o", color=colors[name], label=label)
         ax_l.plot(*_series(t, keys.TRAIN_LOSS), marker="o", color=colors[name], label=f"{name} train")
         ax_l.plot(*_series(t, keys.VAL_LOSS), marker="s", linestyle="--", color=colors[name], label=f"{name} validation")
@@ -330,7 +341,7 @@ def fig_attention(results: Results, spots: SweetSpots, collapse: CollapseReport)
         maps = {t.trial_id: attention_maps(results, t, input_ids, int(manifest["stats"]["num_labels"])) for t in (collapsed, healthy)}
     except Exception as e:  # a model that cannot be built here, a damaged checkpoint: say so, go on
         return Figure(None, f"attention maps unavailable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-    tokens = _token_names(manifest, input_ids)
+    tokens = [_plain_text(t) for t in _token_names(manifest, input_ids)]
     n_layers = len(next(iter(maps.values())))
     layers = sorted({i % n_layers for i in ATTENTION_LAYERS})
     fig = _new(3.3 * len(layers) + 0.6, 7.2)
@@ -338,7 +349,7 @@ def fig_attention(results: Results, spots: SweetSpots, collapse: CollapseReport)
     for row, (kind, t) in enumerate((("collapsed", collapsed), ("healthy", healthy))):
         p = results.params(t)
         vmax = max(float(maps[t.trial_id][layer].max()) for layer in layers)  # one colour scale per row
-        name = f"{kind}: {p['optimizer']} lr={p['lr']:.0e}" + (f" wd={p['weight_decay']:g}" if p["weight_decay"] else "")
+        name = f"{kind}: {p['optimizer']} {_params_text(p)}"
         for col, layer in enumerate(layers):
             ax = axes[row][col]
             im = ax.imshow(maps[t.trial_id][layer], cmap="viridis", vmin=0.0, vmax=vmax)

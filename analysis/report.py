@@ -28,7 +28,7 @@ from analysis import _files, figures
 from analysis.baselines import Baselines, compute_baselines
 from analysis.collapse import CollapseReport, diagnose_collapse, read_labels
 from analysis.importance import Importances, param_importances
-from analysis.results import Results, epoch_table, trial_table
+from analysis.results import Results, epoch_table, finite, trial_table
 from analysis.sweetspot import DEFAULT_DELTA, SweetSpots, find_sweet_spots
 from trainable import keys
 
@@ -220,6 +220,7 @@ class _Table:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     empty: str = "none"
+    note: str | None = None  # shown under the table
 
 
 def _lr(x: Any) -> str:
@@ -271,10 +272,13 @@ def _tables(analysis: Analysis) -> list[_Table]:
                              ("TF-IDF (token ids) + one-vs-rest linear SVM", analysis.baselines.tfidf)):
             for split, v in values.items():
                 base.append((name, split, _fmt(v.get("p1"), ".4f"), _fmt(v.get("p3"), ".4f"), _fmt(v.get("p5"), ".4f")))
-    if s.best is not None:
-        best_row = {k: _fmt(s.best.value, ".4f") if k == metric else "-" for k in ("val_p1", "val_p3", "val_p5")}
-        base.append((f"best configuration ({s.best.optimizer} lr={_lr(s.best.lr)})", "validation",
-                     best_row["val_p1"], best_row["val_p3"], best_row["val_p5"]))
+    if s.best is not None:  # the best configuration's best trial, at the epoch it is scored by
+        trial_id = max(s.best.trial_ids, key=lambda i: s.comparison.scores[i].value
+                       if finite(s.comparison.scores[i].value) else -math.inf)
+        epoch = s.comparison.scores[trial_id].epoch
+        at = next((r for r in by_id[trial_id].history if r.get(keys.EPOCH) == epoch), {})
+        base.append((f"best configuration ({s.best.optimizer} lr={_lr(s.best.lr)}, trial {trial_id}, epoch {_fmt(epoch, 'g')})",
+                     "validation", *(_fmt(at.get(k), ".4f") for k in (keys.VAL_P1, keys.VAL_P3, keys.VAL_P5))))
     return [
         _Table("Trials", ("trial", "status", "optimizer", "lr", "weight decay", "seed", "epochs", f"best {metric}",
                           f"score at epoch ≤ {s.comparison.epoch:g}", "collapsed"), tuple(trials)),
@@ -286,7 +290,9 @@ def _tables(analysis: Analysis) -> list[_Table]:
                                   "collapsed onto", "most frequent training label"), tuple(collapsed), "no trial collapsed"),
         _Table("Diverged runs", ("trial", "optimizer", "lr", "weight decay", "epoch"), tuple(diverged), "no trial diverged"),
         _Table("Importances", ("parameter", "PED-ANOVA", "fANOVA"), tuple(importances),
-               f"not computed: {imp.reason}" if not imp.available else "none"),
+               f"not computed: {imp.reason}" if not imp.available else "none",
+               f"{imp.n_trials} completed trials; PED-ANOVA target quantile {_fmt(imp.target_quantile, 'g')}."
+               + "".join(f" {n}." for n in imp.notes) if imp.available else None),
         _Table("Baselines", ("predictor", "split", "P@1", "P@3", "P@5"), tuple(base),
                f"not available: {analysis.baselines_note}"),
     ]
@@ -368,6 +374,8 @@ def _markdown(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[
         out.append("|" + "---|" * len(t.columns))
         out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
         out.append("")
+        if t.note:
+            out += [_md_cell(t.note), ""]
     out += ["Per-trial and per-epoch tables: `trials.csv`, `epochs.csv`.", ""]
     return "\n".join(out)
 
@@ -406,6 +414,8 @@ def _html(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Tab
         out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in t.columns) + "</tr></thead><tbody>")
         out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t.rows]
         out.append("</tbody></table>")
+        if t.note:
+            out.append(f'<p class="note">{e(t.note)}</p>')
     out.append('<p class="note">Per-trial and per-epoch tables: <code>trials.csv</code>, <code>epochs.csv</code>.</p>')
     out.append("</body></html>")
     return "\n".join(out)

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -178,8 +179,6 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
     """
     folder = str(folder)
     if not _files.is_uri(folder):
-        from pathlib import Path
-
         folder = str(Path(folder).expanduser())
     if not _files.is_dir(folder):
         raise ResultsError(f"{folder}: no such results folder")

@@ -110,7 +110,10 @@ def cmd_analyze(args) -> int:
         reported = sorted({k for t in results.trials for row in t.history for k in row if k.startswith("val_")})
         raise UserError(f"--metric {results.metric}: no trial reported it (reported: {', '.join(reported)})")
     analysis = analyze(results, delta=args.delta, epoch=args.epoch, baselines=not args.no_baselines)
-    report = None if args.no_report else write_report(analysis, args.out, attention=not args.no_attention)
+    try:
+        report = None if args.no_report else write_report(analysis, args.out, attention=not args.no_attention)
+    except OSError as e:  # a read-only results folder, a full disk
+        raise UserError(f"cannot write the report: {e} (use --out DIR, or --no-report)") from None
     if args.json:
         print(json.dumps(to_json(analysis, report=report), indent=1))
     else:

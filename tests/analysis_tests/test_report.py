@@ -7,6 +7,7 @@ import base64
 import csv
 import json
 import re
+from pathlib import Path
 import subprocess
 import sys
 
@@ -110,3 +111,17 @@ def test_an_unreadable_summary_is_one_line_and_exit_code_2(results_dir):
     (results_dir / "summary.json").write_text("{not json")
     proc = _analyze(results_dir, "--no-report")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "summary.json: unreadable" in proc.stderr
+
+
+def test_trials_without_an_lr_are_reported_but_left_out_of_sweet_spots(tmp_path):
+    folder = write_results(tmp_path / "r", [trial("a", "adam", 1e-4, [0.5]), trial("b", "adam", 1e-3, [0.45])], epochs=1)
+    config = json.loads((folder / "trial_b" / "params.json").read_text())
+    del config["lr"]  # neither searched nor set in train.lr: the optimizer's default, unknown here
+    (folder / "trial_b" / "params.json").write_text(json.dumps(config))
+    summary = json.loads((folder / "summary.json").read_text())
+    del summary["trials"][1]["config"]["lr"]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    analysis = analyze(load_results(folder), baselines=False)
+    assert [c.trial_ids for c in analysis.spots.configs] == [("a",)]
+    page = (Path(write_report(analysis)) / "report.html").read_text()
+    assert "<td>b</td>" in page and 'id="img-b"' in page

@@ -1,0 +1,127 @@
+"""A real search, then its report, as a user runs them: `sweetspot search` on a real local Ray
+(MiniLM on go_emotions, a slice of the seed-protocol grid with Adam vs AdamW at two weight decays),
+then `sweetspot analyze`, then the report opened in headless Chromium.
+
+One search (module fixture) serves every test here. Its grid holds a learning rate that collapses
+(2e-2: every document gets the most frequent label) and one that trains (2e-4 recovers from the
+early collapse within 2 epochs of 800 documents at batch size 8 — measured; fewer steps stay
+collapsed), so every figure (a)–(f) has something to draw.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def _sweetspot(*args, env, timeout):
+    return subprocess.run([sys.executable, "-m", "search.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, datasets_dir):
+    tmp = tmp_path_factory.mktemp("real")
+    config = tmp / "real.yaml"
+    config.write_text(f"""
+name: real
+storage_path: {tmp / 'results'}
+data: {{source: go_emotions, max_len: 24, train_limit: 800, validation_limit: 96, test_limit: 32}}
+model: {{name: minilm-l6}}
+train: {{epochs: 2, batch_size: 8}}
+search:
+  algorithm: grid
+  space: {{optimizer: [adam, adamw], lr: [2.0e-4, 2.0e-2], weight_decay: [0.0, 0.01]}}
+  scheduler: {{name: fifo}}
+  max_concurrent_trials: 2
+resources: {{cpus_per_trial: 1}}
+""")
+    env = {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp / "cache"), "RAY_ADDRESS": ""}
+    search = _sweetspot("search", config, env=env, timeout=900)
+    assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
+    folder = tmp / "results" / "real"
+    analyze = _sweetspot("analyze", folder, "--json", env=env, timeout=300)
+    assert analyze.returncode == 0, analyze.stderr[-3000:]
+    summary = json.loads(analyze.stdout)
+    prepared = Path(yaml.safe_load((folder / "sweetspot.yaml").read_text())["prepared_path"])
+    return {"folder": folder, "summary": summary, "manifest": json.loads((prepared / "manifest.json").read_text()),
+            "prepared": prepared, "report": Path(summary["report"])}
+
+
+def test_search_has_collapsed_and_healthy_runs_and_names_the_collapse_label(searched):
+    summary, manifest = searched["summary"], searched["manifest"]
+    assert len(summary["trials"]) == 8
+    stayed = [c for c in summary["collapsed"] if not c["recovered"]]
+    assert stayed, "no run stayed collapsed"
+    majority = manifest["majority_label"]
+    # The study: a collapsed run predicts the most frequent training label for every document.
+    assert all(c["labels"][0]["id"] == majority["id"] and c["labels"][0]["name"] == majority["name"] and c["onto_majority"]
+               for c in stayed), (stayed, majority)
+    healthy = [t for t in summary["trials"] if t["history"] and not t["history"][-1].get("collapsed")]
+    assert healthy, "no run ended healthy"
+    best = summary["sweet_spots"]["best"]
+    assert best["value"] > summary["majority_p1"] + 0.01 and best["lr"] == pytest.approx(2e-4)
+    spots = {o["optimizer"]: o for o in summary["sweet_spots"]["optimizers"]}
+    assert spots[best["optimizer"]]["found"] and spots[best["optimizer"]]["intervals"][0]["lower_open"]
+    assert all(i["upper_lr"] < 2e-2 for o in spots.values() for i in o["intervals"])  # 2e-2 is outside every spot
+    assert summary["importances"]["available"] or "same score" in summary["importances"]["reason"]
+    base = summary["baselines"]
+    assert base["available"] and base["majority"]["validation"]["p1"] == pytest.approx(summary["majority_p1"])
+    assert (searched["prepared"] / "baselines.json").is_file()
+
+
+def test_report_contains_every_figure_and_table(searched):
+    report = searched["report"]
+    page = (report / "report.html").read_text()
+    for letter in "abcdef":
+        assert f'id="img-{letter}"' in page and f'id="missing-{letter}"' not in page, letter
+        assert len(list(report.glob(f"fig_{letter}_*.png"))) == 1
+    assert page.count("<table>") >= 6 and "Collapsed runs" in page and "Importances" in page and "Baselines" in page
+    for name in ("report.md", "trials.csv", "epochs.csv"):
+        assert (report / name).is_file()
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
+                    reason="chromium + chromium-driver not installed (Debian: apt-get install chromium chromium-driver)")
+def test_report_renders_in_headless_chromium(searched):
+    from PIL import Image
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", "--window-size=1280,4000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get((searched["report"] / "report.html").as_uri())
+        images = driver.execute_script("return Array.from(document.images).map(i => [i.id, i.complete, i.naturalWidth])")
+        tables = driver.execute_script("return Array.from(document.querySelectorAll('table')).map(t => t.rows.length)")
+        screenshot = driver.get_screenshot_as_png()
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    assert sorted(i[0] for i in images) == [f"img-{x}" for x in "abcdef"]
+    assert all(complete and width > 0 for _, complete, width in images), images
+    assert len(tables) >= 6 and all(rows >= 2 for rows in tables), tables  # a header and at least one row each
+    pixels = Image.open(io.BytesIO(screenshot)).convert("L")
+    low, high = pixels.getextrema()
+    assert high - low > 100 and len(pixels.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50  # text and plots, not blank
