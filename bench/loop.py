@@ -38,6 +38,7 @@ from data.load import batches_from_windows, parquet_windows  # noqa: E402
 from data.prepare import Prepared, prepare  # noqa: E402
 from trainable.config import ModelConfig  # noqa: E402
 from trainable.model import build_model, tokenizer_name  # noqa: E402
+from trainable.optimizers import build_optimizer  # noqa: E402
 
 THREADS, BATCH, EVAL_BATCH, WINDOW = 2, 16, 64, 50
 
@@ -46,7 +47,7 @@ def bare_loop(prepared: Prepared, epochs: int) -> list[float]:
     """Seconds per epoch (train + evaluation) of a plain PyTorch loop."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(name="minilm-l6"), prepared.num_labels)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=0.0)
+    optimizer = build_optimizer("adam", model.parameters(), lr=1e-4, weight_decay=0.0)  # as the trials build it
     loss_fn = torch.nn.BCEWithLogitsLoss()
     seconds = []
     for epoch in range(epochs):
@@ -67,14 +68,40 @@ def bare_loop(prepared: Prepared, epochs: int) -> list[float]:
     return seconds
 
 
-def tune_trial(config_file: Path, folder: Path) -> tuple[list[float], float]:
-    """Seconds per epoch of one Tune trial, and the trial's whole wall time as Tune saw it."""
+def tune_trial(config_file: Path, folder: Path) -> list[dict]:
+    """The per-epoch result rows of one Tune trial (`time_this_iter_s`: the epoch's seconds)."""
     from search.config import load_experiment
     from search.runner import run_search
 
-    out = run_search(load_experiment(config_file, [f"storage_path={folder}"]), overwrite=True)
-    rows = [json.loads(l) for l in next(out.glob("trial_*/result.json")).read_text().splitlines()]
-    return [r["time_this_iter_s"] for r in rows], rows[-1]["time_total_s"]
+    out = Path(run_search(load_experiment(config_file, [f"storage_path={folder}"]), overwrite=True))
+    return [json.loads(l) for l in next(out.glob("trial_*/result.json")).read_text().splitlines()]
+
+
+def checkpoint_seconds(prepared: Prepared, repeats: int = 3) -> tuple[float, float]:
+    """Median seconds of what a Tune report adds per epoch on top of training: writing the
+    checkpoint (weights + Adam state + scheduler + trainer state) and Tune's copy of it into the
+    trial folder; and the checkpoint's size in MB."""
+    import shutil
+
+    from trainable.loop import TrainerState, save_checkpoint
+    from trainable.optimizers import build_scheduler
+
+    model = build_model(ModelConfig(name="minilm-l6"), prepared.num_labels)
+    optimizer = build_optimizer("adam", model.parameters(), lr=1e-4, weight_decay=0.0)
+    batch = next(batches_from_windows(parquet_windows(prepared.split_dir("train"), window_rows=BATCH), batch_size=BATCH,
+                                      num_labels=prepared.num_labels))
+    torch.nn.functional.binary_cross_entropy_with_logits(model(batch["input_ids"], batch["attention_mask"]), batch["labels"]).backward()
+    optimizer.step()  # Adam's state exists only after a step
+    scheduler = build_scheduler(optimizer, schedule="constant", total_steps=1)
+    seconds, size = [], 0.0
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            save_checkpoint(Path(tmp, "src"), model, optimizer, scheduler, TrainerState())
+            shutil.copytree(Path(tmp, "src"), Path(tmp, "dst"))
+            seconds.append(time.perf_counter() - start)
+            size = sum(p.stat().st_size for p in Path(tmp, "src").iterdir()) / 1e6
+    return statistics.median(seconds), size
 
 
 def hf_trainer(prepared: Prepared, epochs: int, folder: Path) -> list[float]:
@@ -148,20 +175,30 @@ def main() -> None:
                    "space": {"optimizer": ["adam"], "lr": {"low": 1e-4, "high": 1e-4}}},
         "resources": {"cpus_per_trial": THREADS}}))
     epochs = {"bare": [], "tune": [], "hf_trainer": []}
-    tune_total = []
+    tune_total, tune_rows = [], []
     for _ in range(args.repeats):  # interleaved, so drifting machine load hits all three alike
         epochs["bare"] += bare_loop(prepared, args.epochs)[1:]
-        per_epoch, total = tune_trial(config_file, work / "results")
+        rows = tune_trial(config_file, work / "results")
+        per_epoch = [r["time_this_iter_s"] for r in rows]
         epochs["tune"] += per_epoch[1:]
-        tune_total.append(total - sum(per_epoch[1:]) - statistics.median(per_epoch[1:]))  # start-up = epoch 1's excess
+        tune_total.append(rows[-1]["time_total_s"] - sum(per_epoch[1:]) - statistics.median(per_epoch[1:]))  # start-up = epoch 1's excess
+        tune_rows = rows
         epochs["hf_trainer"] += hf_trainer(prepared, args.epochs, work / "hf")[1:]
+    checkpoint_s, checkpoint_mb = checkpoint_seconds(prepared)
     docs = prepared.manifest["splits"]["train"]["rows"]
     rate = {k: docs / statistics.median(v) for k, v in epochs.items()}
     results = {"train_docs": docs, "validation_docs": prepared.manifest["splits"]["validation"]["rows"], "epochs": args.epochs,
                "repeats": args.repeats, "threads": THREADS, "batch": BATCH, "epoch_seconds_2_to_E": epochs,
                "docs_per_s_median": rate, "tune_vs_bare": rate["tune"] / rate["bare"],
                "tune_vs_hf_trainer": rate["tune"] / rate["hf_trainer"],
-               "tune_trial_startup_s_median": statistics.median(tune_total)}
+               "tune_trial_startup_s_median": statistics.median(tune_total),
+               # What the Tune side does per epoch that the other two do not: a checkpoint.
+               "checkpoint_s_median": checkpoint_s, "checkpoint_mb": checkpoint_mb,
+               "checkpoint_share_of_tune_epoch": checkpoint_s / statistics.median(epochs["tune"]),
+               # The Tune trial is Adam at lr 1e-4 on MiniLM: a healthy run, which the collapse
+               # rule must not flag once it has trained (epoch 1 can sit at the floor).
+               "tune_trial_per_epoch": [{k: r[k] for k in ("epoch", "val_p1", "majority_p1", "val_pred_entropy",
+                                                           "val_true_entropy", "collapsed")} for r in tune_rows]}
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 

@@ -68,8 +68,7 @@ def _build(settings: TrialSettings, params: TrialParams, device: torch.device, s
     train = settings.train
     model = build_model(settings.model, settings.num_labels).to(device)
     groups = param_groups(model, params.weight_decay, decay_bias_and_norm=train.decay_bias_and_norm)
-    optimizer = build_optimizer(params.optimizer, groups, lr=params.lr, weight_decay=params.weight_decay,
-                                fused=device.type == "cuda")
+    optimizer = build_optimizer(params.optimizer, groups, lr=params.lr, weight_decay=params.weight_decay)
     scheduler = build_scheduler(optimizer, schedule=train.schedule, total_steps=steps_per_epoch * train.epochs,
                                 warmup_ratio=train.warmup_ratio)
     return model, optimizer, scheduler

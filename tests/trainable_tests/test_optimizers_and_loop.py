@@ -187,3 +187,23 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
         optimizer.step()
         scheduler.step()
     assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0]) and lrs[-1] == pytest.approx(1 / 8)
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_fast_optimizer_kernels_make_the_same_update_as_torchs_default(name):
+    torch.manual_seed(0)
+    reference, fast = torch.nn.Linear(32, 8), torch.nn.Linear(32, 8)
+    fast.load_state_dict(reference.state_dict())
+    spec = OPTIMIZERS[name]
+    slow = getattr(torch.optim, spec.torch_class)(reference.parameters(), lr=spec.default_lr, weight_decay=0.01,
+                                                  foreach=False, **spec.kwargs)
+    quick = build_optimizer(name, fast.parameters(), lr=spec.default_lr, weight_decay=0.01)
+    assert quick.defaults.get("fused") or quick.defaults.get("foreach")
+    for _ in range(5):
+        x = torch.randn(4, 32)
+        for model, optimizer in ((reference, slow), (fast, quick)):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+    for a, b in zip(reference.parameters(), fast.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
