@@ -1,7 +1,7 @@
 """Loop benchmark: what does running a trial through Ray Tune cost over a bare PyTorch loop, and
 how does it compare with Hugging Face's Trainer? All three measured in one run, interleaved.
 
-    SWEETSPOT_DATA_DIR=../shared/datasets python bench/loop.py [--docs 640] [--epochs 2] [--repeats 2]
+    SWEETSPOT_DATA_DIR=../shared/datasets python bench/loop.py [--docs 2000] [--epochs 3] [--repeats 2]
 
 Same model (all-MiniLM-L6-v2 + dropout + linear head, BCE), same prepared go_emotions documents,
 batch size, epochs, torch threads (2) and one validation pass per epoch.
@@ -11,7 +11,11 @@ batch size, epochs, torch threads (2) and one validation pass per epoch.
 - hf_trainer: `transformers.Trainer` with dynamic padding and length-grouped sampling, evaluating
   every epoch, saving nothing, timed per epoch by a callback.
 Steady-state throughput = training documents / median time of one epoch (train + evaluation +
-report), over epochs 2..E (epoch 1 carries one-off allocation costs on every side). The fixed
+report), over epochs 2..E (epoch 1 carries one-off allocation costs on every side).
+A running Ray instance costs CPU by itself (raylet, GCS, agents; Ray's workers also run at nice 15,
+below them), so the three are measured with the same embedded Ray up, as during a search, and the
+bare loop once more before Ray starts: `tune_vs_bare` is what the trial path costs,
+`tune_vs_bare_without_ray` what Tune and its runtime cost together. The fixed
 start-up cost of a Tune trial (worker process, imports, model load) is reported apart: it is paid
 once per trial, not per epoch.
 Results: docs/benchmarks-loop.json, summarised in docs/benchmarks.md.
@@ -155,7 +159,7 @@ def hf_trainer(prepared: Prepared, epochs: int, folder: Path) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=640)
+    parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks-loop.json"))
@@ -174,7 +178,12 @@ def main() -> None:
         "search": {"num_samples": 1, "max_concurrent_trials": 1, "scheduler": {"name": "fifo"}, "checkpoints_to_keep": 10,
                    "space": {"optimizer": ["adam"], "lr": {"low": 1e-4, "high": 1e-4}}},
         "resources": {"cpus_per_trial": THREADS}}))
-    epochs = {"bare": [], "tune": [], "hf_trainer": []}
+    epochs = {"bare_without_ray": [], "bare": [], "tune": [], "hf_trainer": []}
+    for _ in range(args.repeats):
+        epochs["bare_without_ray"] += bare_loop(prepared, args.epochs)[1:]
+    import ray
+
+    ray.init(address="local", num_cpus=THREADS, include_dashboard=False, log_to_driver=False)  # as `sweetspot search` starts it
     tune_total, tune_rows = [], []
     for _ in range(args.repeats):  # interleaved, so drifting machine load hits all three alike
         epochs["bare"] += bare_loop(prepared, args.epochs)[1:]
@@ -190,6 +199,8 @@ def main() -> None:
     results = {"train_docs": docs, "validation_docs": prepared.manifest["splits"]["validation"]["rows"], "epochs": args.epochs,
                "repeats": args.repeats, "threads": THREADS, "batch": BATCH, "epoch_seconds_2_to_E": epochs,
                "docs_per_s_median": rate, "tune_vs_bare": rate["tune"] / rate["bare"],
+               "tune_vs_bare_without_ray": rate["tune"] / rate["bare_without_ray"],
+               "bare_with_ray_vs_without": rate["bare"] / rate["bare_without_ray"],
                "tune_vs_hf_trainer": rate["tune"] / rate["hf_trainer"],
                "tune_trial_startup_s_median": statistics.median(tune_total),
                # What the Tune side does per epoch that the other two do not: a checkpoint.
