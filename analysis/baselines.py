@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis import _files
+from search import storage
 
 CACHE_FILE = "baselines.json"
 SETTINGS = {"version": 1, "features": "token-id unigrams+bigrams", "sublinear_tf": True, "min_df": 2,
@@ -127,7 +127,7 @@ def compute_baselines(prepared_path: str, *, use_cache: bool = True) -> Baseline
     tfidf = {split: {f"p{k}": precision_at_k(s, evals[split][1], k) for k in ks} for split, s in scores.items()}
     result = Baselines(majority=majority, tfidf=tfidf, settings=SETTINGS, seconds=time.perf_counter() - start)
     try:
-        _files.write_bytes(str(cache), json.dumps(asdict(result), indent=1).encode())
+        storage.write_bytes(str(cache), json.dumps(asdict(result), indent=1).encode())
     except OSError:  # a read-only cache: the baselines are still in the report
         pass
     return result

@@ -26,8 +26,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from analysis import _files
 from analysis.results import Results, TrialResult, finite
+from search import storage
 from trainable import keys
 
 
@@ -79,9 +79,9 @@ def read_labels(prepared_path: str | None) -> tuple[dict[int, Label], Label | No
     """The prepared data's labels by id and its majority label ({} and None when unavailable)."""
     if not prepared_path:
         return {}, None
-    text = _files.read_text(_files.join(prepared_path, "labels.json"))
+    text = storage.read_text(storage.join(prepared_path, "labels.json"))
     labels = {int(x["id"]): Label(int(x["id"]), str(x["name"]), x.get("train_count")) for x in json.loads(text)} if text else {}
-    manifest_text = _files.read_text(_files.join(prepared_path, "manifest.json"))
+    manifest_text = storage.read_text(storage.join(prepared_path, "manifest.json"))
     majority = None
     if manifest_text:
         m = json.loads(manifest_text).get("majority_label")

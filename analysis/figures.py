@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from analysis import _files
 from analysis.collapse import CollapseReport
 from analysis.results import Results, TrialResult, finite
 from analysis.sweetspot import SweetSpots
+from search import storage
 from trainable import keys
 
 ATTENTION_LAYERS = (0, 1, 2, -1)  # the study's heat maps: the first three layers and the last
@@ -299,7 +299,7 @@ def attention_maps(results: Results, trial: TrialResult, input_ids: list[int], n
 
     from transformers.utils import logging as hf_logging
 
-    data = _files.read_bytes(_files.join(trial.checkpoint, "model.safetensors"))
+    data = storage.read_bytes(storage.join(trial.checkpoint, "model.safetensors"))
     if data is None:
         raise FileNotFoundError(f"{trial.checkpoint}: no model.safetensors")
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per model is noise in `sweetspot analyze`
@@ -332,7 +332,7 @@ def fig_attention(results: Results, spots: SweetSpots, collapse: CollapseReport)
         missing = "collapsed" if collapsed is None else "healthy (not collapsed)"
         return Figure(None, f"no {missing} trial with a checkpoint to compare")
     prepared = results.prepared_path
-    manifest_text = _files.read_text(_files.join(prepared, "manifest.json")) if prepared else None
+    manifest_text = storage.read_text(storage.join(prepared, "manifest.json")) if prepared else None
     if manifest_text is None:
         return Figure(None, "the prepared data (sweetspot.yaml's prepared_path) is not available: no document to show")
     manifest = json.loads(manifest_text)

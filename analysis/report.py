@@ -24,7 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from analysis import _files, figures
+from analysis import figures
+from search import storage
 from analysis.baselines import Baselines, compute_baselines
 from analysis.collapse import CollapseReport, diagnose_collapse, read_labels
 from analysis.importance import Importances, param_importances
@@ -431,13 +432,13 @@ def write_report(analysis: Analysis, folder: str | None = None, *, attention: bo
     """Writes the report (see the module docstring) to `folder` (default `<results>/report`);
     returns its location. `attention=False` skips figure (f), the only one that loads models."""
     r, s = analysis.results, analysis.spots
-    folder = folder or _files.join(str(r.folder), REPORT_DIR)
+    folder = folder or storage.join(str(r.folder), REPORT_DIR)
     figs = _figures(analysis, attention)
     tables = _tables(analysis)
     summary = format_table(r) + "\n\n" + format_summary(analysis)
     for file, letter, _ in FIGURES:
         if figs[letter].png:
-            _files.write_bytes(_files.join(folder, file), figs[letter].png)
+            storage.write_bytes(storage.join(folder, file), figs[letter].png)
     trials = trial_table(r)
     trials["score"] = [s.comparison.scores[i].value for i in trials["trial_id"]]
     trials["score_epoch_limit"] = s.comparison.epoch
@@ -448,8 +449,8 @@ def write_report(analysis: Analysis, folder: str | None = None, *, attention: bo
     trials["recovered"] = [diag[i].recovered if i in diag else None for i in trials["trial_id"]]
     trials["collapsed_onto"] = [";".join(_label_text(x) for x in diag[i].labels) if i in diag else None
                                 for i in trials["trial_id"]]
-    _files.write_bytes(_files.join(folder, "trials.csv"), _csv(trials))
-    _files.write_bytes(_files.join(folder, "epochs.csv"), _csv(epoch_table(r)))
-    _files.write_bytes(_files.join(folder, "report.md"), _markdown(analysis, figs, tables, summary).encode("utf-8"))
-    _files.write_bytes(_files.join(folder, "report.html"), _html(analysis, figs, tables, summary).encode("utf-8"))
+    storage.write_bytes(storage.join(folder, "trials.csv"), _csv(trials))
+    storage.write_bytes(storage.join(folder, "epochs.csv"), _csv(epoch_table(r)))
+    storage.write_bytes(storage.join(folder, "report.md"), _markdown(analysis, figs, tables, summary).encode("utf-8"))
+    storage.write_bytes(storage.join(folder, "report.html"), _html(analysis, figs, tables, summary).encode("utf-8"))
     return folder

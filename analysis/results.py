@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from analysis import _files
+from search import storage
 from trainable import keys
 from trainable.config import ModelConfig, TrainConfig
 
@@ -178,13 +178,13 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
             not the JSON/YAML it should be.
     """
     folder = str(folder)
-    if not _files.is_uri(folder):
+    if not storage.is_uri(folder):
         folder = str(Path(folder).expanduser())
-    if not _files.is_dir(folder):
+    if not storage.is_dir(folder):
         raise ResultsError(f"{folder}: no such results folder")
-    summary_file, config_file = _files.join(folder, keys.SUMMARY_FILE), _files.join(folder, keys.CONFIG_FILE)
-    summary = _parse(summary_file, _files.read_text(summary_file), json.loads)
-    config = _parse(config_file, _files.read_text(config_file), yaml.safe_load)
+    summary_file, config_file = storage.join(folder, keys.SUMMARY_FILE), storage.join(folder, keys.CONFIG_FILE)
+    summary = _parse(summary_file, storage.read_text(summary_file), json.loads)
+    config = _parse(config_file, storage.read_text(config_file), yaml.safe_load)
     if summary is None and config is None:
         raise ResultsError(f"{folder}: not a sweetspot results folder (no {keys.SUMMARY_FILE} or {keys.CONFIG_FILE})")
     summary, config = summary or {}, config or {}
@@ -201,22 +201,22 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
         trials[record["trial_id"]] = TrialResult(
             trial_id=record["trial_id"], status=record["status"], config=_searched(record.get("config", {}), train_seed),
             error=record.get("error"), folder=record.get("folder"))
-    for name, is_folder in _files.list_dir(folder):
+    for name, is_folder in storage.list_dir(folder):
         if not is_folder:
             continue
-        trial_dir = _files.join(folder, name)
-        text = _files.read_text(_files.join(trial_dir, "result.json"))
+        trial_dir = storage.join(folder, name)
+        text = storage.read_text(storage.join(trial_dir, "result.json"))
         if text is None:
             continue
         rows = _read_jsonl(text)
-        params = _parse(trial_dir, _files.read_text(_files.join(trial_dir, "params.json")), json.loads) or {}
+        params = _parse(trial_dir, storage.read_text(storage.join(trial_dir, "params.json")), json.loads) or {}
         trial_id = rows[0].get("trial_id") if rows and rows[0].get("trial_id") else name.removeprefix("trial_")
         trial = trials.setdefault(trial_id, TrialResult(trial_id=trial_id, status="unknown", config=_searched(params, train_seed)))
         trial.folder = name
         trial.config = trial.config or _searched(params, train_seed)
         trial.history = [{k: row[k] for k in row if k in keys.REPORTED} for row in rows]
-        checkpoints = [n for n, d in _files.list_dir(trial_dir) if d and n.startswith("checkpoint_")]
-        trial.checkpoint = _files.join(trial_dir, checkpoints[-1]) if checkpoints else None
+        checkpoints = [n for n, d in storage.list_dir(trial_dir) if d and n.startswith("checkpoint_")]
+        trial.checkpoint = storage.join(trial_dir, checkpoints[-1]) if checkpoints else None
     return Results(folder=folder, metric=metric, mode=mode, trials=list(trials.values()), config=config,
                    max_epochs=int(max_epochs) if max_epochs else None)
 

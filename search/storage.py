@@ -1,9 +1,16 @@
 """Files of a results folder on a local path, an NFS mount, or a `s3://` / `gs://` / `file://`
-URI (pyarrow filesystems, the same ones Ray Tune uses for `storage_path`).
+URI (pyarrow filesystems, the same ones Ray Tune uses for `storage_path`). pyarrow is imported only
+for URIs. Used by the search (writing run records) and by the analysis (reading results, writing
+the report); no Ray here.
 
 Example:
     >>> join("s3://bucket/runs", "quickstart", "summary.json")
     's3://bucket/runs/quickstart/summary.json'
+    >>> import tempfile; d = tempfile.mkdtemp()
+    >>> write_bytes(join(d, "a", "b.txt"), b"hi"); read_bytes(join(d, "a", "b.txt")), read_text(join(d, "nope"))
+    (b'hi', None)
+    >>> list_dir(join(d, "a"))
+    [('b.txt', False)]
 """
 
 from __future__ import annotations
@@ -26,36 +33,77 @@ def _fs(location: str):
     return pyarrow.fs.FileSystem.from_uri(location)  # (filesystem, path inside it)
 
 
-def exists(location: str) -> bool:
-    if not is_uri(location):
-        return Path(location).exists()
+def _type(location: str):
     import pyarrow.fs
 
     fs, path = _fs(location)
-    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+    return fs.get_file_info(path).type, pyarrow.fs.FileType
 
 
-def read_text(location: str) -> str:
+def exists(location: str) -> bool:
     if not is_uri(location):
-        return Path(location).read_text(encoding="utf-8")
+        return Path(location).exists()
+    kind, types = _type(location)
+    return kind != types.NotFound
+
+
+def is_dir(location: str) -> bool:
+    if not is_uri(location):
+        return Path(location).is_dir()
+    kind, types = _type(location)
+    return kind == types.Directory
+
+
+def read_bytes(location: str) -> bytes | None:
+    """The file's bytes, or None when it does not exist."""
+    if not is_uri(location):
+        path = Path(location)
+        return path.read_bytes() if path.is_file() else None
+    if not exists(location):
+        return None
     fs, path = _fs(location)
     with fs.open_input_stream(path) as f:
-        return f.read().decode("utf-8")
+        return f.read()
 
 
-def write_text(location: str, text: str) -> None:
-    """Writes `text`; a local file is replaced atomically, so readers never see half of it."""
+def read_text(location: str) -> str | None:
+    """The file's text (UTF-8), or None when it does not exist."""
+    data = read_bytes(location)
+    return None if data is None else data.decode("utf-8")
+
+
+def write_bytes(location: str, data: bytes) -> None:
+    """Writes `data`; a local file is replaced atomically (a temporary file renamed over it), so
+    readers never see half of it. Object stores replace whole objects on close."""
     if not is_uri(location):
         target = Path(location)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
         os.replace(tmp, target)
         return
     fs, path = _fs(location)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as f:  # object stores replace whole objects on close
-        f.write(text.encode("utf-8"))
+    with fs.open_output_stream(path) as f:
+        f.write(data)
+
+
+def write_text(location: str, text: str) -> None:
+    write_bytes(location, text.encode("utf-8"))
+
+
+def list_dir(location: str) -> list[tuple[str, bool]]:
+    """(name, is a folder) of the folder's entries, sorted by name; [] when it does not exist."""
+    if not is_uri(location):
+        path = Path(location)
+        return sorted((p.name, p.is_dir()) for p in path.iterdir()) if path.is_dir() else []
+    import pyarrow.fs
+
+    fs, path = _fs(location)
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        return []
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=False))
+    return sorted((info.base_name, info.type == pyarrow.fs.FileType.Directory) for info in infos)
 
 
 def delete_dir(location: str) -> None:
@@ -69,11 +117,4 @@ def delete_dir(location: str) -> None:
 
 
 def is_empty_dir(location: str) -> bool:
-    if not is_uri(location):
-        return not Path(location).is_dir() or not any(Path(location).iterdir())
-    import pyarrow.fs
-
-    fs, path = _fs(location)
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
-        return True
-    return not fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=False))
+    return not list_dir(location)
