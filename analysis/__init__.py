@@ -10,12 +10,12 @@ Example:
     'results/quickstart/report'
 """
 
-from analysis.baselines import Baselines, compute_baselines
-from analysis.collapse import CollapseReport, TrialCollapse, diagnose_collapse
-from analysis.importance import Importances, param_importances
-from analysis.report import Analysis, analyze, format_summary, format_table, to_json, write_report
-from analysis.results import Results, ResultsError, TrialResult, epoch_table, load_results, trial_table
-from analysis.sweetspot import SweetSpot, SweetSpots, find_sweet_spots
+from sweetspot.analysis.baselines import Baselines, compute_baselines
+from sweetspot.analysis.collapse import CollapseReport, TrialCollapse, diagnose_collapse
+from sweetspot.analysis.importance import Importances, param_importances
+from sweetspot.analysis.report import Analysis, analyze, format_summary, format_table, to_json, write_report
+from sweetspot.analysis.results import Results, ResultsError, TrialResult, epoch_table, load_results, trial_table
+from sweetspot.analysis.sweetspot import SweetSpot, SweetSpots, find_sweet_spots
 
 __all__ = [
     "Analysis", "Baselines", "CollapseReport", "Importances", "Results", "ResultsError", "SweetSpot", "SweetSpots",

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from search import storage
+from sweetspot import storage
 
 CACHE_FILE = "baselines.json"
 SETTINGS = {"version": 1, "features": "token-id unigrams+bigrams", "sublinear_tf": True, "min_df": 2,

@@ -26,9 +26,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.results import Results, TrialResult, finite
-from search import storage
-from trainable import keys
+from sweetspot.analysis.results import Results, TrialResult, finite
+from sweetspot import storage
+from sweetspot.trainable import keys
 
 
 @dataclass(frozen=True)

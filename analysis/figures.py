@@ -13,11 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from analysis.collapse import CollapseReport
-from analysis.results import Results, TrialResult, finite
-from analysis.sweetspot import SweetSpots
-from search import storage
-from trainable import keys
+from sweetspot.analysis.collapse import CollapseReport
+from sweetspot.analysis.results import Results, TrialResult, finite
+from sweetspot.analysis.sweetspot import SweetSpots
+from sweetspot import storage
+from sweetspot.trainable import keys
 
 ATTENTION_LAYERS = (0, 1, 2, -1)  # the study's heat maps: the first three layers and the last
 MAX_TOKENS = 32  # tokens shown on a heat map's axes
@@ -295,7 +295,7 @@ def attention_maps(results: Results, trial: TrialResult, input_ids: list[int], n
     import safetensors.torch
     import torch
 
-    from trainable.model import build_model
+    from sweetspot.trainable.model import build_model
 
     from transformers.utils import logging as hf_logging
 

@@ -27,8 +27,8 @@ import math
 import warnings
 from dataclasses import dataclass, field
 
-from analysis.results import PARAMS, Results, finite
-from analysis.sweetspot import Comparison
+from sweetspot.analysis.results import PARAMS, Results, finite
+from sweetspot.analysis.sweetspot import Comparison
 
 MIN_TRIALS = 5
 MIN_TOP = 5  # trials wanted above PED-ANOVA's target quantile

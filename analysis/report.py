@@ -24,14 +24,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from analysis import figures
-from search import storage
-from analysis.baselines import Baselines, compute_baselines
-from analysis.collapse import CollapseReport, diagnose_collapse, read_labels
-from analysis.importance import Importances, param_importances
-from analysis.results import Results, epoch_table, finite, trial_table
-from analysis.sweetspot import DEFAULT_DELTA, SweetSpots, find_sweet_spots
-from trainable import keys
+from sweetspot.analysis import figures
+from sweetspot import storage
+from sweetspot.analysis.baselines import Baselines, compute_baselines
+from sweetspot.analysis.collapse import CollapseReport, diagnose_collapse, read_labels
+from sweetspot.analysis.importance import Importances, param_importances
+from sweetspot.analysis.results import Results, epoch_table, finite, trial_table
+from sweetspot.analysis.sweetspot import DEFAULT_DELTA, SweetSpots, find_sweet_spots
+from sweetspot.trainable import keys
 
 REPORT_DIR = "report"
 

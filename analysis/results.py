@@ -32,9 +32,9 @@ from typing import Any
 
 import yaml
 
-from search import storage
-from trainable import keys
-from trainable.config import ModelConfig, TrainConfig
+from sweetspot import storage
+from sweetspot.trainable import keys
+from sweetspot.trainable.config import ModelConfig, TrainConfig
 
 SEARCHED = ("optimizer", "lr", "weight_decay", "seed")
 PARAMS = ("optimizer", "lr", "weight_decay")  # what a configuration is, seeds aside

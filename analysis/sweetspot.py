@@ -39,8 +39,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from analysis.results import PARAMS, Results, TrialResult, finite
-from trainable import keys
+from sweetspot.analysis.results import PARAMS, Results, TrialResult, finite
+from sweetspot.trainable import keys
 
 DEFAULT_DELTA = 0.02
 BUDGET_STATUSES = ("terminated", "early_stopped", "unknown")  # ended on the budget or by the scheduler

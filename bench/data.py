@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from data.config import DataConfig  # noqa: E402
-from data.load import batches_from_windows, parquet_windows, ray_windows, read_split  # noqa: E402
-from data.prepare import Prepared, prepare  # noqa: E402
-from data.sources import SOURCES  # noqa: E402
-from trainable.model import tokenizer_name  # noqa: E402
+from sweetspot.data.config import DataConfig
+from sweetspot.data.load import batches_from_windows, parquet_windows, ray_windows, read_split
+from sweetspot.data.prepare import Prepared, prepare
+from sweetspot.data.sources import SOURCES
+from sweetspot.trainable.model import tokenizer_name
 
 MAX_LEN = 128
 BATCH = 16
@@ -81,7 +80,7 @@ def bench_cache_hit(cfg: DataConfig, tokenizer: str, config_file: Path, env: dic
     prepare(cfg, tokenizer=tokenizer)
     in_process = time.perf_counter() - start
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "search.cli", "prepare", str(config_file)], check=True, cwd=REPO, env=env,
+    subprocess.run([sys.executable, "-m", "sweetspot.cli", "prepare", str(config_file)], check=True, cwd=REPO, env=env,
                    capture_output=True)
     cli = time.perf_counter() - start
     return {"prepare_call_s": in_process, "cli_command_s": cli}

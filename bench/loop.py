@@ -33,16 +33,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
+import torch
 
-from data.config import DataConfig  # noqa: E402
-from data.load import batches_from_windows, parquet_windows  # noqa: E402
-from data.prepare import Prepared, prepare  # noqa: E402
-from trainable.config import ModelConfig  # noqa: E402
-from trainable.model import build_model, tokenizer_name  # noqa: E402
-from trainable.optimizers import build_optimizer  # noqa: E402
+from sweetspot.data.config import DataConfig
+from sweetspot.data.load import batches_from_windows, parquet_windows
+from sweetspot.data.prepare import Prepared, prepare
+from sweetspot.trainable.config import ModelConfig
+from sweetspot.trainable.model import build_model, tokenizer_name
+from sweetspot.trainable.optimizers import build_optimizer
 
 THREADS, BATCH, EVAL_BATCH, WINDOW = 2, 16, 64, 50
 
@@ -74,8 +73,8 @@ def bare_loop(prepared: Prepared, epochs: int) -> list[float]:
 
 def tune_trial(config_file: Path, folder: Path) -> list[dict]:
     """The per-epoch result rows of one Tune trial (`time_this_iter_s`: the epoch's seconds)."""
-    from search.config import load_experiment
-    from search.runner import run_search
+    from sweetspot.search.config import load_experiment
+    from sweetspot.search.runner import run_search
 
     out = Path(run_search(load_experiment(config_file, [f"storage_path={folder}"]), overwrite=True))
     return [json.loads(l) for l in next(out.glob("trial_*/result.json")).read_text().splitlines()]
@@ -87,8 +86,8 @@ def checkpoint_seconds(prepared: Prepared, repeats: int = 3) -> tuple[float, flo
     trial folder; and the checkpoint's size in MB."""
     import shutil
 
-    from trainable.loop import TrainerState, save_checkpoint
-    from trainable.optimizers import build_scheduler
+    from sweetspot.trainable.loop import TrainerState, save_checkpoint
+    from sweetspot.trainable.optimizers import build_scheduler
 
     model = build_model(ModelConfig(name="minilm-l6"), prepared.num_labels)
     optimizer = build_optimizer("adam", model.parameters(), lr=1e-4, weight_decay=0.0)

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def main() -> None:
@@ -38,8 +37,8 @@ def main() -> None:
 
     import ray
 
-    from search.config import load_experiment_dict
-    from search.runner import prepare_data, run_search
+    from sweetspot.search.config import load_experiment_dict
+    from sweetspot.search.runner import prepare_data, run_search
 
     config = load_experiment_dict({
         "name": "bench-search", "storage_path": str(work / "results"),

@@ -37,8 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.config import DataConfig
-from data.sources import SPLITS, DataError, Example, RawDataset, get_source, resolve_folder
+from sweetspot.data.config import DataConfig
+from sweetspot.data.sources import SPLITS, DataError, Example, RawDataset, get_source, resolve_folder
 
 FORMAT_VERSION = 1  # bump when the prepared layout changes: old cache entries become misses
 SHARD_ROWS = 50_000

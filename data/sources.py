@@ -24,7 +24,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
-from data.config import DataConfig
+from sweetspot.data.config import DataConfig
 
 SPLITS = ("train", "validation", "test")
 

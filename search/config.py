@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from data.config import DataConfig
-from trainable.config import ModelConfig, TrainConfig
+from sweetspot.data.config import DataConfig
+from sweetspot.trainable.config import ModelConfig, TrainConfig
 
 
 class ConfigError(ValueError):
@@ -262,7 +262,7 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
 
 def _check_values(c: ExperimentConfig) -> None:
     """Value checks that types alone cannot express."""
-    from trainable.optimizers import OPTIMIZERS
+    from sweetspot.trainable.optimizers import OPTIMIZERS
 
     def need(ok: bool, message: str) -> None:
         if not ok:

@@ -15,8 +15,8 @@ from typing import Any
 
 from ray import tune
 
-from search import storage
-from trainable import keys
+from sweetspot import storage
+from sweetspot.trainable import keys
 
 STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "errored"}
 

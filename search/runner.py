@@ -13,13 +13,13 @@ from typing import Any
 
 import yaml
 
-from data.load import read_split
-from data.prepare import Prepared, prepare
-from search import storage
-from search.config import ConfigError, ExperimentConfig, load_experiment_dict, to_dict
-from search.space import define_by_run, grid
-from trainable import keys
-from trainable.model import tokenizer_name
+from sweetspot.data.load import read_split
+from sweetspot.data.prepare import Prepared, prepare
+from sweetspot import storage
+from sweetspot.search.config import ConfigError, ExperimentConfig, load_experiment_dict, to_dict
+from sweetspot.search.space import define_by_run, grid
+from sweetspot.trainable import keys
+from sweetspot.trainable.model import tokenizer_name
 
 DDP_DRIVER_CPU = 0.01  # what a multi-worker trial's own process holds; Ray refuses 0
 STUDY_FILE = "optuna.db"
@@ -123,7 +123,7 @@ def _check_resumable(config: ExperimentConfig, folder: str) -> None:
 def _trainable(config: ExperimentConfig, prepared: Prepared):
     from ray import tune
 
-    from trainable.entry import TrialSettings, train_fn
+    from sweetspot.trainable.entry import TrialSettings, train_fn
 
     # Materialized once here and handed to every trial, in bounded blocks (data.load.read_split).
     train_data = read_split(prepared.split_dir("train"))
@@ -160,8 +160,8 @@ def _tuner(config: ExperimentConfig, trainable, folder: str):
     from ray.tune.search.optuna import OptunaSearch
     from ray.tune.stopper import CombinedStopper
 
-    from search.records import SummaryCallback
-    from search.stoppers import CollapseStopper, DivergedStopper
+    from sweetspot.search.records import SummaryCallback
+    from sweetspot.search.stoppers import CollapseStopper, DivergedStopper
 
     search = config.search
     param_space: dict[str, Any] = {}

@@ -21,8 +21,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from search.config import Range, SpaceConfig
-from trainable.optimizers import default_lr
+from sweetspot.search.config import Range, SpaceConfig
+from sweetspot.trainable.optimizers import default_lr
 
 
 def _lr_choices(space: SpaceConfig, optimizer: str) -> Range | tuple[float, ...]:

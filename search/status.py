@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from search import storage
-from search.config import ConfigError
-from trainable import keys
+from sweetspot import storage
+from sweetspot.search.config import ConfigError
+from sweetspot.trainable import keys
 
 
 def read_status(folder: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ray import tune
 
-from trainable import keys
+from sweetspot.trainable import keys
 
 
 class CollapseStopper(tune.Stopper):

@@ -34,6 +34,6 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
-    from trainable.model import tokenizer_name
+    from sweetspot.trainable.model import tokenizer_name
 
     return tokenizer_name("minilm-l6")

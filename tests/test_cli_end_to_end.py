@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _sweetspot(*args, env, timeout):
-    return subprocess.run([sys.executable, "-m", "search.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sweetspot.cli", *args], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=timeout)
 
 

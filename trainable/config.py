@@ -90,7 +90,7 @@ class TrialParams:
     @classmethod
     def from_trial_config(cls, config: Mapping[str, Any], train: TrainConfig) -> "TrialParams":
         """Reads Tune's flat trial config once, falling back to the fixed `train` settings."""
-        from trainable.optimizers import default_lr  # local: keeps this module torch-free
+        from sweetspot.trainable.optimizers import default_lr  # local: keeps this module torch-free
 
         optimizer = str(config.get("optimizer", train.optimizer))
         lr = config.get("lr", train.lr)

@@ -20,12 +20,12 @@ import ray
 import torch
 from ray import tune
 
-from data.load import batches_from_windows, ray_windows
-from trainable import keys
-from trainable.config import ModelConfig, TrainConfig, TrialParams
-from trainable.loop import TrainerState, fit, load_checkpoint, save_checkpoint
-from trainable.model import build_model
-from trainable.optimizers import build_optimizer, build_scheduler, param_groups
+from sweetspot.data.load import batches_from_windows, ray_windows
+from sweetspot.trainable import keys
+from sweetspot.trainable.config import ModelConfig, TrainConfig, TrialParams
+from sweetspot.trainable.loop import TrainerState, fit, load_checkpoint, save_checkpoint
+from sweetspot.trainable.model import build_model
+from sweetspot.trainable.optimizers import build_optimizer, build_scheduler, param_groups
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from trainable import keys, metrics
-from trainable.config import TrainConfig
+from sweetspot.trainable import keys, metrics
+from sweetspot.trainable.config import TrainConfig
 
 Batch = dict[str, torch.Tensor]  # input_ids [B, T], attention_mask [B, T], labels [B, L] multi-hot
 

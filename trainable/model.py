@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from trainable.config import ModelConfig
+from sweetspot.trainable.config import ModelConfig
 
 
 def _minilm_path() -> str:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from analysis import baselines
-from analysis.baselines import compute_baselines, precision_at_k
+from sweetspot.analysis import baselines
+from sweetspot.analysis.baselines import compute_baselines, precision_at_k
 from tests.analysis_tests.folders import write_prepared
 
 # Label k is announced by token 10 + k; documents with two labels carry both tokens.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.collapse import diagnose_collapse, is_collapsed_row
-from analysis.results import load_results
+from sweetspot.analysis.collapse import diagnose_collapse, is_collapsed_row
+from sweetspot.analysis.results import load_results
 from tests.analysis_tests.folders import FLOOR, row, trial, write_prepared, write_results
 
 LABELS = [("joy", 5), ("anger", 3), ("neutral", 9)]  # neutral (id 2) is the most frequent training label

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from analysis.importance import MIN_TRIALS, param_importances
-from analysis.results import load_results
-from analysis.sweetspot import compare_at_equal_epochs
+from sweetspot.analysis.importance import MIN_TRIALS, param_importances
+from sweetspot.analysis.results import load_results
+from sweetspot.analysis.sweetspot import compare_at_equal_epochs
 from tests.analysis_tests.folders import row, trial, write_results
 
 

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from analysis.report import analyze, write_report
-from analysis.results import load_results
+from sweetspot.analysis.report import analyze, write_report
+from sweetspot.analysis.results import load_results
 from tests.analysis_tests.folders import FLOOR, row, trial, write_prepared, write_results
 from tests.conftest import REPO
 
@@ -36,7 +36,7 @@ def results_dir(tmp_path):
 
 
 def _analyze(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "search.cli", "analyze", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sweetspot.cli", "analyze", *map(str, args)], capture_output=True, text=True,
                           cwd=REPO, timeout=timeout)
 
 

@@ -30,7 +30,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 def _sweetspot(*args, env, timeout):
-    return subprocess.run([sys.executable, "-m", "search.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sweetspot.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=timeout)
 
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from analysis.report import analyze, format_table, to_json
-from analysis.results import ResultsError, load_results
+from sweetspot.analysis.report import analyze, format_table, to_json
+from sweetspot.analysis.results import ResultsError, load_results
 from tests.conftest import REPO
 
 
@@ -73,12 +73,12 @@ def test_table_sorts_by_metric_and_prints_the_floor(results_dir):
 
 def test_analyze_cli_works_without_ray_and_rejects_other_folders(results_dir, tmp_path):
     code = ("import sys, runpy; sys.argv = ['sweetspot', 'analyze', sys.argv[1], '--json']; "
-            "from search.cli import main; rc = main(sys.argv[1:]); "
+            "from sweetspot.cli import main; rc = main(sys.argv[1:]); "
             "assert 'ray' not in sys.modules and 'torch' not in sys.modules, 'analyze imported ray or torch'; sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, str(results_dir)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["trials"]) == 4
     with pytest.raises(ResultsError, match="not a sweetspot results folder"):
         load_results(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "search.cli", "analyze", str(tmp_path / "missing")], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run([sys.executable, "-m", "sweetspot.cli", "analyze", str(tmp_path / "missing")], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no such results folder" in proc.stderr

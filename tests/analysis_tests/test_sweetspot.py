@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from analysis.results import load_results
-from analysis.sweetspot import find_sweet_spots
+from sweetspot.analysis.results import load_results
+from sweetspot.analysis.sweetspot import find_sweet_spots
 from tests.analysis_tests.folders import row, trial, write_results
 
 

@@ -24,7 +24,7 @@ from click import ClickException
 from ray.autoscaler._private.commands import _bootstrap_config
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from search.config import ConfigError, load_experiment, load_experiment_dict
+from sweetspot.search.config import ConfigError, load_experiment, load_experiment_dict
 from tests.conftest import REPO
 
 AWS = REPO / "cluster.yaml"

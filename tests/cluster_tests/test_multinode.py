@@ -23,7 +23,7 @@ import pytest
 
 from tests.cluster_tests.local_cluster import RAY, LocalCluster
 from tests.conftest import REPO
-from trainable import keys
+from sweetspot.trainable import keys
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from search.cli import main
+from sweetspot.cli import main
 
 
 def _go_emotions(folder, train="some text\t0\tid0\n"):

@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from data.config import DataConfig
-from data.load import batches_from_windows, parquet_windows
-from data.prepare import prepare
-from data.sources import DataError
+from sweetspot.data.config import DataConfig
+from sweetspot.data.load import batches_from_windows, parquet_windows
+from sweetspot.data.prepare import prepare
+from sweetspot.data.sources import DataError
 
 
 def _read(prepared, split):
@@ -92,7 +92,7 @@ def test_full_go_emotions_matches_the_official_counts(datasets_dir, cache_dir, m
 
 
 def test_reuters_r90_counts_minus_documented_empty_text_drops(datasets_dir, cache_dir, minilm_path, monkeypatch):
-    from search.config import load_experiment
+    from sweetspot.search.config import load_experiment
     from tests.conftest import REPO
 
     monkeypatch.setenv("SWEETSPOT_DATA_DIR", str(datasets_dir))

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data.config import DataConfig
-from data.prepare import prepare
-from data.sources import DataError, strip_html
+from sweetspot.data.config import DataConfig
+from sweetspot.data.prepare import prepare
+from sweetspot.data.sources import DataError, strip_html
 
 
 def _labels(prepared):

@@ -8,10 +8,10 @@ import threading
 import pyarrow.parquet as pq
 import pytest
 
-from data.config import DataConfig
-from data.load import BLOCK_ROWS, batches_from_windows, ray_windows, read_split
-from data import prepare as prepare_module
-from data.prepare import prepare
+from sweetspot.data.config import DataConfig
+from sweetspot.data.load import BLOCK_ROWS, batches_from_windows, ray_windows, read_split
+from sweetspot.data import prepare as prepare_module
+from sweetspot.data.prepare import prepare
 
 
 @pytest.fixture(scope="module")

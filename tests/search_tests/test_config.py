@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from search.config import ConfigError, ExperimentConfig, Range, load_experiment, load_experiment_dict, to_dict
+from sweetspot.search.config import ConfigError, ExperimentConfig, Range, load_experiment, load_experiment_dict, to_dict
 from tests.conftest import REPO
 
 
@@ -93,7 +93,7 @@ def test_cli_reports_a_config_error_in_one_line_with_exit_code_2(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text("name: a\nsearch:\n  num_sample: 3\n")
     for command in ("prepare", "search"):
-        proc = subprocess.run([sys.executable, "-m", "search.cli", command, str(path)], capture_output=True, text=True, cwd=REPO)
+        proc = subprocess.run([sys.executable, "-m", "sweetspot.cli", command, str(path)], capture_output=True, text=True, cwd=REPO)
         assert proc.returncode == 2
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "search.num_sample: unknown key" in lines[0], proc.stderr

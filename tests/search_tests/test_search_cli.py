@@ -15,13 +15,13 @@ import optuna
 import pytest
 
 from tests.conftest import REPO
-from trainable.optimizers import default_lr
+from sweetspot.trainable.optimizers import default_lr
 
 SLICE = "data: {source: go_emotions, max_len: 48, train_limit: 320, validation_limit: 64, test_limit: 32}"
 
 
 def _cli(*args, env, timeout=600):
-    return subprocess.run([sys.executable, "-m", "search.cli", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "sweetspot.cli", *args], capture_output=True, text=True, cwd=REPO,
                           env=env, timeout=timeout)
 
 
@@ -106,7 +106,7 @@ search:
   max_concurrent_trials: 2
 """)
     folder = tmp_path / "results" / "kill"
-    driver = subprocess.Popen([sys.executable, "-m", "search.cli", "search", str(config)], cwd=REPO, env=env,
+    driver = subprocess.Popen([sys.executable, "-m", "sweetspot.cli", "search", str(config)], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         def two_done():

@@ -31,11 +31,11 @@ search:
 resources: {{cpus_per_trial: 2}}
 """)
     env = {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"), "RAY_ADDRESS": ""}
-    run = subprocess.run([sys.executable, "-m", "search.cli", "search", str(config)], capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "sweetspot.cli", "search", str(config)], capture_output=True, text=True,
                          cwd=REPO, env=env, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     folder = tmp_path / "results" / "ddp"
-    analyze = subprocess.run([sys.executable, "-m", "search.cli", "analyze", str(folder), "--json"], capture_output=True,
+    analyze = subprocess.run([sys.executable, "-m", "sweetspot.cli", "analyze", str(folder), "--json"], capture_output=True,
                              text=True, cwd=REPO, env=env, timeout=120)
     trial = json.loads(analyze.stdout)["trials"][0]
     assert trial["status"] == "terminated" and trial["epochs"] == 2

@@ -13,11 +13,11 @@ import pytest
 import ray
 from ray import tune
 
-from data.config import DataConfig
-from data.load import read_split
-from data.prepare import prepare
-from trainable.config import ModelConfig, TrainConfig
-from trainable.entry import TrialSettings, train_fn
+from sweetspot.data.config import DataConfig
+from sweetspot.data.load import read_split
+from sweetspot.data.prepare import prepare
+from sweetspot.trainable.config import ModelConfig, TrainConfig
+from sweetspot.trainable.entry import TrialSettings, train_fn
 
 METRICS = ("step", "train_loss", "val_loss", "val_p1", "val_p3", "val_ndcg3", "val_pred_entropy", "val_embed_rank")
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainable import metrics
+from sweetspot.trainable import metrics
 
 SCORES = torch.tensor([
     [0.9, 0.8, -0.1, 0.7, -2.0, 0.2],  # ranking: 0, 1, 3, 5, 2, 4

@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from data.config import DataConfig
-from data.load import batches_from_windows, parquet_windows
-from data.prepare import prepare
-from trainable.config import ModelConfig, TrainConfig, TrialParams
-from trainable.loop import TrainerState, evaluate, fit, load_checkpoint, save_checkpoint
-from trainable.model import build_model
-from trainable.optimizers import OPTIMIZERS, build_optimizer, build_scheduler, default_lr, param_groups
+from sweetspot.data.config import DataConfig
+from sweetspot.data.load import batches_from_windows, parquet_windows
+from sweetspot.data.prepare import prepare
+from sweetspot.trainable.config import ModelConfig, TrainConfig, TrialParams
+from sweetspot.trainable.loop import TrainerState, evaluate, fit, load_checkpoint, save_checkpoint
+from sweetspot.trainable.model import build_model
+from sweetspot.trainable.optimizers import OPTIMIZERS, build_optimizer, build_scheduler, default_lr, param_groups
 
 
 def test_default_learning_rates_are_torchs():

@@ -17,7 +17,7 @@ class UserError(Exception):
 
 
 def _load(args):
-    from search.config import load_experiment
+    from sweetspot.search.config import load_experiment
 
     return load_experiment(args.config, args.set or [])
 
@@ -48,7 +48,7 @@ def _stats_table(manifest: dict) -> str:
 
 
 def cmd_prepare(args) -> int:
-    from search.runner import prepare_data
+    from sweetspot.search.runner import prepare_data
 
     prepared = prepare_data(_load(args))
     if args.json:
@@ -60,7 +60,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from search.runner import run_search, trial_configs
+    from sweetspot.search.runner import run_search, trial_configs
 
     config = _load(args)
     if args.dry_run:
@@ -79,7 +79,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from search.runner import load_saved_config, run_search
+    from sweetspot.search.runner import load_saved_config, run_search
 
     folder = run_search(load_saved_config(args.results_dir), address=args.address, dashboard=args.dashboard,
                         resume=True, retry_errored=args.retry_errored)
@@ -88,7 +88,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from search.status import format_status, read_status
+    from sweetspot.search.status import format_status, read_status
 
     summary = read_status(args.results_dir)
     print(json.dumps(summary, indent=1) if args.json else format_status(summary))
@@ -96,8 +96,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from analysis.report import analyze, format_summary, format_table, to_json, write_report
-    from analysis.results import ResultsError, load_results
+    from sweetspot.analysis.report import analyze, format_summary, format_table, to_json, write_report
+    from sweetspot.analysis.results import ResultsError, load_results
 
     if not (args.delta >= 0.0):  # also refuses NaN
         raise UserError(f"--delta: must be a number >= 0, got {args.delta}")
@@ -187,9 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from analysis.results import ResultsError
-    from data.sources import DataError
-    from search.config import ConfigError
+    from sweetspot.analysis.results import ResultsError
+    from sweetspot.data.sources import DataError
+    from sweetspot.search.config import ConfigError
 
     args = build_parser().parse_args(argv)
     try:
