@@ -29,6 +29,7 @@ from typing import Any
 from sweetspot.analysis.results import Results, TrialResult, finite
 from sweetspot import storage
 from sweetspot.trainable import keys
+from sweetspot.trainable.collapse import is_collapsed_row
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,6 @@ def read_labels(prepared_path: str | None) -> tuple[dict[int, Label], Label | No
     elif labels:  # the most frequent training label, lowest id on ties (as prepare picks it)
         majority = max(labels.values(), key=lambda x: (x.train_count or 0, -x.id))
     return labels, majority
-
-
-def is_collapsed_row(row: dict[str, Any], *, entropy_fraction: float, p1_margin: float) -> bool | None:
-    """The collapse rule on one reported row; the recorded flag when signals are missing; None
-    when neither is there."""
-    signals = (row.get(keys.VAL_PRED_ENTROPY), row.get(keys.VAL_TRUE_ENTROPY), row.get(keys.VAL_P1), row.get(keys.MAJORITY_P1))
-    if all(finite(s) for s in signals):
-        pred, true, p1, floor = signals
-        return pred <= entropy_fraction * true and p1 <= floor + p1_margin
-    flag = row.get(keys.COLLAPSED)
-    return bool(flag) if finite(flag) else None
 
 
 def _trial(t: TrialResult, *, labels: dict[int, Label], majority: Label | None, entropy_fraction: float,

@@ -10,8 +10,8 @@ a storage URI (`s3://`, `gs://`, `file://`):
     trial_<id>/checkpoint_*/  the latest checkpoint(s)
 
 Either of the first two files is enough; a trial folder without `summary.json` gets status
-`unknown`. A `result.json` line cut short (the search is still writing it) ends that trial's
-history. Values that are not finite numbers (NaN, inf, strings) stay in the history as reported;
+`unknown`. How a `result.json` is parsed (a torn last line skipped, any other unreadable line an
+error, a retried trial's repeated epochs counted once) is defined in sweetspot/layout.py. Values that are not finite numbers (NaN, inf, strings) stay in the history as reported;
 every consumer skips them.
 
 Example:
@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from sweetspot import storage
+from sweetspot import layout, storage
 from sweetspot.trainable import keys
 from sweetspot.trainable.config import ModelConfig, TrainConfig
 
@@ -146,17 +146,6 @@ def _dataclass_from(cls, raw: Any):
     return cls(**{k: v for k, v in (raw or {}).items() if k in names})
 
 
-def _read_jsonl(text: str) -> list[dict[str, Any]]:
-    rows = []
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line being written while the search runs
-                break
-    return rows
-
-
 def _parse(location: str, text: str | None, parse) -> Any:
     if text is None:
         return None
@@ -182,11 +171,11 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
         folder = str(Path(folder).expanduser())
     if not storage.is_dir(folder):
         raise ResultsError(f"{folder}: no such results folder")
-    summary_file, config_file = storage.join(folder, keys.SUMMARY_FILE), storage.join(folder, keys.CONFIG_FILE)
+    summary_file, config_file = storage.join(folder, layout.SUMMARY_FILE), storage.join(folder, layout.CONFIG_FILE)
     summary = _parse(summary_file, storage.read_text(summary_file), json.loads)
     config = _parse(config_file, storage.read_text(config_file), yaml.safe_load)
     if summary is None and config is None:
-        raise ResultsError(f"{folder}: not a sweetspot results folder (no {keys.SUMMARY_FILE} or {keys.CONFIG_FILE})")
+        raise ResultsError(f"{folder}: not a sweetspot results folder (no {layout.SUMMARY_FILE} or {layout.CONFIG_FILE})")
     summary, config = summary or {}, config or {}
     search = config.get("search") or {}
     train_seed = int((config.get("train") or {}).get("seed", 0))
@@ -205,17 +194,21 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
         if not is_folder:
             continue
         trial_dir = storage.join(folder, name)
-        text = storage.read_text(storage.join(trial_dir, "result.json"))
+        result_file = storage.join(trial_dir, layout.RESULT_FILE)
+        text = storage.read_text(result_file)
         if text is None:
             continue
-        rows = _read_jsonl(text)
-        params = _parse(trial_dir, storage.read_text(storage.join(trial_dir, "params.json")), json.loads) or {}
-        trial_id = rows[0].get("trial_id") if rows and rows[0].get("trial_id") else name.removeprefix("trial_")
+        try:
+            rows = layout.parse_result_lines(text, where=result_file)
+        except layout.LayoutError as e:
+            raise ResultsError(str(e)) from None
+        params = _parse(trial_dir, storage.read_text(storage.join(trial_dir, layout.PARAMS_FILE)), json.loads) or {}
+        trial_id = rows[0].get("trial_id") if rows and rows[0].get("trial_id") else name.removeprefix(layout.TRIAL_PREFIX)
         trial = trials.setdefault(trial_id, TrialResult(trial_id=trial_id, status="unknown", config=_searched(params, train_seed)))
         trial.folder = name
         trial.config = trial.config or _searched(params, train_seed)
-        trial.history = [{k: row[k] for k in row if k in keys.REPORTED} for row in rows]
-        checkpoints = [n for n, d in storage.list_dir(trial_dir) if d and n.startswith("checkpoint_")]
+        trial.history = [layout.reported(row) for row in rows]
+        checkpoints = [n for n, d in storage.list_dir(trial_dir) if d and n.startswith(layout.CHECKPOINT_PREFIX)]
         trial.checkpoint = storage.join(trial_dir, checkpoints[-1]) if checkpoints else None
     return Results(folder=folder, metric=metric, mode=mode, trials=list(trials.values()), config=config,
                    max_epochs=int(max_epochs) if max_epochs else None)

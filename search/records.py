@@ -15,7 +15,7 @@ from typing import Any
 
 from ray import tune
 
-from sweetspot import storage
+from sweetspot import layout, storage
 from sweetspot.trainable import keys
 
 STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "errored"}
@@ -47,7 +47,12 @@ class SummaryCallback(tune.Callback):
         self._write(trials)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._rows(trial).append({k: result[k] for k in keys.REPORTED if k in result})
+        rows = self._rows(trial)
+        row = layout.reported(result)
+        if rows and row.get(keys.EPOCH) is not None and rows[-1].get(keys.EPOCH, -1) >= row[keys.EPOCH]:
+            # a trial retried after a failure reports its epochs again from its checkpoint
+            del rows[next(i for i, r in enumerate(rows) if r.get(keys.EPOCH, -1) >= row[keys.EPOCH]):]
+        rows.append(row)
         self._write(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -63,13 +68,8 @@ class SummaryCallback(tune.Callback):
         """This trial's reported rows; for a trial restored from an earlier run, read back from
         its result.json."""
         if trial.trial_id not in self._history:
-            rows = []
-            for line in _read_result_file(trial).splitlines():
-                try:
-                    rows.append({k: v for k, v in json.loads(line).items() if k in keys.REPORTED})
-                except json.JSONDecodeError:  # a line cut short when the last run was killed
-                    break
-            self._history[trial.trial_id] = rows
+            where = f"{layout.trial_folder(trial.trial_id)}/{layout.RESULT_FILE}"
+            self._history[trial.trial_id] = [layout.reported(r) for r in layout.parse_result_lines(_read_result_file(trial), where=where)]
         return self._history[trial.trial_id]
 
     def _record(self, trial) -> dict[str, Any]:
@@ -110,17 +110,17 @@ class SummaryCallback(tune.Callback):
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "trials": [self._record(t) for t in trials],
         }
-        storage.write_text(storage.join(self.folder, keys.SUMMARY_FILE), json.dumps(summary, indent=1, default=str))
+        storage.write_text(storage.join(self.folder, layout.SUMMARY_FILE), json.dumps(summary, indent=1, default=str))
 
 
 def _read_result_file(trial) -> str:
     """The trial's result.json: from the driver's staging copy, else from the storage filesystem."""
-    staged = Path(trial.local_path or "", "result.json") if getattr(trial, "local_path", None) else None
+    staged = Path(trial.local_path or "", layout.RESULT_FILE) if getattr(trial, "local_path", None) else None
     if staged is not None and staged.is_file():
         return staged.read_text()
     try:
         fs = trial.storage.storage_filesystem
-        with fs.open_input_stream(f"{trial.path}/result.json") as f:
+        with fs.open_input_stream(f"{trial.path}/{layout.RESULT_FILE}") as f:
             return f.read().decode()
     except Exception:  # not written yet (a pending trial)
         return ""

@@ -15,7 +15,7 @@ import yaml
 
 from sweetspot.data.load import read_split
 from sweetspot.data.prepare import Prepared, prepare
-from sweetspot import storage
+from sweetspot import layout, storage
 from sweetspot.search.config import ConfigError, ExperimentConfig, load_experiment_dict, to_dict
 from sweetspot.search.space import define_by_run, grid
 from sweetspot.trainable import keys
@@ -111,7 +111,7 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
 def _check_resumable(config: ExperimentConfig, folder: str) -> None:
     import ray.tune
 
-    config_file = storage.join(folder, keys.CONFIG_FILE)
+    config_file = storage.join(folder, layout.CONFIG_FILE)
     if not storage.exists(config_file) or not ray.tune.Tuner.can_restore(folder):
         raise ConfigError(f"{folder}: holds no experiment to resume")
     saved = yaml.safe_load(storage.read_text(config_file))
@@ -211,7 +211,7 @@ def _tuner(config: ExperimentConfig, trainable, folder: str):
 
 
 def _trial_dirname(trial) -> str:
-    return f"trial_{trial.trial_id}"
+    return layout.trial_folder(trial.trial_id)
 
 
 def run_search(config: ExperimentConfig, *, address: str | None = None, overwrite: bool = False,
@@ -237,7 +237,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
         storage.delete_dir(folder)
     if not resume:
         resolved = {**to_dict(config), "prepared_path": str(prepared.path)}
-        storage.write_text(storage.join(folder, keys.CONFIG_FILE), yaml.safe_dump(resolved, sort_keys=False))
+        storage.write_text(storage.join(folder, layout.CONFIG_FILE), yaml.safe_dump(resolved, sort_keys=False))
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # a bar per trial per epoch is noise
     trainable = _trainable(config, prepared)
@@ -251,9 +251,9 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
 
 def load_saved_config(folder: str) -> ExperimentConfig:
     """The experiment config saved in a results folder (for `sweetspot resume`)."""
-    config_file = storage.join(folder, keys.CONFIG_FILE)
+    config_file = storage.join(folder, layout.CONFIG_FILE)
     if not storage.exists(config_file):
-        raise ConfigError(f"{folder}: holds no experiment to resume (no {keys.CONFIG_FILE})")
+        raise ConfigError(f"{folder}: holds no experiment to resume (no {layout.CONFIG_FILE})")
     saved = yaml.safe_load(storage.read_text(config_file))
     saved.pop("prepared_path", None)
     location = folder.rstrip("/")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sweetspot import storage
+from sweetspot import layout, storage
 from sweetspot.search.config import ConfigError
 from sweetspot.trainable import keys
 
 
 def read_status(folder: str) -> dict[str, Any]:
     """The summary the search keeps in `<folder>/summary.json` (see search/records.py)."""
-    summary_file = storage.join(folder, keys.SUMMARY_FILE)
+    summary_file = storage.join(folder, layout.SUMMARY_FILE)
     if not storage.exists(summary_file):
-        raise ConfigError(f"{folder}: no {keys.SUMMARY_FILE} (not a sweetspot results folder, or the search has not started)")
+        raise ConfigError(f"{folder}: no {layout.SUMMARY_FILE} (not a sweetspot results folder, or the search has not started)")
     return json.loads(storage.read_text(summary_file))
 
 

@@ -35,7 +35,5 @@ REPORTED = (EPOCH, STEP, TRAIN_LOSS, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, VAL_NDCG1
             VAL_MACRO_F1, VAL_PRED_ENTROPY, VAL_TRUE_ENTROPY, VAL_MEAN_BERNOULLI_ENTROPY, VAL_DISTINCT_TOP5,
             VAL_EMBED_RANK, VAL_TOP_LABEL, COLLAPSED, MAJORITY_P1, DIVERGED, NODE_ID, SEED)
 TEST_PREFIX = "test_"  # with train.eval_test, every val_* metric also exists as test_*
-
-# Files of a results folder (`<storage_path>/<name>/`), written by the search, read by the analysis.
-SUMMARY_FILE = "summary.json"  # run records, rewritten during the search
-CONFIG_FILE = "sweetspot.yaml"  # the resolved experiment config
+TEST_KEYS = tuple(TEST_PREFIX + k.removeprefix("val_") for k in REPORTED if k.startswith("val_"))
+# The results folder's file names and parsing: sweetspot/layout.py.

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sweetspot.trainable import keys, metrics
+from sweetspot.trainable.collapse import is_collapsed_row
 from sweetspot.trainable.config import TrainConfig
 
 Batch = dict[str, torch.Tensor]  # input_ids [B, T], attention_mask [B, T], labels [B, L] multi-hot
@@ -84,9 +85,9 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], *, prefix: str = "val",
     out[f"{prefix}_embed_rank"] = metrics.effective_rank(torch.cat(embeddings))
     out[f"{prefix}_top_label"] = metrics.top_label(s)
     if prefix == "val" and majority_p1 is not None:
-        out[keys.COLLAPSED] = int(metrics.is_collapsed(
-            pred_entropy=out[keys.VAL_PRED_ENTROPY], true_entropy=out[keys.VAL_TRUE_ENTROPY], p1=out[keys.VAL_P1],
-            majority_p1=majority_p1, entropy_fraction=train.collapse_entropy_fraction, p1_margin=train.collapse_p1_margin))
+        out[keys.COLLAPSED] = int(bool(is_collapsed_row({**out, keys.MAJORITY_P1: majority_p1},
+                                                   entropy_fraction=train.collapse_entropy_fraction,
+                                                   p1_margin=train.collapse_p1_margin)))
     return out
 
 

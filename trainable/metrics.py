@@ -15,10 +15,8 @@ frequent labels):
 - `effective_rank`: exp of the entropy of the normalised singular values of the pooled
   embeddings (RankMe, Garrido et al. 2023): 1 when every document maps to one direction.
 
-Collapse rule (`is_collapsed`): an evaluation is collapsed when the prediction entropy is at most
-`entropy_fraction` × the true-label entropy AND P@1 is at most the majority-label floor +
-`p1_margin`. Both are needed: a healthy model can have low entropy on a skewed label set, and a
-weak model can sit at the floor while still ranking labels per document.
+The collapse rule over these signals lives in trainable/collapse.py (pure Python, shared with the
+analysis).
 
 Example:
     >>> import torch
@@ -109,8 +107,3 @@ def effective_rank(embeddings: torch.Tensor) -> float:
     p = s / s.sum().clamp(min=1e-12) + 1e-12
     return float(torch.exp(-(p * p.log()).sum()))
 
-
-def is_collapsed(*, pred_entropy: float, true_entropy: float, p1: float, majority_p1: float,
-                 entropy_fraction: float, p1_margin: float) -> bool:
-    """The collapse rule (see the module docstring)."""
-    return pred_entropy <= entropy_fraction * true_entropy and p1 <= majority_p1 + p1_margin

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sweetspot.analysis.collapse import diagnose_collapse, is_collapsed_row
+from sweetspot.analysis.collapse import diagnose_collapse
+from sweetspot.trainable.collapse import is_collapsed_row
 from sweetspot.analysis.results import load_results
 from tests.analysis_tests.folders import FLOOR, row, trial, write_prepared, write_results
 

@@ -23,6 +23,7 @@ import pytest
 
 from tests.cluster_tests.local_cluster import RAY, LocalCluster
 from tests.conftest import REPO
+from sweetspot import layout
 from sweetspot.trainable import keys
 
 pytestmark = pytest.mark.e2e
@@ -96,7 +97,7 @@ def test_search_places_trials_on_both_nodes_and_fills_one_results_folder(cluster
     assert placed == set(nodes)  # trials ran on the head and on the worker node
 
     # One folder holds everything, and the analysis reads all of it.
-    assert (folder / keys.CONFIG_FILE).is_file() and (folder / keys.SUMMARY_FILE).is_file()
+    assert (folder / layout.CONFIG_FILE).is_file() and (folder / layout.SUMMARY_FILE).is_file()
     report = _analyze(folder, env)
     assert len(report["trials"]) == 4
     assert {t["status"] for t in report["trials"]} == {"terminated"}

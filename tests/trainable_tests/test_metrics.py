@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sweetspot.trainable import metrics
+from sweetspot.trainable.collapse import is_collapsed
 
 SCORES = torch.tensor([
     [0.9, 0.8, -0.1, 0.7, -2.0, 0.2],  # ranking: 0, 1, 3, 5, 2, 4
@@ -70,7 +71,7 @@ def test_effective_rank():
 
 def test_collapse_rule_needs_both_low_entropy_and_p1_at_the_floor():
     common = dict(true_entropy=0.8, majority_p1=0.33, entropy_fraction=0.2, p1_margin=0.01)
-    assert metrics.is_collapsed(pred_entropy=0.0, p1=0.33, **common)
-    assert metrics.is_collapsed(pred_entropy=0.15, p1=0.335, **common)
-    assert not metrics.is_collapsed(pred_entropy=0.0, p1=0.40, **common)  # one label, but better than the floor
-    assert not metrics.is_collapsed(pred_entropy=0.5, p1=0.30, **common)  # weak, but not one label
+    assert is_collapsed(pred_entropy=0.0, p1=0.33, **common)
+    assert is_collapsed(pred_entropy=0.15, p1=0.335, **common)
+    assert not is_collapsed(pred_entropy=0.0, p1=0.40, **common)  # one label, but better than the floor
+    assert not is_collapsed(pred_entropy=0.5, p1=0.30, **common)  # weak, but not one label

@@ -1,0 +1,90 @@
+"""The results folder's layout, defined once: file names, trial folder names, and how a trial's
+`result.json` is read back. The search writes this layout (through Ray Tune and its run records),
+`sweetspot status` and the analysis read it, and the tests build fixtures with it. Pure Python.
+
+    <storage_path>/<name>/
+        sweetspot.yaml                 CONFIG_FILE: the resolved experiment config (with `prepared_path`)
+        summary.json                   SUMMARY_FILE: run records, rewritten while the search runs
+        trial_<id>/params.json         PARAMS_FILE: the trial's sampled parameters (Tune)
+        trial_<id>/result.json         RESULT_FILE: one JSON object per report (Tune)
+        trial_<id>/checkpoint_<n>/     the latest checkpoint(s)
+
+Example:
+    >>> trial_folder("a1b2c3")
+    'trial_a1b2c3'
+    >>> parse_result_lines('{"epoch": 1, "val_p1": 0.3}\\n{"epoch": 2, "val_p', where="result.json")
+    [{'epoch': 1, 'val_p1': 0.3}]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sweetspot.trainable import keys
+
+CONFIG_FILE = "sweetspot.yaml"
+SUMMARY_FILE = "summary.json"
+PARAMS_FILE = "params.json"
+RESULT_FILE = "result.json"
+TRIAL_PREFIX = "trial_"
+CHECKPOINT_PREFIX = "checkpoint_"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class LayoutError(ValueError):
+    """A file of a results folder is not what the layout says (shown as one line)."""
+
+
+def trial_folder(trial_id: str) -> str:
+    """The folder name of a trial inside the results folder."""
+    return f"{TRIAL_PREFIX}{trial_id}"
+
+
+def check_name(name: str, *, key: str = "name") -> str:
+    """An experiment name must be one plain folder name (no `/`, not `.` or `..`): the results
+    folder is `<storage_path>/<name>` and nothing outside it is ever written or deleted."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
+        raise LayoutError(f"{key}: {name!r} is not a plain folder name (letters, digits, '.', '_', '-'; "
+                          "not starting with '.' or '-')")
+    return name
+
+
+def reported(row: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a Tune result that sweetspot records: `trainable.keys.REPORTED` and their
+    `test_*` twins (`train.eval_test`)."""
+    return {k: v for k, v in row.items() if k in keys.REPORTED or k in keys.TEST_KEYS}
+
+
+def parse_result_lines(text: str, *, where: str) -> list[dict[str, Any]]:
+    """The rows of a `result.json`, one per report, in epoch order.
+
+    Only a torn *last* line (a report being written, or cut short by a killed driver) is skipped;
+    an unreadable line anywhere else raises `LayoutError` naming the file and line. When a trial was
+    retried after a failure it reports its epochs again from its checkpoint: the later report of an
+    epoch replaces the earlier one, so no epoch is counted twice.
+    """
+    lines = text.splitlines()
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if all(not later.strip() for later in lines[number:]):
+                break  # the torn last line
+            raise LayoutError(f"{where}:{number}: unreadable report ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise LayoutError(f"{where}:{number}: a report must be a JSON object")
+        rows.append(row)
+    by_epoch: dict[Any, dict[str, Any]] = {}
+    for row in rows:  # a retried trial's repeated epoch: the later report wins
+        by_epoch[row.get(keys.EPOCH, len(by_epoch))] = row
+    return sorted(by_epoch.values(), key=lambda r: _epoch_order(r.get(keys.EPOCH)))
+
+
+def _epoch_order(epoch: Any) -> float:
+    return float(epoch) if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) else float("inf")
