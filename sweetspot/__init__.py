@@ -16,3 +16,13 @@ Dependencies run data <- trainable <- search; analysis reads result files and im
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# Installed, the sub-packages are folders inside this one. In a source tree (a checkout, or the copy
+# of it that `ray job submit --working-dir .` uploads and puts first on every worker's path) they are
+# the folders beside it: look there too, so that a source tree always runs its own code, never a mix
+# of it and an installed copy.
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if _os.path.isfile(_os.path.join(_root, "pyproject.toml")) and _os.path.isfile(_os.path.join(_root, "trainable", "entry.py")):
+    __path__.append(_root)

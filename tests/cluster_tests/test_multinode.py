@@ -121,17 +121,18 @@ def test_search_refused_by_the_cluster_ends_with_one_line_and_writes_nothing(clu
     assert not (tmp_path / "results").exists()
 
 
-def _submit(cluster, env, storage: Path, *, name: str):
-    """`ray job submit --working-dir .` from the project folder, as the README shows it; the job
-    first prints which Python and which `search` package it runs, then runs the search."""
+def _submit(cluster, env, storage: Path, *, name: str, cwd: Path = REPO, config: Path = Path("examples/quickstart.yaml")):
+    """`ray job submit --working-dir .` from `cwd` (the project folder, as the README shows it); the
+    job first prints which Python and which `sweetspot.search` package it runs, then runs the search."""
     runtime_env = {"env_vars": {"SWEETSPOT_DATA_DIR": env["SWEETSPOT_DATA_DIR"], "SWEETSPOT_CACHE_DIR": env["SWEETSPOT_CACHE_DIR"]}}
     overrides = [f"name={name}", f"storage_path={storage}", "model.name=tiny-distilbert", "train.epochs=1",
                  "search.num_samples=2", "search.scheduler.name=fifo"] + [f"data.{k}={v}" for k, v in SLICE.items()]
-    search = " ".join(["sweetspot search examples/quickstart.yaml", *(f"--set {o}" for o in overrides)])
-    probe = "python -c \"import sys, search; print('job python:', sys.prefix); print('job search:', search.__file__)\""
+    search = " ".join([f"sweetspot search {config}", *(f"--set {o}" for o in overrides)])
+    probe = ("python -c \"import sys, sweetspot.search as search; print('job python:', sys.prefix); "
+             "print('job search:', search.__file__)\"")
     return _run([RAY, "job", "submit", "--address", cluster.dashboard_url, "--working-dir", ".",
                  "--runtime-env-json", json.dumps(runtime_env), "--", "sh", "-c", f"{probe} && {search}"],
-                env=env, cwd=REPO)
+                env=env, cwd=cwd)
 
 
 def test_job_submit_with_the_token_runs_the_search_and_without_it_fails_cleanly(cluster, env, tmp_path):
@@ -156,8 +157,8 @@ def test_job_submit_with_the_token_runs_the_search_and_without_it_fails_cleanly(
     job = _submit(cluster, env, storage, name="job")
     assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-2000:] + cluster.logs()
     assert "succeeded" in job.stderr + job.stdout
-    # The job's Python is the venv the cluster was started from, and `search` comes from the
-    # uploaded working directory, not from the project folder on this machine.
+    # The job's Python is the venv the cluster was started from, and `sweetspot.search` comes from
+    # the uploaded working directory, not from the project folder on this machine.
     assert f"job python: {sys.prefix}\n" in job.stdout
     job_search = next(line for line in job.stdout.splitlines() if line.startswith("job search:")).split(": ", 1)[1]
     assert "/runtime_resources/working_dir_files/" in job_search and not job_search.startswith(str(REPO))
@@ -167,3 +168,21 @@ def test_job_submit_with_the_token_runs_the_search_and_without_it_fails_cleanly(
     assert len(report["trials"]) == 2 and {t["status"] for t in report["trials"]} == {"terminated"}
     assert all(t["epochs"] == 1 and t["best"] is not None for t in report["trials"])
     assert (folder / "optuna.db").is_file()  # the TPE study beside the results
+
+
+def test_job_submit_from_a_project_with_its_own_data_search_analysis_trainable_runs_sweetspots_code(cluster, env, tmp_path):
+    """Ray puts the job's working directory first on the path of the driver and every worker: a
+    user's own `data/` or `search/` package there must not replace sweetspot's."""
+    from tests.test_namespace import _decoys
+
+    project = tmp_path / "project"
+    project.mkdir()
+    _decoys(project)
+    (project / "exp.yaml").write_text((REPO / "examples" / "quickstart.yaml").read_text())
+    storage = tmp_path / "results"
+    job = _submit(cluster, env, storage, name="decoys", cwd=project, config=Path("exp.yaml"))
+    assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-2000:] + cluster.logs()
+    job_search = next(line for line in job.stdout.splitlines() if line.startswith("job search:")).split(": ", 1)[1]
+    assert job_search == str(REPO / "search" / "__init__.py")  # the installed sweetspot, not the user's search/
+    report = _analyze(storage / "decoys", env)
+    assert len(report["trials"]) == 2 and {t["status"] for t in report["trials"]} == {"terminated"}
