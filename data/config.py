@@ -34,7 +34,7 @@ class DataConfig:
         test_limit: The same for the test split.
         validation_fraction: Share of train carved out as validation when the source has none.
         test_fraction: Share of train carved out as test when the source has no test split.
-        seed: Seed of every subsample and carve-out.
+        seed: Seed of every subsample and carve-out, and of the order the splits are stored in.
         tokenizer: Tokenizer (hub id or folder); `None` means the model's own tokenizer.
         cache_dir: Where prepared datasets live; `None` means `$SWEETSPOT_CACHE_DIR` or
             `~/.cache/sweetspot/prepared`.

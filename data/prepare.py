@@ -4,6 +4,7 @@ Output folder (named by the cache key, written atomically: a temporary folder re
 
     <cache_dir>/<source>-<key12>/
         train/part-00000.parquet       input_ids: list<int32> (unpadded), label_ids: list<int32>, length: int32
+                                       (rows in a seeded random order, not the source's)
         validation/part-00000.parquet
         test/part-00000.parquet
         labels.json                    [{"id", "name", "train_count"}]
@@ -24,7 +25,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -40,7 +40,8 @@ import pyarrow.parquet as pq
 from sweetspot.data.config import DataConfig
 from sweetspot.data.sources import SPLITS, DataError, Example, RawDataset, get_source, resolve_folder
 
-FORMAT_VERSION = 1  # bump when the prepared layout changes: old cache entries become misses
+FORMAT_VERSION = 2  # bump when the prepared layout or row selection changes: old cache entries become misses
+# 2: every split stored in a seeded random order (1 kept the source's order), draws from one generator
 SHARD_ROWS = 50_000
 SCHEMA = pa.schema([
     ("input_ids", pa.list_(pa.int32())),
@@ -117,12 +118,14 @@ def _options(cfg: DataConfig) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
 
 
-def _subsample(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
-    if limit is None or limit >= len(examples):
-        return examples
-    rng = random.Random(seed)
-    keep = sorted(rng.sample(range(len(examples)), limit))
-    return [examples[i] for i in keep]
+def _draw(examples: list[Example], limit: int | None, rng: np.random.Generator) -> list[Example]:
+    """A seeded random draw of `limit` examples (all of them when `None`), in a random order.
+
+    Neither what a split holds nor the order it is stored in follows the source's order: a source
+    sorted by date or label would otherwise give a skewed subsample and a split whose blocks each
+    hold one kind of document.
+    """
+    return [examples[i] for i in rng.permutation(len(examples))[:limit]]
 
 
 def _tokenize(tokenizer, texts: list[str], max_len: int, desc: str) -> list[list[int]]:
@@ -268,12 +271,11 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
     return Prepared.load(final)
 
 
-def _carve(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Splits off a seeded random `fraction` of `examples`: (rest, carved), both in source order."""
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    carved = set(order[: max(1, round(len(examples) * fraction))])
-    return [e for i, e in enumerate(examples) if i not in carved], [e for i, e in enumerate(examples) if i in carved]
+def _carve(examples: list[Example], fraction: float, rng: np.random.Generator) -> tuple[list[Example], list[Example]]:
+    """Splits off a seeded random `fraction` of `examples` (at least one): (rest, carved)."""
+    order = rng.permutation(len(examples))
+    cut = max(1, round(len(examples) * fraction))
+    return [examples[i] for i in order[cut:]], [examples[i] for i in order[:cut]]
 
 
 def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Example]], dict[str, dict[str, Any]], list[str]]:
@@ -287,7 +289,9 @@ def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Examp
        label names outside it are dropped from every split (counted), and so are documents left
        without labels;
     3. test, then validation, are carved from train when the source has none;
-    4. each split is subsampled to its `*_limit`.
+    4. each split is subsampled to its `*_limit`, and stored in a random order.
+
+    Every random choice (3, 4) comes from one generator seeded with `data.seed`.
 
     Returns the splits, a per-split report of what was dropped, and the label order.
     """
@@ -333,13 +337,14 @@ def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Examp
         report[split]["labels_outside_vocabulary"] = {"distinct": len(outside), "occurrences": sum(outside.values())}
         report[split]["dropped"]["only_dropped_labels"] = len(filtered) - len(cleaned[split])
 
+    rng = np.random.default_rng(cfg.seed % 2**64)  # numpy seeds must be non-negative
     for carved, fraction in (("test", cfg.test_fraction), ("validation", cfg.validation_fraction)):
         if carved not in cleaned:
-            cleaned["train"], cleaned[carved] = _carve(cleaned["train"], fraction, cfg.seed)
+            cleaned["train"], cleaned[carved] = _carve(cleaned["train"], fraction, rng)
             report[carved] = {"carved_from_train": fraction}
 
     limits = {"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit}
-    selected = {split: _subsample(cleaned[split], limits[split], cfg.seed) for split in SPLITS}
+    selected = {split: _draw(cleaned[split], limits[split], rng) for split in SPLITS}
     for split, examples in selected.items():
         if not examples:
             raise DataError(f"{cfg.source}: the {split} split is empty")

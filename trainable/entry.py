@@ -20,7 +20,7 @@ import ray
 import torch
 from ray import tune
 
-from sweetspot.data.load import batches_from_windows, ray_windows
+from sweetspot.data.load import batches_from_windows, epoch_order, ray_windows
 from sweetspot.trainable import keys
 from sweetspot.trainable.config import ModelConfig, TrainConfig, TrialParams
 from sweetspot.trainable.loop import TrainerState, fit, load_checkpoint, save_checkpoint
@@ -44,14 +44,16 @@ class TrialSettings:
     driver_cpu: float = 0.0  # CPUs the trial's own process holds when it drives DDP workers
 
 
-def _batch_factories(settings: TrialSettings, seed: int, train_data: Any, eval_data: dict[str, Any]):
-    """Batch factories over Ray datasets (or Ray Train shards): train(epoch), and one per eval split."""
+def _batch_factories(settings: TrialSettings, seed: int, train_data: Any, eval_data: dict[str, Any], rank: int = 0, workers: int = 1):
+    """Batch factories over Ray datasets (or Ray Train iterators): train(epoch), and one per eval split."""
     train, num_labels, pad = settings.train, settings.num_labels, settings.pad_id
 
     def train_batches(epoch: int):
-        epoch_seed = seed * 1_000_003 + epoch  # a fresh, reproducible order every epoch
-        windows = ray_windows(train_data, window_rows=train.batch_size * train.bucket_window, shuffle_seed=epoch_seed)
-        return batches_from_windows(windows, batch_size=train.batch_size, num_labels=num_labels, pad_id=pad, shuffle_seed=epoch_seed)
+        # A fresh, reproducible permutation of the whole split every epoch; this worker's share of it.
+        order = epoch_order(settings.num_train, (seed, epoch), rank=rank, workers=workers)
+        windows = ray_windows(train_data, window_rows=train.batch_size * train.bucket_window, order=order)
+        return batches_from_windows(windows, batch_size=train.batch_size, num_labels=num_labels, pad_id=pad,
+                                    shuffle_seed=seed * 1_000_003 + epoch)
 
     def eval_factory(data: Any) -> Callable:
         def batches():
@@ -135,7 +137,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     eval_data = {"val": ray_train.get_dataset_shard("val")} if rank0 else {}
     if rank0 and "test" in loop_config["splits"]:
         eval_data["test"] = ray_train.get_dataset_shard("test")
-    train_batches, eval_batches = _batch_factories(settings, params.seed + context.get_world_rank(), shard, eval_data)
+    train_batches, eval_batches = _batch_factories(settings, params.seed, shard, eval_data, rank=context.get_world_rank(),
+                                                   workers=workers)
 
     def report(metrics: dict[str, float], state: TrainerState) -> None:
         if not rank0:
@@ -176,7 +179,8 @@ def _run_data_parallel(config, settings: TrialSettings, train_data, val_data, te
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=settings.gpus_per_trial > 0,
                                      resources_per_worker=_worker_resources(settings)),
         datasets=datasets,
-        dataset_config=DataConfig(datasets_to_split=["train"]),
+        # Not split by Ray: every worker reads all of train and takes its share of the epoch's permutation.
+        dataset_config=DataConfig(datasets_to_split=[]),
         run_config=RunConfig(name=f"ddp_{context.get_trial_id()}", storage_path=context.get_trial_dir(),
                              callbacks=[TuneReportCallback()]),
     )

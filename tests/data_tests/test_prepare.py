@@ -38,14 +38,13 @@ def test_go_emotions_slice_is_tokenized_once_into_unpadded_shards(datasets_dir, 
     assert manifest["stats"]["avg_labels_per_point"] == pytest.approx(np.mean([len(r["label_ids"]) for r in train]))
     assert manifest["stats"]["avg_points_per_label"] == pytest.approx(sum(train_counts.values()) / len(labels))
 
-    # The same ids the Hugging Face tokenizer gives, for the same subsample (seeded) of train.tsv.
+    # The same ids the Hugging Face tokenizer gives, for the same subsample of train.tsv, in the same
+    # order: train's draw is the first of data.seed's generator, a permutation cut to train_limit.
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(minilm_path)
     texts = [l.split("\t")[0] for l in (datasets_dir / "go_emotions" / "train.tsv").read_text(encoding="utf-8").splitlines()]
-    import random
-
-    kept = sorted(random.Random(3).sample(range(len(texts)), 400))
+    kept = np.random.default_rng(3).permutation(len(texts))[:400]
     assert [r["input_ids"] for r in train] == tok([texts[i] for i in kept], truncation=True, max_length=32)["input_ids"]
 
     for row in train:  # unpadded token ids with [CLS] ... [SEP], truncated to max_len

@@ -1,9 +1,8 @@
-"""Trials read prepared shards through Ray Data: bucketed, dynamically padded batches, sharded
-across workers, and an interrupted prepare never leaves a folder that looks complete."""
+"""Trials read prepared shards through Ray Data: bucketed, dynamically padded batches in bounded
+blocks, and an interrupted prepare never leaves a folder that looks complete (sharing between
+data-parallel workers: test_order.py)."""
 
 from __future__ import annotations
-
-import threading
 
 import pyarrow.parquet as pq
 import pytest
@@ -12,16 +11,6 @@ from sweetspot.data.config import DataConfig
 from sweetspot.data.load import BLOCK_ROWS, batches_from_windows, ray_windows, read_split
 from sweetspot.data import prepare as prepare_module
 from sweetspot.data.prepare import prepare
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +45,6 @@ def test_ray_data_batches_cover_the_split_once_with_dynamic_padding(ray_local, p
     other = [b["input_ids"][0, :3].tolist() for b in batches_from_windows(ray_windows(ds, window_rows=160, shuffle_seed=6), batch_size=16,
                                                                           num_labels=prepared.num_labels, shuffle_seed=6)]
     assert again == [b["input_ids"][0, :3].tolist() for b in batches] and other != again
-
-
-def test_streaming_split_shards_the_split_across_workers(ray_local, prepared):
-    ds = read_split(prepared.split_dir("train"))
-    shards = ds.streaming_split(2, equal=True)
-    results: list[list] = [[], []]
-
-    def consume(i):  # streaming_split iterators must be consumed concurrently, as DDP workers do
-        results[i] = _token_multiset(batches_from_windows(ray_windows(shards[i], window_rows=64), batch_size=16,
-                                                          num_labels=prepared.num_labels))
-
-    threads = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
-    [t.start() for t in threads]
-    [t.join(timeout=120) for t in threads]
-    assert len(results[0]) == len(results[1]) == 300
-    everything = sorted(results[0] + results[1])
-    assert everything == sorted(tuple(r["input_ids"]) for r in pq.read_table(prepared.split_dir("train")).to_pylist())
 
 
 def test_interrupted_prepare_leaves_no_complete_looking_folder(tmp_path, cache_dir, datasets_dir, minilm_path, monkeypatch):
