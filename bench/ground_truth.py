@@ -14,7 +14,9 @@ and the table is written once every trial has ended:
                                 "wall_s", "segments", "machine", "trials": [{trial_id, status, config,
                                 history: [one row per epoch, trainable.keys names]}]}
 
-`--export-only` rewrites the table from an existing results folder; `--storage` moves the results.
+`--export-only` rewrites the table from an existing results folder; `--storage` moves the results;
+`--set KEY=VALUE` changes how the grid runs, not what it measures (on a GPU machine, for example:
+`--set resources.gpus_per_trial=0.08 --set search.max_concurrent_trials=12`); the table records it.
 """
 
 from __future__ import annotations
@@ -58,13 +60,13 @@ def _finished(folder: Path) -> bool:
     return bool(trials) and all(t["status"] in FINISHED for t in trials)
 
 
-def run(name: str, storage: str) -> Path:
+def run(name: str, storage: str, overrides: list[str]) -> Path:
     """Runs (or resumes) the grid of table `name` and returns its results folder."""
     from sweetspot.search.config import load_experiment
     from sweetspot.search.runner import experiment_dir, trial_configs
 
     config_file = EXPERIMENTS[name]
-    config = load_experiment(str(config_file), [f"storage_path={storage}"])
+    config = load_experiment(str(config_file), [f"storage_path={storage}", *overrides])
     folder = Path(experiment_dir(config))
     if _finished(folder):
         print(f"{name}: {folder} already holds every trial")
@@ -72,7 +74,7 @@ def run(name: str, storage: str) -> Path:
     if (folder / "sweetspot.yaml").is_file():
         command = _sweetspot("resume", str(folder))
     else:
-        command = _sweetspot("search", str(config_file), "--set", f"storage_path={storage}")
+        command = _sweetspot("search", str(config_file), *(a for o in [f"storage_path={storage}", *overrides] for a in ("--set", o)))
     print(f"{name}: {' '.join(command[1:])}  ({len(trial_configs(config))} trials)", flush=True)
     start = time.time()
     rc = subprocess.run(command, cwd=REPO).returncode
@@ -119,6 +121,8 @@ def main() -> None:
     parser.add_argument("tables", nargs="+", choices=sorted(EXPERIMENTS))
     parser.add_argument("--storage", default=str(REPO / "results"), help="storage_path of the grids' results folders")
     parser.add_argument("--export-only", action="store_true", help="only rewrite the tables from finished results folders")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="how the grid runs (resources, concurrency), passed to sweetspot search")
     args = parser.parse_args()
     os.environ.setdefault("SWEETSPOT_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
     for name in args.tables:
@@ -128,7 +132,7 @@ def main() -> None:
 
             folder = Path(experiment_dir(load_experiment(str(EXPERIMENTS[name]), [f"storage_path={args.storage}"])))
         else:
-            folder = run(name, args.storage)
+            folder = run(name, args.storage, args.set)
         export(name, folder)
 
 
