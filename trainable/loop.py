@@ -2,8 +2,8 @@
 
 No Ray here. `fit` takes batch factories and a `report` callback; `trainable.entry` supplies Ray
 Data batches and a callback that checkpoints and calls `tune.report`, tests supply plain ones.
-A report happens at the end of every epoch, and every `eval_every_steps` steps when set; a
-checkpoint taken mid-epoch resumes mid-epoch (the epoch's batch order is a function of the seed
+A report happens at the end of every epoch, and every `eval_every_steps` steps when set (a step
+that ends an epoch reports once, as the epoch end); a checkpoint taken mid-epoch resumes mid-epoch (the epoch's batch order is a function of the seed
 and the epoch, so the batches already seen are skipped).
 """
 
@@ -98,6 +98,19 @@ def _diverged_metrics(state: TrainerState) -> dict[str, float]:
     return out
 
 
+def _flag_last(items: Iterable[Any]) -> Iterable[tuple[Any, bool]]:
+    """Yields (item, is_last), reading one item ahead (batch iterators have no length)."""
+    it = iter(items)
+    current = next(it, _END)
+    while current is not _END:
+        following = next(it, _END)
+        yield current, following is _END
+        current = following
+
+
+_END = object()
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -131,7 +144,7 @@ def fit(
     while state.epoch < train.epochs:
         model.train()
         batches = itertools.islice(train_batches(state.epoch), state.batch_in_epoch, None)  # resume mid-epoch
-        for batch in batches:
+        for batch, last_of_epoch in _flag_last(batches):
             batch = _to(batch, device)
             with _autocast(device, train.bf16):
                 logits = model(batch["input_ids"], batch["attention_mask"])  # [B, L]
@@ -149,9 +162,11 @@ def fit(
             state.batch_in_epoch += 1
             state.loss_sum += loss.item() * batch["labels"].shape[0]
             state.loss_docs += batch["labels"].shape[0]
-            if train.eval_every_steps and state.step % train.eval_every_steps == 0:
+            # The epoch's last step is evaluated once, by the epoch-end report below.
+            if train.eval_every_steps and state.step % train.eval_every_steps == 0 and not last_of_epoch:
+                # steps_per_epoch is an estimate (ceil(N / batch)): never let it claim the whole epoch.
                 fraction = state.batch_in_epoch / steps_per_epoch if steps_per_epoch else 0.0
-                evaluate_and_report(round(state.epoch + min(fraction, 1.0), 4), state.loss_sum / state.loss_docs)
+                evaluate_and_report(round(state.epoch + min(fraction, 0.9999), 4), state.loss_sum / state.loss_docs)
                 model.train()
         # The state a checkpoint saves here must say "epoch done", so reset before reporting.
         train_loss = state.loss_sum / max(state.loss_docs, 1)

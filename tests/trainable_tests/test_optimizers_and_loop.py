@@ -111,6 +111,15 @@ def test_checkpoint_round_trip_continues_identically(slice_, tmp_path, train):
             assert got[key] == pytest.approx(want[key], rel=1e-5), key
 
 
+def test_an_epoch_end_that_eval_every_steps_also_hits_is_evaluated_and_reported_once(slice_):
+    # 96 documents / 16 = 6 steps an epoch; every 3 steps hits each epoch's last step too.
+    train = TrainConfig(epochs=2, eval_every_steps=3)
+    model, optimizer, scheduler = _fresh(slice_, train=train)
+    reports = []  # entry's report callback checkpoints and calls tune.report: one call = one of each
+    _fit(slice_, model, optimizer, scheduler, train, TrainerState(), reports)
+    assert [(r["epoch"], r["step"]) for r in reports] == [(0.5, 3), (1, 6), (1.5, 9), (2, 12)]
+
+
 def test_non_finite_loss_reports_diverged_with_finite_values(slice_):
     model, optimizer, scheduler = _fresh(slice_)
     with torch.no_grad():
