@@ -91,10 +91,23 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], *, prefix: str = "val",
     return out
 
 
-def _diverged_metrics(state: TrainerState) -> dict[str, float]:
-    """Finite placeholders, so schedulers and searchers can still rank a diverged trial (last)."""
-    out = {keys.EPOCH: state.epoch, keys.STEP: state.step, keys.TRAIN_LOSS: 1e9, keys.VAL_LOSS: 1e9, keys.DIVERGED: 1}
-    out.update({f"val_p{k}": 0.0 for k in keys.PRECISION_KS})
+DIVERGED_LOSS = 1e9  # finite stand-in for a NaN or inf loss
+
+
+def _diverged_metrics(state: TrainerState, prefixes: Iterable[str], *, collapse_flag: bool) -> dict[str, float]:
+    """Finite worst-case placeholders under every key a healthy report carries (`keys.REPORTED`'s
+    val_* for each evaluated prefix), so that a scheduler or searcher on any of them
+    (`val_macro_f1`, `test_p1`, ...) ranks a diverged trial last instead of failing on a missing
+    metric. Losses are `DIVERGED_LOSS`; scores and collapse signals 0; the top label -1 (none);
+    `collapsed` 0: the trial is reported as diverged, not collapsed."""
+    out = {keys.EPOCH: state.epoch, keys.STEP: state.step, keys.TRAIN_LOSS: DIVERGED_LOSS, keys.DIVERGED: 1}
+    for prefix in prefixes:
+        for key in keys.REPORTED:
+            if key.startswith("val_"):
+                worst = DIVERGED_LOSS if key.endswith("_loss") else -1 if key == keys.VAL_TOP_LABEL else 0.0
+                out[prefix + key.removeprefix("val")] = worst
+    if collapse_flag:
+        out[keys.COLLAPSED] = 0
     return out
 
 
@@ -133,6 +146,7 @@ def fit(
     A non-finite training loss ends training at once with one last report carrying `diverged=1`.
     """
     loss_fn = nn.BCEWithLogitsLoss()
+    with_collapse = "val" in eval_batches and majority_p1 is not None  # when `evaluate` flags `collapsed`
 
     def evaluate_and_report(epoch_value: float, train_loss: float) -> None:
         result = {**(extra_metrics or {}), keys.EPOCH: epoch_value, keys.STEP: state.step,
@@ -150,7 +164,7 @@ def fit(
                 logits = model(batch["input_ids"], batch["attention_mask"])  # [B, L]
                 loss = loss_fn(logits.float(), batch["labels"])
             if not torch.isfinite(loss):
-                report({**(extra_metrics or {}), **_diverged_metrics(state)}, state)
+                report({**(extra_metrics or {}), **_diverged_metrics(state, eval_batches, collapse_flag=with_collapse)}, state)
                 return state
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

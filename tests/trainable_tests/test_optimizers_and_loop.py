@@ -13,6 +13,7 @@ import torch
 from sweetspot.data.config import DataConfig
 from sweetspot.data.load import batches_from_windows, parquet_windows
 from sweetspot.data.prepare import prepare
+from sweetspot.trainable import keys
 from sweetspot.trainable.config import ModelConfig, TrainConfig, TrialParams
 from sweetspot.trainable.loop import TrainerState, evaluate, fit, load_checkpoint, save_checkpoint
 from sweetspot.trainable.model import build_model
@@ -57,10 +58,13 @@ def _fresh(prepared, name="adam", lr=1e-3, train=TrainConfig()):
     return model, optimizer, scheduler
 
 
-def _fit(prepared, model, optimizer, scheduler, train, state, reports):
+SPLITS = {"val": "validation", "test": "test"}  # metric prefix -> prepared split
+
+
+def _fit(prepared, model, optimizer, scheduler, train, state, reports, prefixes=("val",)):
     return fit(model, optimizer, scheduler, train=train, state=state, steps_per_epoch=6,
                train_batches=lambda e: _batches(prepared, "train", seed=e),
-               eval_batches={"val": lambda: _batches(prepared, "validation")},
+               eval_batches={p: (lambda split=SPLITS[p]: _batches(prepared, split)) for p in prefixes},
                report=lambda m, s: reports.append(m), majority_p1=0.3)
 
 
@@ -120,14 +124,21 @@ def test_an_epoch_end_that_eval_every_steps_also_hits_is_evaluated_and_reported_
     assert [(r["epoch"], r["step"]) for r in reports] == [(0.5, 3), (1, 6), (1.5, 9), (2, 12)]
 
 
-def test_non_finite_loss_reports_diverged_with_finite_values(slice_):
+def test_non_finite_loss_reports_diverged_with_finite_worst_values_under_every_healthy_key(slice_):
+    healthy = []
+    _fit(slice_, *_fresh(slice_), TrainConfig(epochs=1), TrainerState(), healthy, prefixes=("val", "test"))
     model, optimizer, scheduler = _fresh(slice_)
     with torch.no_grad():
         model.head.weight.fill_(float("nan"))
     reports = []
-    _fit(slice_, model, optimizer, scheduler, TrainConfig(epochs=3), TrainerState(), reports)
+    _fit(slice_, model, optimizer, scheduler, TrainConfig(epochs=3), TrainerState(), reports, prefixes=("val", "test"))
     assert len(reports) == 1 and reports[0]["diverged"] == 1
-    assert all(math.isfinite(v) for v in reports[0].values())
+    placeholder = reports[0]
+    assert all(math.isfinite(v) for v in placeholder.values())
+    assert set(placeholder) == set(healthy[0]) == set(keys.REPORTED + keys.TEST_KEYS) - {keys.MAJORITY_P1, keys.NODE_ID, keys.SEED}
+    for prefix in ("val", "test"):
+        assert placeholder[f"{prefix}_loss"] >= 1e9 and placeholder[f"{prefix}_macro_f1"] == placeholder[f"{prefix}_p1"] == 0.0
+    assert placeholder["train_loss"] >= 1e9 and placeholder["collapsed"] == 0
 
 
 def test_evaluate_matches_a_direct_computation(slice_):
