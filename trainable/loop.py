@@ -37,7 +37,7 @@ class TrainerState:
     step: int = 0  # optimizer steps taken
     batch_in_epoch: int = 0  # batches of the current epoch already trained on
     loss_sum: float = 0.0  # training loss × documents, over the current epoch so far
-    loss_docs: int = 0
+    loss_docs: float = 0  # documents (under DDP, after each report: an equal share of all workers')
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
@@ -111,6 +111,20 @@ def _diverged_metrics(state: TrainerState, prefixes: Iterable[str], *, collapse_
     return out
 
 
+def _train_loss(state: TrainerState, device: torch.device) -> float:
+    """Mean training loss over the documents of the epoch so far: all workers' under DDP.
+
+    Each DDP worker has summed its own shard only. The sums are pooled over the workers, and each
+    keeps an equal share of the pooled totals, so that the next pooling, or a resume in which every
+    worker loads rank 0's checkpoint, still adds up to all workers' documents.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        totals = torch.tensor([state.loss_sum, state.loss_docs], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(totals)  # sum over workers
+        state.loss_sum, state.loss_docs = (totals / torch.distributed.get_world_size()).tolist()
+    return state.loss_sum / state.loss_docs if state.loss_docs else 0.0
+
+
 def _flag_last(items: Iterable[Any]) -> Iterable[tuple[Any, bool]]:
     """Yields (item, is_last), reading one item ahead (batch iterators have no length)."""
     it = iter(items)
@@ -180,10 +194,10 @@ def fit(
             if train.eval_every_steps and state.step % train.eval_every_steps == 0 and not last_of_epoch:
                 # steps_per_epoch is an estimate (ceil(N / batch)): never let it claim the whole epoch.
                 fraction = state.batch_in_epoch / steps_per_epoch if steps_per_epoch else 0.0
-                evaluate_and_report(round(state.epoch + min(fraction, 0.9999), 4), state.loss_sum / state.loss_docs)
+                evaluate_and_report(round(state.epoch + min(fraction, 0.9999), 4), _train_loss(state, device))
                 model.train()
         # The state a checkpoint saves here must say "epoch done", so reset before reporting.
-        train_loss = state.loss_sum / max(state.loss_docs, 1)
+        train_loss = _train_loss(state, device)
         state.epoch += 1
         state.batch_in_epoch, state.loss_sum, state.loss_docs = 0, 0.0, 0
         evaluate_and_report(state.epoch, train_loss)

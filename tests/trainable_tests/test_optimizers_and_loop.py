@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import socket
 from collections import Counter
 
 import pyarrow.parquet as pq
@@ -15,7 +17,7 @@ from sweetspot.data.load import batches_from_windows, parquet_windows
 from sweetspot.data.prepare import prepare
 from sweetspot.trainable import keys
 from sweetspot.trainable.config import ModelConfig, TrainConfig, TrialParams
-from sweetspot.trainable.loop import TrainerState, evaluate, fit, load_checkpoint, save_checkpoint
+from sweetspot.trainable.loop import TrainerState, _train_loss, evaluate, fit, load_checkpoint, save_checkpoint
 from sweetspot.trainable.model import build_model
 from sweetspot.trainable.optimizers import OPTIMIZERS, build_optimizer, build_scheduler, default_lr, param_groups
 
@@ -139,6 +141,33 @@ def test_non_finite_loss_reports_diverged_with_finite_worst_values_under_every_h
     for prefix in ("val", "test"):
         assert placeholder[f"{prefix}_loss"] >= 1e9 and placeholder[f"{prefix}_macro_f1"] == placeholder[f"{prefix}_p1"] == 0.0
     assert placeholder["train_loss"] >= 1e9 and placeholder["collapsed"] == 0
+
+
+def _pool_twice(rank: int, port: int, folder) -> None:
+    """One of 2 gloo workers: reports after 2 documents of loss rank+1 each, then after 1 more of
+    loss 10 × (rank+1); the second time also from rank 0's state, as after a resume."""
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    state = TrainerState(loss_sum=2.0 * (rank + 1), loss_docs=2)
+    first = _train_loss(state, torch.device("cpu"))
+    saved = [vars(state)]  # rank 0's state, which a resume loads into every worker
+    torch.distributed.broadcast_object_list(saved, src=0)
+    resumed = TrainerState(**saved[0])
+    results = []
+    for s in (state, resumed):
+        s.loss_sum, s.loss_docs = s.loss_sum + 10.0 * (rank + 1), s.loss_docs + 1
+        results.append(_train_loss(s, torch.device("cpu")))
+    (folder / f"{rank}.json").write_text(json.dumps([first, *results]))
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_train_loss_is_the_mean_over_all_workers_documents_across_reports(tmp_path):
+    with socket.socket() as s:  # a free port for the process group's rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_pool_twice, args=(port, tmp_path), nprocs=2)
+    # First: (2×1 + 2×2) / 4 documents; then all 6 documents: (2 + 4 + 10 + 20) / 6.
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"{rank}.json").read_text()) == pytest.approx([1.5, 6.0, 6.0])
 
 
 def test_evaluate_matches_a_direct_computation(slice_):
