@@ -64,7 +64,9 @@ def _batch_factories(settings: TrialSettings, seed: int, train_data: Any, eval_d
     return train_batches, {prefix: eval_factory(data) for prefix, data in eval_data.items()}
 
 
-def _build(settings: TrialSettings, params: TrialParams, device: torch.device, steps_per_epoch: int):
+def _build(settings: TrialSettings, params: TrialParams, device: torch.device, steps_per_epoch: int, checkpoint: Any):
+    """Model, optimizer and schedule from the seed, then the progress in `checkpoint` (Tune's or
+    Ray Train's; None for a fresh start)."""
     torch.manual_seed(params.seed)
     random.seed(params.seed)
     train = settings.train
@@ -73,7 +75,11 @@ def _build(settings: TrialSettings, params: TrialParams, device: torch.device, s
     optimizer = build_optimizer(params.optimizer, groups, lr=params.lr, weight_decay=params.weight_decay)
     scheduler = build_scheduler(optimizer, schedule=train.schedule, total_steps=steps_per_epoch * train.epochs,
                                 warmup_ratio=train.warmup_ratio)
-    return model, optimizer, scheduler
+    state = TrainerState()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_checkpoint(Path(folder), model, optimizer, scheduler)
+    return model, optimizer, scheduler, state
 
 
 def train_fn(config: dict[str, Any], *, settings: TrialSettings, train_data: Any, val_data: Any, test_data: Any = None) -> None:
@@ -85,13 +91,7 @@ def train_fn(config: dict[str, Any], *, settings: TrialSettings, train_data: Any
     params = TrialParams.from_trial_config(config, settings.train)
     device = torch.device("cuda" if settings.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu")
     steps_per_epoch = math.ceil(settings.num_train / settings.train.batch_size)
-    model, optimizer, scheduler = _build(settings, params, device, steps_per_epoch)
-
-    state = TrainerState()
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = load_checkpoint(Path(folder), model, optimizer, scheduler)
+    model, optimizer, scheduler, state = _build(settings, params, device, steps_per_epoch, tune.get_checkpoint())
 
     eval_data = {"val": val_data, **({"test": test_data} if test_data is not None else {})}
     train_batches, eval_batches = _batch_factories(settings, params.seed, train_data, eval_data)
@@ -124,12 +124,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     workers = context.get_world_size()
     steps_per_epoch = math.ceil(settings.num_train / workers / settings.train.batch_size)
     device = ray_train.torch.get_device()
-    model, optimizer, scheduler = _build(settings, params, device, steps_per_epoch)
-    state = TrainerState()
-    checkpoint = ray_train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = load_checkpoint(Path(folder), model, optimizer, scheduler)
+    model, optimizer, scheduler, state = _build(settings, params, device, steps_per_epoch, ray_train.get_checkpoint())
     ddp = prepare_model(model, move_to_device=False)
     ddp.embed, ddp.head = model.embed, model.head  # evaluation calls these on the unwrapped model
     shard = ray_train.get_dataset_shard("train")

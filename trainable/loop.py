@@ -2,8 +2,8 @@
 
 No Ray here. `fit` takes batch factories and a `report` callback; `trainable.entry` supplies Ray
 Data batches and a callback that checkpoints and calls `tune.report`, tests supply plain ones.
-A report happens at the end of every epoch, and every `eval_every_steps` steps when set; a
-checkpoint taken mid-epoch resumes mid-epoch (the epoch's batch order is a function of the seed
+A report happens at the end of every epoch, and every `eval_every_steps` steps when set (a step
+that ends an epoch reports once, as the epoch end); a checkpoint taken mid-epoch resumes mid-epoch (the epoch's batch order is a function of the seed
 and the epoch, so the batches already seen are skipped).
 """
 
@@ -37,7 +37,7 @@ class TrainerState:
     step: int = 0  # optimizer steps taken
     batch_in_epoch: int = 0  # batches of the current epoch already trained on
     loss_sum: float = 0.0  # training loss × documents, over the current epoch so far
-    loss_docs: int = 0
+    loss_docs: float = 0  # documents (under DDP, after each report: an equal share of all workers')
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
@@ -91,11 +91,51 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], *, prefix: str = "val",
     return out
 
 
-def _diverged_metrics(state: TrainerState) -> dict[str, float]:
-    """Finite placeholders, so schedulers and searchers can still rank a diverged trial (last)."""
-    out = {keys.EPOCH: state.epoch, keys.STEP: state.step, keys.TRAIN_LOSS: 1e9, keys.VAL_LOSS: 1e9, keys.DIVERGED: 1}
-    out.update({f"val_p{k}": 0.0 for k in keys.PRECISION_KS})
+DIVERGED_LOSS = 1e9  # finite stand-in for a NaN or inf loss
+
+
+def _diverged_metrics(state: TrainerState, prefixes: Iterable[str], *, collapse_flag: bool) -> dict[str, float]:
+    """Finite worst-case placeholders under every key a healthy report carries (`keys.REPORTED`'s
+    val_* for each evaluated prefix), so that a scheduler or searcher on any of them
+    (`val_macro_f1`, `test_p1`, ...) ranks a diverged trial last instead of failing on a missing
+    metric. Losses are `DIVERGED_LOSS`; scores and collapse signals 0; the top label -1 (none);
+    `collapsed` 0: the trial is reported as diverged, not collapsed."""
+    out = {keys.EPOCH: state.epoch, keys.STEP: state.step, keys.TRAIN_LOSS: DIVERGED_LOSS, keys.DIVERGED: 1}
+    for prefix in prefixes:
+        for key in keys.REPORTED:
+            if key.startswith("val_"):
+                worst = DIVERGED_LOSS if key.endswith("_loss") else -1 if key == keys.VAL_TOP_LABEL else 0.0
+                out[prefix + key.removeprefix("val")] = worst
+    if collapse_flag:
+        out[keys.COLLAPSED] = 0
     return out
+
+
+def _train_loss(state: TrainerState, device: torch.device) -> float:
+    """Mean training loss over the documents of the epoch so far: all workers' under DDP.
+
+    Each DDP worker has summed its own shard only. The sums are pooled over the workers, and each
+    keeps an equal share of the pooled totals, so that the next pooling, or a resume in which every
+    worker loads rank 0's checkpoint, still adds up to all workers' documents.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        totals = torch.tensor([state.loss_sum, state.loss_docs], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(totals)  # sum over workers
+        state.loss_sum, state.loss_docs = (totals / torch.distributed.get_world_size()).tolist()
+    return state.loss_sum / state.loss_docs if state.loss_docs else 0.0
+
+
+def _flag_last(items: Iterable[Any]) -> Iterable[tuple[Any, bool]]:
+    """Yields (item, is_last), reading one item ahead (batch iterators have no length)."""
+    it = iter(items)
+    current = next(it, _END)
+    while current is not _END:
+        following = next(it, _END)
+        yield current, following is _END
+        current = following
+
+
+_END = object()
 
 
 def fit(
@@ -120,6 +160,7 @@ def fit(
     A non-finite training loss ends training at once with one last report carrying `diverged=1`.
     """
     loss_fn = nn.BCEWithLogitsLoss()
+    with_collapse = "val" in eval_batches and majority_p1 is not None  # when `evaluate` flags `collapsed`
 
     def evaluate_and_report(epoch_value: float, train_loss: float) -> None:
         result = {**(extra_metrics or {}), keys.EPOCH: epoch_value, keys.STEP: state.step,
@@ -131,13 +172,13 @@ def fit(
     while state.epoch < train.epochs:
         model.train()
         batches = itertools.islice(train_batches(state.epoch), state.batch_in_epoch, None)  # resume mid-epoch
-        for batch in batches:
+        for batch, last_of_epoch in _flag_last(batches):
             batch = _to(batch, device)
             with _autocast(device, train.bf16):
                 logits = model(batch["input_ids"], batch["attention_mask"])  # [B, L]
                 loss = loss_fn(logits.float(), batch["labels"])
             if not torch.isfinite(loss):
-                report({**(extra_metrics or {}), **_diverged_metrics(state)}, state)
+                report({**(extra_metrics or {}), **_diverged_metrics(state, eval_batches, collapse_flag=with_collapse)}, state)
                 return state
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -149,12 +190,14 @@ def fit(
             state.batch_in_epoch += 1
             state.loss_sum += loss.item() * batch["labels"].shape[0]
             state.loss_docs += batch["labels"].shape[0]
-            if train.eval_every_steps and state.step % train.eval_every_steps == 0:
+            # The epoch's last step is evaluated once, by the epoch-end report below.
+            if train.eval_every_steps and state.step % train.eval_every_steps == 0 and not last_of_epoch:
+                # steps_per_epoch is an estimate (ceil(N / batch)): never let it claim the whole epoch.
                 fraction = state.batch_in_epoch / steps_per_epoch if steps_per_epoch else 0.0
-                evaluate_and_report(round(state.epoch + min(fraction, 1.0), 4), state.loss_sum / state.loss_docs)
+                evaluate_and_report(round(state.epoch + min(fraction, 0.9999), 4), _train_loss(state, device))
                 model.train()
         # The state a checkpoint saves here must say "epoch done", so reset before reporting.
-        train_loss = state.loss_sum / max(state.loss_docs, 1)
+        train_loss = _train_loss(state, device)
         state.epoch += 1
         state.batch_in_epoch, state.loss_sum, state.loss_docs = 0, 0.0, 0
         evaluate_and_report(state.epoch, train_loss)

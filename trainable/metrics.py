@@ -51,21 +51,22 @@ def ndcg_at_k(scores: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tens
 
 
 def f1_scores(scores: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5) -> tuple[float, float]:
-    """(micro F1, macro F1) of `sigmoid(scores) >= threshold`.
+    """(micro F1, macro F1) of `sigmoid(scores) >= threshold`, as scikit-learn's
+    `f1_score(average="micro" | "macro", zero_division=0)`.
 
-    Macro F1 averages over the labels that occur in `targets` or in the predictions; a label
-    neither true nor predicted anywhere has no defined F1 and is left out.
+    Macro F1 averages over all L labels of the training label space (the model's outputs): a label
+    neither true nor predicted in the split scores 0, like a missed one. (Averaging over the labels
+    present only would give 1.0 where scikit-learn gives 0.01 on a 100-label split with one label.)
     """
     pred = (torch.sigmoid(scores) >= threshold).float()
-    tp = (pred * targets).sum(0)
+    tp = (pred * targets).sum(0)  # [L]
     fp = (pred * (1 - targets)).sum(0)
     fn = ((1 - pred) * targets).sum(0)
     micro_den = 2 * tp.sum() + fp.sum() + fn.sum()
     micro = float(2 * tp.sum() / micro_den) if micro_den > 0 else 0.0
     den = 2 * tp + fp + fn
-    present = den > 0
-    macro = float((2 * tp[present] / den[present]).mean()) if present.any() else 0.0
-    return micro, macro
+    per_label = torch.where(den > 0, 2 * tp / den.clamp(min=1), torch.zeros_like(tp))  # [L], 0/0 -> 0
+    return micro, float(per_label.mean()) if per_label.numel() else 0.0
 
 
 def _normalised_entropy(counts: torch.Tensor) -> float:

@@ -1,12 +1,16 @@
 """The trainable through the real Ray Tune path: a trial killed mid-run (SIGKILL) resumes from its
 checkpoint and ends with the uninterrupted run's metrics; a NaN loss ends one trial as
-`diverged` without crashing the search; TensorBoard event files are written per trial."""
+`diverged` without crashing the search, its placeholder result carrying every metric key (a search
+on `val_macro_f1` goes on); `train.eval_test` reports test_* at every evaluation; TensorBoard event
+files are written per trial."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from ray import tune
 from sweetspot.data.config import DataConfig
 from sweetspot.data.load import read_split
 from sweetspot.data.prepare import prepare
+from sweetspot.trainable import keys
 from sweetspot.trainable.config import ModelConfig, TrainConfig
 from sweetspot.trainable.entry import TrialSettings, train_fn
 
@@ -32,16 +37,21 @@ def setup(tmp_path_factory, datasets_dir, minilm_path):
     settings = TrialSettings(model=ModelConfig(name="tiny-distilbert"), train=TrainConfig(epochs=3, batch_size=16),
                              num_labels=prepared.num_labels, num_train=128, pad_id=0,
                              majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"], threads=1)
-    data = {"train_data": read_split(prepared.split_dir("train")), "val_data": read_split(prepared.split_dir("validation"))}
+    data = {"train_data": read_split(prepared.split_dir("train")), "val_data": read_split(prepared.split_dir("validation")),
+            "test_data": read_split(prepared.split_dir("test"))}
     yield settings, data
     ray.shutdown()
 
 
-def _tuner(settings, data, path, name, param_space, callbacks=(), max_failures=0):
+def _train_and_val(data):
+    return {k: data[k] for k in ("train_data", "val_data")}
+
+
+def _tuner(settings, data, path, name, param_space, callbacks=(), max_failures=0, metric="val_p1"):
     return tune.Tuner(
         tune.with_resources(tune.with_parameters(train_fn, settings=settings, **data), {"cpu": 1}),
         param_space=param_space,
-        tune_config=tune.TuneConfig(metric="val_p1", mode="max", max_concurrent_trials=2),
+        tune_config=tune.TuneConfig(metric=metric, mode="max", max_concurrent_trials=2),
         run_config=tune.RunConfig(name=name, storage_path=str(path), callbacks=list(callbacks),
                                   failure_config=tune.FailureConfig(max_failures=max_failures),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
@@ -63,6 +73,7 @@ class KillTrialOnce(tune.Callback):
 def test_a_killed_trial_resumes_from_its_checkpoint_with_identical_metrics(setup, tmp_path):
     settings, data = setup
     space = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "seed": 7}
+    data = _train_and_val(data)
     clean = _tuner(settings, data, tmp_path, "clean", space).fit()
     killer = KillTrialOnce()
     resumed = _tuner(settings, data, tmp_path, "killed", space, callbacks=[killer], max_failures=1).fit()
@@ -93,7 +104,7 @@ def _scalars(event_file):
 
 def test_nan_loss_stops_only_that_trial_as_diverged_and_tensorboard_files_are_written(setup, tmp_path):
     settings, data = setup
-    results = _tuner(settings, data, tmp_path, "nan2", {"optimizer": tune.grid_search(["sgd", "adam"]),
+    results = _tuner(settings, _train_and_val(data), tmp_path, "nan2", {"optimizer": tune.grid_search(["sgd", "adam"]),
                                                          "lr": tune.sample_from(lambda spec: 1e12 if spec.config.optimizer == "sgd" else 1e-3),
                                                          "weight_decay": 0.0, "seed": 0}).fit()
     assert not results.errors
@@ -107,3 +118,26 @@ def test_nan_loss_stops_only_that_trial_as_diverged_and_tensorboard_files_are_wr
         assert len(events) == 1
         tags = {tag for tag, _ in _scalars(events[0])}
         assert "ray/tune/val_p1" in tags and "ray/tune/train_loss" in tags
+
+
+DIVERGE_OR_NOT = {"optimizer": tune.grid_search(["sgd", "adam"]), "weight_decay": 0.0, "seed": 0,
+                  "lr": tune.sample_from(lambda spec: 1e12 if spec.config.optimizer == "sgd" else 1e-3)}
+
+
+def test_a_diverged_trial_reports_every_metric_so_a_search_on_val_macro_f1_goes_on(setup, tmp_path):
+    settings, data = setup
+    # eval_test: the placeholder must carry the test_* keys too; every 5 of 8 steps: mid-epoch reports as well.
+    settings = replace(settings, train=replace(settings.train, epochs=2, eval_test=True, eval_every_steps=5))
+    results = _tuner(settings, data, tmp_path, "macro", DIVERGE_OR_NOT, metric="val_macro_f1").fit()
+    assert not results.errors, [str(e).splitlines()[-1] for e in results.errors]
+    by_opt = {r.config["optimizer"]: r for r in results}
+    bad, good = by_opt["sgd"], by_opt["adam"]
+    every_key = set(keys.REPORTED) | set(keys.TEST_KEYS)
+    assert bad.metrics["diverged"] == 1 and every_key <= set(bad.metrics)
+    assert all(math.isfinite(bad.metrics[k]) for k in every_key - {keys.NODE_ID})
+    assert bad.metrics["val_macro_f1"] == bad.metrics["test_p1"] == 0.0 and bad.metrics["val_loss"] >= 1e9
+    # train.eval_test: test_* metrics at every evaluation, mid-epoch ones included.
+    rows = good.metrics_dataframe
+    assert list(rows["epoch"]) == [0.625, 1, 1.25, 1.875, 2] and (rows["diverged"] == 0).all()
+    for key in keys.TEST_KEYS:
+        assert rows[key].notna().all() and all(math.isfinite(v) for v in rows[key]), key

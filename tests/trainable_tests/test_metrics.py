@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from sklearn.metrics import f1_score
 
 from sweetspot.trainable import metrics
 from sweetspot.trainable.collapse import is_collapsed
@@ -42,8 +43,53 @@ def test_micro_and_macro_f1_at_threshold_half():
     # label 0: tp1; 1: fp1; 3: tp1; 4: fp1; 5: tp1 (doc1) + fp1 (doc0). TP=3, FP=3, FN=0.
     micro, macro = metrics.f1_scores(SCORES, TARGETS)
     assert micro == pytest.approx(2 * 3 / (2 * 3 + 3 + 0))
-    per_label = {0: 1.0, 1: 0.0, 3: 1.0, 4: 0.0, 5: 2 / 3}  # label 2 neither true nor predicted: left out
+    per_label = {0: 1.0, 1: 0.0, 2: 0.0, 3: 1.0, 4: 0.0, 5: 2 / 3}  # label 2 neither true nor predicted: 0
     assert macro == pytest.approx(sum(per_label.values()) / len(per_label))
+
+
+def _sklearn_f1(scores, targets):
+    pred = (torch.sigmoid(scores) >= 0.5).int().numpy()
+    true = targets.int().numpy()
+    return tuple(f1_score(true, pred, average=a, zero_division=0) for a in ("micro", "macro"))
+
+
+def _toy_one_label_of_100():
+    """100 labels, 4 documents: only label 7 is true, and it is predicted exactly."""
+    targets = torch.zeros(4, 100)
+    targets[:, 7] = 1
+    return torch.where(targets > 0, 3.0, -3.0), targets
+
+
+EDGE_CASES = {
+    "one-label-of-100": _toy_one_label_of_100(),
+    "no-positives-none-predicted": (torch.full((5, 6), -2.0), torch.zeros(5, 6)),
+    "no-positives-all-predicted": (torch.full((5, 6), 2.0), torch.zeros(5, 6)),
+    "all-predicted": (torch.full((5, 6), 2.0), (torch.arange(30).reshape(5, 6) % 4 == 0).float()),
+    "all-true-all-predicted": (torch.full((3, 4), 1.0), torch.ones(3, 4)),
+    "score-exactly-at-threshold": (torch.zeros(3, 4), torch.eye(3, 4)),
+}
+
+
+@pytest.mark.parametrize("case", EDGE_CASES, ids=list(EDGE_CASES))
+def test_f1_matches_scikit_learn_on_edge_cases(case):
+    scores, targets = EDGE_CASES[case]
+    assert metrics.f1_scores(scores, targets) == pytest.approx(_sklearn_f1(scores, targets), abs=1e-6)
+
+
+def test_macro_f1_counts_labels_neither_true_nor_predicted_as_zero():
+    # Averaging over the labels present would give 1.0 here; scikit-learn (and the study's L outputs) give 1/100.
+    micro, macro = metrics.f1_scores(*_toy_one_label_of_100())
+    assert micro == 1.0 and macro == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_f1_matches_scikit_learn_on_random_multilabel_data(seed):
+    g = torch.Generator().manual_seed(seed)
+    n, labels = int(torch.randint(1, 40, (1,), generator=g)), int(torch.randint(2, 60, (1,), generator=g))  # L=1: scikit-learn reads a binary column
+    # Sparse targets, as in multi-label data: most labels absent from a small split.
+    targets = (torch.rand(n, labels, generator=g) < 0.08).float()
+    scores = torch.randn(n, labels, generator=g) * 2 - 2 + 3 * targets * (torch.rand(n, labels, generator=g) < 0.7)
+    assert metrics.f1_scores(scores, targets) == pytest.approx(_sklearn_f1(scores, targets), abs=1e-6)
 
 
 def test_collapse_signals():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import socket
 from collections import Counter
 
 import pyarrow.parquet as pq
@@ -13,8 +15,9 @@ import torch
 from sweetspot.data.config import DataConfig
 from sweetspot.data.load import batches_from_windows, parquet_windows
 from sweetspot.data.prepare import prepare
+from sweetspot.trainable import keys
 from sweetspot.trainable.config import ModelConfig, TrainConfig, TrialParams
-from sweetspot.trainable.loop import TrainerState, evaluate, fit, load_checkpoint, save_checkpoint
+from sweetspot.trainable.loop import TrainerState, _train_loss, evaluate, fit, load_checkpoint, save_checkpoint
 from sweetspot.trainable.model import build_model
 from sweetspot.trainable.optimizers import OPTIMIZERS, build_optimizer, build_scheduler, default_lr, param_groups
 
@@ -57,10 +60,13 @@ def _fresh(prepared, name="adam", lr=1e-3, train=TrainConfig()):
     return model, optimizer, scheduler
 
 
-def _fit(prepared, model, optimizer, scheduler, train, state, reports):
+SPLITS = {"val": "validation", "test": "test"}  # metric prefix -> prepared split
+
+
+def _fit(prepared, model, optimizer, scheduler, train, state, reports, prefixes=("val",)):
     return fit(model, optimizer, scheduler, train=train, state=state, steps_per_epoch=6,
                train_batches=lambda e: _batches(prepared, "train", seed=e),
-               eval_batches={"val": lambda: _batches(prepared, "validation")},
+               eval_batches={p: (lambda split=SPLITS[p]: _batches(prepared, split)) for p in prefixes},
                report=lambda m, s: reports.append(m), majority_p1=0.3)
 
 
@@ -111,14 +117,57 @@ def test_checkpoint_round_trip_continues_identically(slice_, tmp_path, train):
             assert got[key] == pytest.approx(want[key], rel=1e-5), key
 
 
-def test_non_finite_loss_reports_diverged_with_finite_values(slice_):
+def test_an_epoch_end_that_eval_every_steps_also_hits_is_evaluated_and_reported_once(slice_):
+    # 96 documents / 16 = 6 steps an epoch; every 3 steps hits each epoch's last step too.
+    train = TrainConfig(epochs=2, eval_every_steps=3)
+    model, optimizer, scheduler = _fresh(slice_, train=train)
+    reports = []  # entry's report callback checkpoints and calls tune.report: one call = one of each
+    _fit(slice_, model, optimizer, scheduler, train, TrainerState(), reports)
+    assert [(r["epoch"], r["step"]) for r in reports] == [(0.5, 3), (1, 6), (1.5, 9), (2, 12)]
+
+
+def test_non_finite_loss_reports_diverged_with_finite_worst_values_under_every_healthy_key(slice_):
+    healthy = []
+    _fit(slice_, *_fresh(slice_), TrainConfig(epochs=1), TrainerState(), healthy, prefixes=("val", "test"))
     model, optimizer, scheduler = _fresh(slice_)
     with torch.no_grad():
         model.head.weight.fill_(float("nan"))
     reports = []
-    _fit(slice_, model, optimizer, scheduler, TrainConfig(epochs=3), TrainerState(), reports)
+    _fit(slice_, model, optimizer, scheduler, TrainConfig(epochs=3), TrainerState(), reports, prefixes=("val", "test"))
     assert len(reports) == 1 and reports[0]["diverged"] == 1
-    assert all(math.isfinite(v) for v in reports[0].values())
+    placeholder = reports[0]
+    assert all(math.isfinite(v) for v in placeholder.values())
+    assert set(placeholder) == set(healthy[0]) == set(keys.REPORTED + keys.TEST_KEYS) - {keys.MAJORITY_P1, keys.NODE_ID, keys.SEED}
+    for prefix in ("val", "test"):
+        assert placeholder[f"{prefix}_loss"] >= 1e9 and placeholder[f"{prefix}_macro_f1"] == placeholder[f"{prefix}_p1"] == 0.0
+    assert placeholder["train_loss"] >= 1e9 and placeholder["collapsed"] == 0
+
+
+def _pool_twice(rank: int, port: int, folder) -> None:
+    """One of 2 gloo workers: reports after 2 documents of loss rank+1 each, then after 1 more of
+    loss 10 × (rank+1); the second time also from rank 0's state, as after a resume."""
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    state = TrainerState(loss_sum=2.0 * (rank + 1), loss_docs=2)
+    first = _train_loss(state, torch.device("cpu"))
+    saved = [vars(state)]  # rank 0's state, which a resume loads into every worker
+    torch.distributed.broadcast_object_list(saved, src=0)
+    resumed = TrainerState(**saved[0])
+    results = []
+    for s in (state, resumed):
+        s.loss_sum, s.loss_docs = s.loss_sum + 10.0 * (rank + 1), s.loss_docs + 1
+        results.append(_train_loss(s, torch.device("cpu")))
+    (folder / f"{rank}.json").write_text(json.dumps([first, *results]))
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_train_loss_is_the_mean_over_all_workers_documents_across_reports(tmp_path):
+    with socket.socket() as s:  # a free port for the process group's rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_pool_twice, args=(port, tmp_path), nprocs=2)
+    # First: (2×1 + 2×2) / 4 documents; then all 6 documents: (2 + 4 + 10 + 20) / 6.
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"{rank}.json").read_text()) == pytest.approx([1.5, 6.0, 6.0])
 
 
 def test_evaluate_matches_a_direct_computation(slice_):
