@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -31,7 +32,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -72,6 +73,26 @@ class Prepared:
     def load(cls, path: str | Path) -> "Prepared":
         path = Path(path)
         return cls(path, json.loads((path / "manifest.json").read_text()))
+
+    def label_prior_bce(self) -> float:
+        """The label-prior plateau: the training BCE (nats, mean over documents and labels) of
+        predicting every label at its training rate for every document, whatever the text. A run
+        whose training loss sits here has learnt the label prior and nothing more."""
+        labels = json.loads((self.path / "labels.json").read_text())
+        return label_prior_bce([label["train_count"] for label in labels], int(self.manifest["splits"]["train"]["rows"]))
+
+
+def label_prior_bce(train_counts: Sequence[int], num_docs: int) -> float:
+    """Mean binary entropy (nats) of the labels' training rates: the BCE of the best constant predictor.
+
+    Example:
+        >>> round(label_prior_bce([50, 0, 100], 100), 4)  # rates 0.5, 0, 1: only the first is uncertain
+        0.231
+    """
+    def entropy(p: float) -> float:
+        return 0.0 if p <= 0.0 or p >= 1.0 else -(p * math.log(p) + (1.0 - p) * math.log(1.0 - p))
+
+    return sum(entropy(count / num_docs) for count in train_counts) / len(train_counts) if train_counts and num_docs else 0.0
 
 
 def default_cache_dir() -> Path:

@@ -137,6 +137,7 @@ def _trainable(config: ExperimentConfig, prepared: Prepared):
         num_train=prepared.manifest["splits"]["train"]["rows"],
         pad_id=prepared.manifest["tokenizer"]["pad_token_id"],
         majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"],
+        prior_bce=prepared.label_prior_bce(),
         threads=config.train.threads or max(1, math.floor(resources.cpus_per_trial / workers)),
         cpus_per_trial=resources.cpus_per_trial,
         gpus_per_trial=resources.gpus_per_trial,

@@ -39,6 +39,7 @@ class TrialSettings:
     pad_id: int
     majority_p1: float  # validation P@1 of the most-frequent-label predictor
     threads: int  # torch threads: Ray sets OMP_NUM_THREADS=1 in workers, so set it explicitly
+    prior_bce: float = float("nan")  # the label-prior plateau of the training split (Prepared.label_prior_bce)
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     driver_cpu: float = 0.0  # CPUs the trial's own process holds when it drives DDP workers
@@ -104,7 +105,8 @@ def train_fn(config: dict[str, Any], *, settings: TrialSettings, train_data: Any
     node_id = ray.get_runtime_context().get_node_id()  # where this trial ran (multi-node placement)
     fit(model, optimizer, scheduler, train=settings.train, state=state, train_batches=train_batches,
         eval_batches=eval_batches, report=report, majority_p1=settings.majority_p1,
-        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: node_id, keys.SEED: params.seed},
+        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.PRIOR_BCE: settings.prior_bce, keys.NODE_ID: node_id,
+                       keys.SEED: params.seed},
         device=device, steps_per_epoch=steps_per_epoch)
 
 
@@ -145,8 +147,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
     fit(ddp, optimizer, scheduler, train=settings.train, state=state, train_batches=train_batches,
         eval_batches=eval_batches, report=report, majority_p1=settings.majority_p1,
-        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.NODE_ID: ray.get_runtime_context().get_node_id(),
-                       keys.SEED: params.seed},
+        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.PRIOR_BCE: settings.prior_bce,
+                       keys.NODE_ID: ray.get_runtime_context().get_node_id(), keys.SEED: params.seed},
         device=device, steps_per_epoch=steps_per_epoch)
 
 

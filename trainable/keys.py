@@ -6,7 +6,10 @@ and the analysis reads them back from `result.json`. Pure Python: importing this
 
 EPOCH = "epoch"  # completed epochs (fractional for reports every N steps)
 STEP = "step"  # optimizer steps taken
-TRAIN_LOSS = "train_loss"  # mean BCE over the epoch's training documents
+TRAIN_LOSS = "train_loss"  # mean BCE over the epoch's training documents (so far, at a mid-epoch report)
+TRAIN_LOSS_RECENT = "train_loss_recent"  # mean BCE over the steps since the previous report
+GRAD_NORM = "grad_norm"  # mean global L2 norm of the gradients (before clipping) over the steps since the previous report
+PRIOR_BCE = "prior_bce"  # the label-prior plateau: training BCE of predicting each label at its training rate
 VAL_LOSS = "val_loss"  # mean BCE over the validation split
 VAL_P1 = "val_p1"  # precision@1 on the validation split
 VAL_P3 = "val_p3"
@@ -31,7 +34,7 @@ NODE_ID = "node_id"  # the Ray node the trial ran on
 SEED = "seed"  # the trial's effective seed (search.seeds runs a configuration with several)
 
 PRECISION_KS = (1, 3, 5)
-REPORTED = (EPOCH, STEP, TRAIN_LOSS, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, VAL_NDCG1, VAL_NDCG3, VAL_NDCG5, VAL_MICRO_F1,
+REPORTED = (EPOCH, STEP, TRAIN_LOSS, TRAIN_LOSS_RECENT, GRAD_NORM, PRIOR_BCE, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, VAL_NDCG1, VAL_NDCG3, VAL_NDCG5, VAL_MICRO_F1,
             VAL_MACRO_F1, VAL_PRED_ENTROPY, VAL_TRUE_ENTROPY, VAL_MEAN_BERNOULLI_ENTROPY, VAL_DISTINCT_TOP5,
             VAL_EMBED_RANK, VAL_TOP_LABEL, COLLAPSED, MAJORITY_P1, DIVERGED, NODE_ID, SEED)
 TEST_PREFIX = "test_"  # with train.eval_test, every val_* metric also exists as test_*

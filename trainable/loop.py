@@ -100,7 +100,8 @@ def _diverged_metrics(state: TrainerState, prefixes: Iterable[str], *, collapse_
     (`val_macro_f1`, `test_p1`, ...) ranks a diverged trial last instead of failing on a missing
     metric. Losses are `DIVERGED_LOSS`; scores and collapse signals 0; the top label -1 (none);
     `collapsed` 0: the trial is reported as diverged, not collapsed."""
-    out = {keys.EPOCH: state.epoch, keys.STEP: state.step, keys.TRAIN_LOSS: DIVERGED_LOSS, keys.DIVERGED: 1}
+    out = {keys.EPOCH: state.epoch, keys.STEP: state.step, keys.TRAIN_LOSS: DIVERGED_LOSS, keys.DIVERGED: 1,
+           keys.TRAIN_LOSS_RECENT: DIVERGED_LOSS, keys.GRAD_NORM: DIVERGED_LOSS}
     for prefix in prefixes:
         for key in keys.REPORTED:
             if key.startswith("val_"):
@@ -162,9 +163,16 @@ def fit(
     loss_fn = nn.BCEWithLogitsLoss()
     with_collapse = "val" in eval_batches and majority_p1 is not None  # when `evaluate` flags `collapsed`
 
+    # Since the previous report (this process's steps; under DDP, this worker's shard): summed on
+    # the device, read once per report, so no step waits for the host.
+    recent = {"loss": torch.zeros((), device=device), "grad_norm": torch.zeros((), device=device), "steps": 0}
+
     def evaluate_and_report(epoch_value: float, train_loss: float) -> None:
+        steps = max(recent["steps"], 1)
         result = {**(extra_metrics or {}), keys.EPOCH: epoch_value, keys.STEP: state.step,
-                  keys.TRAIN_LOSS: train_loss, keys.DIVERGED: 0}
+                  keys.TRAIN_LOSS: train_loss, keys.DIVERGED: 0,
+                  keys.TRAIN_LOSS_RECENT: float(recent["loss"]) / steps, keys.GRAD_NORM: float(recent["grad_norm"]) / steps}
+        recent.update(loss=torch.zeros((), device=device), grad_norm=torch.zeros((), device=device), steps=0)
         for prefix, batches in eval_batches.items():
             result.update(evaluate(model, batches(), prefix=prefix, majority_p1=majority_p1, train=train, device=device))
         report(result, state)
@@ -183,7 +191,12 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if train.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)  # the norm before clipping
+            else:
+                grad_norm = nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+            recent["loss"] += loss.detach().float()
+            recent["grad_norm"] += grad_norm.detach().float()
+            recent["steps"] += 1
             optimizer.step()
             scheduler.step()
             state.step += 1

@@ -137,7 +137,7 @@ def test_non_finite_loss_reports_diverged_with_finite_worst_values_under_every_h
     assert len(reports) == 1 and reports[0]["diverged"] == 1
     placeholder = reports[0]
     assert all(math.isfinite(v) for v in placeholder.values())
-    assert set(placeholder) == set(healthy[0]) == set(keys.REPORTED + keys.TEST_KEYS) - {keys.MAJORITY_P1, keys.NODE_ID, keys.SEED}
+    assert set(placeholder) == set(healthy[0]) == set(keys.REPORTED + keys.TEST_KEYS) - {keys.MAJORITY_P1, keys.PRIOR_BCE, keys.NODE_ID, keys.SEED}
     for prefix in ("val", "test"):
         assert placeholder[f"{prefix}_loss"] >= 1e9 and placeholder[f"{prefix}_macro_f1"] == placeholder[f"{prefix}_p1"] == 0.0
     assert placeholder["train_loss"] >= 1e9 and placeholder["collapsed"] == 0
@@ -256,3 +256,35 @@ def test_fast_optimizer_kernels_make_the_same_update_as_torchs_default(name):
             optimizer.step()
     for a, b in zip(reference.parameters(), fast.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_reports_carry_the_recent_loss_and_gradient_norm_since_the_previous_report(slice_):
+    # 6 steps an epoch, a report every 3: each report averages exactly the 3 steps before it
+    train = TrainConfig(epochs=1, eval_every_steps=3, grad_clip=1e9)  # clipping at 1e9 returns the norm, changes nothing
+    model, optimizer, scheduler = _fresh(slice_, train=train)
+    step_losses, step_norms = [], []
+    original_step = optimizer.step
+
+    def spy(*args, **kwargs):  # the loss and gradients of the step being taken
+        step_norms.append(float(torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])))
+        return original_step(*args, **kwargs)
+
+    optimizer.step = spy
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    reports = []
+    _fit(slice_, model, optimizer, scheduler, train, TrainerState(), reports)
+    assert [r["step"] for r in reports] == [3, 6]
+    for i, r in enumerate(reports):
+        assert r["grad_norm"] == pytest.approx(sum(step_norms[3 * i: 3 * i + 3]) / 3, rel=1e-5)
+        assert 0 < r["train_loss_recent"] < 1.0
+    # the first report's recent loss is the epoch-so-far loss (no report before it)
+    assert reports[0]["train_loss_recent"] == pytest.approx(reports[0]["train_loss"], rel=1e-5)
+
+
+def test_the_label_prior_plateau_is_the_bce_of_predicting_each_labels_training_rate(slice_):
+    labels = torch.zeros(slice_.manifest["splits"]["train"]["rows"], slice_.num_labels)
+    for i, row in enumerate(pq.read_table(slice_.split_dir("train")).to_pylist()):
+        labels[i, row["label_ids"]] = 1.0
+    rates = labels.mean(0).clamp(1e-12, 1 - 1e-12).expand_as(labels)
+    direct = torch.nn.functional.binary_cross_entropy(rates, labels)
+    assert slice_.label_prior_bce() == pytest.approx(float(direct), rel=1e-4)
