@@ -10,37 +10,18 @@ import pytest
 
 from sweetspot.analysis.report import analyze, format_table, to_json
 from sweetspot.analysis.results import ResultsError, load_results
+from tests.analysis_tests.folders import row, trial, write_results
 from tests.conftest import REPO
-
-
-def _epoch(epoch, p1, **extra):
-    return {"trial_id": extra.pop("trial_id"), "epoch": epoch, "train_loss": 0.1, "val_loss": 0.2, "val_p1": p1,
-            "val_p3": p1 / 2, "val_p5": p1 / 3, "majority_p1": 0.3, "diverged": extra.pop("diverged", 0),
-            "training_iteration": epoch, **extra}
-
-
-def _write_trial(folder, trial_id, config, p1s, diverged_last=False):
-    trial = folder / f"trial_{trial_id}"
-    trial.mkdir(parents=True)
-    (trial / "params.json").write_text(json.dumps(config))
-    rows = [_epoch(i + 1, p, trial_id=trial_id, diverged=int(diverged_last and i == len(p1s) - 1)) for i, p in enumerate(p1s)]
-    (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 @pytest.fixture
 def results_dir(tmp_path):
-    folder = tmp_path / "exp"
-    _write_trial(folder, "aaa", {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0}, [0.30, 0.52, 0.61])
-    _write_trial(folder, "bbb", {"optimizer": "adagrad", "lr": 1e-1, "weight_decay": 0.0}, [0.30])
-    _write_trial(folder, "ccc", {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0}, [0.30, 0.0], diverged_last=True)
-    summary = {"metric": "val_p1", "mode": "max", "max_epochs": 3, "trials": [
-        {"trial_id": "aaa", "status": "terminated", "config": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0}},
-        {"trial_id": "bbb", "status": "early_stopped", "config": {"optimizer": "adagrad", "lr": 1e-1, "weight_decay": 0.0}},
-        {"trial_id": "ccc", "status": "diverged", "config": {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0}},
-        {"trial_id": "ddd", "status": "errored", "config": {"optimizer": "adamw", "lr": 1e-3}, "error": "RuntimeError: boom"},
-    ]}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return folder
+    return write_results(tmp_path / "exp", [
+        trial("aaa", "adam", 1e-4, [0.30, 0.52, 0.61], status="terminated"),
+        trial("bbb", "adagrad", 1e-1, [0.30], status="early_stopped"),
+        trial("ccc", "adam", 1e-2, rows=[row(1, 0.30), row(2, 0.0, diverged=1)], status="diverged"),
+        trial("ddd", "adamw", 1e-3, [], status="errored", error="RuntimeError: boom"),
+    ], epochs=3)
 
 
 def test_trials_are_ranked_by_their_best_epoch(results_dir):
