@@ -313,20 +313,28 @@ FIGURES: tuple[tuple[str, str, str], ...] = (  # (file, letter, title)
 )
 
 
+def _baseline_split(metric: str) -> tuple[str, str] | None:
+    """The baselines' split and key for a P@k metric: `val_p1` -> (validation, p1), `test_p3` -> (test, p3)."""
+    for prefix, split in (("val_", "validation"), (keys.TEST_PREFIX, "test")):
+        k = metric.removeprefix(prefix)
+        if metric.startswith(prefix) and k in ("p1", "p3", "p5"):
+            return split, k
+    return None
+
+
 def _baseline_lines(analysis: Analysis) -> dict[str, float]:
     """Reference lines for the sweet-spot chart: the baselines' value of the compared metric."""
-    metric = analysis.spots.metric
-    if analysis.baselines is None or metric not in ("val_p1", "val_p3", "val_p5"):
+    where = _baseline_split(analysis.spots.metric)
+    if analysis.baselines is None or where is None:
         return {}
-    k = metric.removeprefix("val_")
-    return {"TF-IDF + linear": analysis.baselines.tfidf.get("validation", {}).get(k, math.nan)}
+    return {"TF-IDF + linear": analysis.baselines.tfidf.get(where[0], {}).get(where[1], math.nan)}
 
 
 def _floor_line(analysis: Analysis) -> float | None:
-    metric = analysis.spots.metric
-    if analysis.baselines is not None and metric in ("val_p1", "val_p3", "val_p5"):
-        return analysis.baselines.majority.get("validation", {}).get(metric.removeprefix("val_"))
-    return analysis.results.majority_p1 if metric == keys.VAL_P1 else None
+    where = _baseline_split(analysis.spots.metric)
+    if analysis.baselines is not None and where is not None:
+        return analysis.baselines.majority.get(where[0], {}).get(where[1])
+    return analysis.results.majority_p1 if analysis.spots.metric == keys.VAL_P1 else None
 
 
 def _figures(analysis: Analysis, attention: bool) -> dict[str, figures.Figure]:

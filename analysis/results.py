@@ -244,10 +244,12 @@ def trial_table(results: Results):
 
 def epoch_table(results: Results):
     """One row per (trial, report) (a pandas DataFrame): id, status, the trial's parameters and
-    every reported key of `trainable.keys.REPORTED` (missing ones as NaN)."""
+    every reported key of `trainable.keys.REPORTED` (missing ones as NaN), then the `test_*` keys
+    any trial reported (`train.eval_test`)."""
     import pandas as pd
 
-    metric_columns = [k for k in keys.REPORTED if k != keys.NODE_ID and k not in SEARCHED]
+    tested = {k for t in results.trials for row in t.history for k in row}
+    metric_columns = [k for k in keys.REPORTED if k != keys.NODE_ID and k not in SEARCHED] + [k for k in keys.TEST_KEYS if k in tested]
     rows = []
     for t in results.trials:
         params = results.params(t)

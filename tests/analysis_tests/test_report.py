@@ -125,3 +125,22 @@ def test_trials_without_an_lr_are_reported_but_left_out_of_sweet_spots(tmp_path)
     assert [c.trial_ids for c in analysis.spots.configs] == [("a",)]
     page = (Path(write_report(analysis)) / "report.html").read_text()
     assert "<td>b</td>" in page and 'id="img-b"' in page
+
+
+def test_eval_test_metrics_rank_trials_and_reach_epochs_csv(tmp_path):
+    """`train.eval_test: true` adds test_* keys to every report: `--metric test_p1` compares by them
+    (here the opposite order to val_p1), and epochs.csv carries them."""
+    def rows(val, test):
+        return [row(i + 1, v, test_p1=t, test_loss=0.5 - t) for i, (v, t) in enumerate(zip(val, test))]
+
+    folder = write_results(tmp_path / "r", [trial("a", "adam", 1e-4, rows=rows([0.40, 0.60], [0.50, 0.45])),
+                                            trial("b", "adam", 1e-3, rows=rows([0.45, 0.50], [0.55, 0.62]))], epochs=2)
+    proc = _analyze(folder, "--metric", "test_p1", "--json", "--no-baselines", "--no-attention")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["metric"] == "test_p1" and [t["trial_id"] for t in summary["trials"]] == ["b", "a"]
+    assert summary["sweet_spots"]["best"]["lr"] == pytest.approx(1e-3) and summary["sweet_spots"]["best"]["value"] == pytest.approx(0.62)
+    with open(Path(summary["report"]) / "epochs.csv") as f:
+        epochs = list(csv.DictReader(f))
+    assert [float(r["test_p1"]) for r in epochs if r["trial_id"] == "b"] == [0.55, 0.62]
+    assert [float(r["test_loss"]) for r in epochs if r["trial_id"] == "a"] == pytest.approx([0.0, 0.05])
