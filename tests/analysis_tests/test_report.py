@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
 import re
 from pathlib import Path
 import subprocess
@@ -144,3 +145,15 @@ def test_eval_test_metrics_rank_trials_and_reach_epochs_csv(tmp_path):
         epochs = list(csv.DictReader(f))
     assert [float(r["test_p1"]) for r in epochs if r["trial_id"] == "b"] == [0.55, 0.62]
     assert [float(r["test_loss"]) for r in epochs if r["trial_id"] == "a"] == pytest.approx([0.0, 0.05])
+
+
+@pytest.mark.parametrize("ci, outcome", [("1", "1 failed"), ("", "1 skipped")])
+def test_the_browser_check_of_the_report_fails_in_ci_without_chromium(tmp_path, ci, outcome):
+    """tests/analysis_tests/test_report_real_search.py opens the report in Chromium: with `CI` set
+    and no browser on PATH it must fail (before running its search), not skip."""
+    node = "tests/analysis_tests/test_report_real_search.py::test_report_renders_in_headless_chromium"
+    env = {**os.environ, "CI": ci, "PATH": str(tmp_path)}  # an empty PATH: no chromium, no chromedriver
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", node], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=120)
+    assert outcome in proc.stdout, proc.stdout[-2000:]
+    assert "chromium and chromedriver not found on PATH" in proc.stdout
