@@ -210,16 +210,16 @@ class SweetSpots:
 # 1. At the budget
 
 
-def _failure(t: TrialResult, at: float) -> str | None:
-    """Why `t` is a known failure at epoch `at`: it diverged at or before it, or the collapse
-    stopper ended it before it; None otherwise."""
+def _failure(t: TrialResult, at: float) -> tuple[str, str] | None:
+    """("diverged" or "collapsed", why) when `t` is a known failure at epoch `at`: it diverged at or
+    before it, or the collapse stopper ended it before it; None otherwise."""
     diverged_at = next((float(r.get(keys.EPOCH, 0)) for r in t.history if r.get(keys.DIVERGED)), None)
     if diverged_at is not None and diverged_at <= at + _EPS:
-        return f"diverged at epoch {diverged_at:g}"
+        return "diverged", f"diverged at epoch {diverged_at:g}"
     if t.status == "diverged" and diverged_at is None and t.last_epoch <= at + _EPS:
-        return f"diverged after epoch {t.last_epoch:g}"
+        return "diverged", f"diverged after epoch {t.last_epoch:g}"
     if t.status == "collapsed" and t.last_epoch < at - _EPS:
-        return f"stopped collapsed at epoch {t.last_epoch:g}"
+        return "collapsed", f"stopped collapsed at epoch {t.last_epoch:g}"
     return None
 
 
@@ -253,9 +253,9 @@ def compare_at_budget(results: Results, *, metric: str, mode: str, epoch: float 
     for t in results.trials:
         failure = _failure(t, at)
         best = t.best(metric, mode, until=at)
-        common = dict(trial_id=t.trial_id, last_epoch=t.last_epoch, diverged=bool(failure and failure.startswith("diverged")))
+        common = dict(trial_id=t.trial_id, last_epoch=t.last_epoch, diverged=failure is not None and failure[0] == "diverged")
         if failure is not None:
-            scores[t.trial_id] = TrialScore(outcome=FAILED, value=math.nan, epoch=None, reason=failure, **common)
+            scores[t.trial_id] = TrialScore(outcome=FAILED, value=math.nan, epoch=None, reason=failure[1], **common)
         elif t.history and t.last_epoch >= at - _EPS:
             scores[t.trial_id] = TrialScore(outcome=SCORED if best else UNSCORED, value=float(best[metric]) if best else math.nan,
                                             epoch=best.get(keys.EPOCH), **common)
