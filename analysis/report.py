@@ -108,8 +108,8 @@ def format_table(results: Results) -> str:
 def _edges_text(i) -> str:
     """How well the sampled lrs locate an interval's edges: "edges ±0.25 decade", "edges ±0.25 /
     ±0.50 decade", "open below, upper edge ±0.50 decade" (an open edge may extend past the sampled range)."""
-    if i.lower_open and i.upper_open:
-        return "the whole sampled range"
+    if i.lower_open and i.upper_open:  # nothing sampled beyond either edge does not qualify
+        return "the whole sampled range, open on both sides" if i.width_decades else "the only sampled lr, open on both sides"
     if i.lower_open or i.upper_open:
         return (f"open below, upper edge ±{i.upper_resolution:.2f} decade" if i.lower_open
                 else f"lower edge ±{i.lower_resolution:.2f} decade, open above")

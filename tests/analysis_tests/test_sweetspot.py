@@ -61,7 +61,9 @@ def test_edges_of_the_sampled_range_are_open_and_one_lr_has_width_zero(tmp_path)
     assert _log(adam.upper_lr) == pytest.approx(-5 + 0.012 / 0.2)
     (adamw,) = _spot(spots, "adamw").intervals
     assert adamw.width_decades == 0.0 and adamw.lower_lr == adamw.upper_lr == pytest.approx(3e-4)
-    assert adamw.lower_open and adamw.upper_open
+    assert adamw.lower_open and adamw.upper_open and adamw.lower_resolution is None and adamw.upper_resolution is None
+    assert "(0.00 decades; the only sampled lr, open on both sides)" in _interval_text(adamw)
+    assert "(0.06 decades; open below, upper edge ±0.94 decade)" in _interval_text(adam)
 
 
 def test_weight_decay_gives_a_region_of_lr_intervals_per_decay(tmp_path):
