@@ -175,34 +175,45 @@ def fig_weight_decay(spots: SweetSpots) -> Figure:
     return Figure(_png(fig))
 
 
-def fig_sweet_spots(spots: SweetSpots, baselines: dict[str, float] | None, floor: float | None) -> Figure:
-    """(d) Score vs lr (log x) per optimizer, sweet-spot intervals shaded, reference lines drawn."""
-    optimizers = [s for s in spots.optimizers if s.lrs]
+def fig_sweet_spots(results: Results, spots: SweetSpots, baselines: dict[str, float] | None, floor: float | None) -> Figure:
+    """(d) Score at the comparison epoch vs lr (log x) per optimizer, sweet-spot intervals shaded
+    (fainter out to each edge's resolution), failed configurations (×) and censored trials (○)
+    along the bottom, reference lines drawn."""
+    optimizers = [s for s in spots.optimizers if s.lrs or s.censored]
     if not optimizers:
         return Figure(None, "no configuration with a learning rate and a score")
     colors = _optimizer_colors([s.optimizer for s in optimizers])
+    by_id = {t.trial_id: t for t in results.trials}
     fig = _new(9, 5)
     ax = fig.subplots()
     finite_values = [c.value for c in spots.configs if finite(c.value)]
     bottom = min(finite_values) if finite_values else 0.0
-    for s in optimizers:
+    for n, s in enumerate(optimizers):  # markers and sizes differ, so optimizers with equal scores stay visible
+        color = colors[s.optimizer]
         points = sorted(((c.lr, c.value) for c in spots.configs if c.optimizer == s.optimizer and finite(c.value)))
         profile = {}
         for lr, v in points:
             if lr not in profile or (v > profile[lr] if spots.mode == "max" else v < profile[lr]):
                 profile[lr] = v
         xs = sorted(profile)
-        n = optimizers.index(s)  # markers and sizes differ, so optimizers with equal scores stay visible
-        ax.plot(xs, [profile[x] for x in xs], marker="osD^v<>p"[n % 8], markersize=9 - 1.5 * (n % 4), color=colors[s.optimizer],
-                alpha=0.85, label=s.optimizer + ("" if s.found else " (no sweet spot)"))
+        ax.plot(xs, [profile[x] for x in xs], marker="osD^v<>p"[n % 8], markersize=9 - 1.5 * (n % 4), color=color,
+                alpha=0.85, label=s.optimizer + ("" if s.found else f": {spots.verdict_text(s)}"))
         if len(points) > len(xs):  # other weight decays / seeds' configurations as faint dots
-            ax.scatter([p[0] for p in points], [p[1] for p in points], s=10, color=colors[s.optimizer], alpha=0.35)
-        diverged = [c.lr for c in spots.configs if c.optimizer == s.optimizer and c.diverged]
-        if diverged:
-            ax.scatter(diverged, [bottom] * len(diverged), marker="x", s=60, color=colors[s.optimizer], label=f"{s.optimizer} diverged")
+            ax.scatter([p[0] for p in points], [p[1] for p in points], s=10, color=color, alpha=0.35)
+        failed = [c.lr for c in spots.configs if c.optimizer == s.optimizer and c.failed]
+        if failed:
+            ax.scatter(failed, [bottom] * len(failed), marker="x", s=60, color=color, label=f"{s.optimizer} diverged or collapsed")
+        censored = [results.params(by_id[t])["lr"] for t in s.censored]  # finite: sweet spots list only trials with an lr
+        if censored:
+            ax.scatter(censored, [bottom] * len(censored), marker="o", s=40, facecolors="none", edgecolors=color,
+                       label=f"{s.optimizer} stopped before epoch {spots.comparison.epoch:g} ({len(censored)}, not scored)")
         for i in s.intervals:
             lo, hi = (i.lower_lr, i.upper_lr) if i.width_decades > 0 else (i.lower_lr / 1.05, i.upper_lr * 1.05)
-            ax.axvspan(lo, hi, color=colors[s.optimizer], alpha=0.15)
+            ax.axvspan(lo, hi, color=color, alpha=0.15)
+            if i.lower_resolution:
+                ax.axvspan(i.lower_lr / 10 ** i.lower_resolution, i.lower_lr, color=color, alpha=0.05)
+            if i.upper_resolution:
+                ax.axvspan(i.upper_lr, i.upper_lr * 10 ** i.upper_resolution, color=color, alpha=0.05)
     ax.set_xscale("log")
     if spots.threshold is not None:
         ax.axhline(spots.threshold, color="black", linestyle="--", linewidth=1,
@@ -212,8 +223,10 @@ def fig_sweet_spots(spots: SweetSpots, baselines: dict[str, float] | None, floor
     for name, value in (baselines or {}).items():
         if finite(value):
             ax.axhline(value, color="tab:red", linestyle="-.", linewidth=1.2, label=f"{name} ({value:.4f})")
-    ax.set(xlabel="learning rate (log)", ylabel=f"{spots.metric} at epoch <= {spots.comparison.epoch:g}",
-           title="sweet spots: shaded where a configuration is within δ of the best")
+    at = spots.comparison.epoch
+    ax.set(xlabel="learning rate (log)", ylabel=f"{spots.metric} at epoch <= {at:g}",
+           title=f"sweet spots at epoch {at:g}" + (" (the budget)" if spots.comparison.source == "budget" else "")
+                 + ": shaded where a configuration is within δ of the best")
     ax.legend(fontsize=8)
     return Figure(_png(fig))
 

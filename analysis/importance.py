@@ -1,7 +1,7 @@
 """Hyperparameter importance of optimizer, lr and weight decay: Optuna's PED-ANOVA and fANOVA.
 
-The completed trials (a finite score at the comparison epoch, not diverged: a diverged trial's
-metric is a placeholder) are added to an in-memory Optuna study with one distribution per
+The completed trials (a finite score at the comparison epoch — the budget — so neither censored
+nor failed, and not diverged: a diverged trial's metric is a placeholder) are added to an in-memory Optuna study with one distribution per
 parameter over all trials — a categorical for `optimizer`, a log-uniform float for `lr`, a float
 for `weight_decay` (log-uniform when every value is positive). This works for grid searches too
 (which have no Optuna study), and gives each parameter one distribution even where TPE's

@@ -34,6 +34,7 @@ from sweetspot.analysis.sweetspot import DEFAULT_DELTA, SweetSpots, find_sweet_s
 from sweetspot.trainable import keys
 
 REPORT_DIR = "report"
+MAX_CENSORED_LINES = 10  # censored trials listed in the text summary (all are in trials.csv and the JSON)
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,31 @@ def format_table(results: Results) -> str:
     return "\n".join(lines)
 
 
+def _edges_text(i) -> str:
+    """How well the sampled lrs locate an interval's edges: "edges ±0.25 decade", "edges ±0.25 /
+    ±0.50 decade", "open below, upper edge ±0.50 decade" (an open edge may extend past the sampled range)."""
+    if i.lower_open and i.upper_open:  # nothing sampled beyond either edge does not qualify
+        return "the whole sampled range, open on both sides" if i.width_decades else "the only sampled lr, open on both sides"
+    if i.lower_open or i.upper_open:
+        return (f"open below, upper edge ±{i.upper_resolution:.2f} decade" if i.lower_open
+                else f"lower edge ±{i.lower_resolution:.2f} decade, open above")
+    lower, upper = f"±{i.lower_resolution:.2f}", f"±{i.upper_resolution:.2f}"
+    return f"edges {lower} decade" if lower == upper else f"edges {lower} / {upper} decade"
+
+
 def _interval_text(i) -> str:
-    edges = " (extends below the sampled range?)" if i.lower_open and not i.upper_open else \
-        " (extends above the sampled range?)" if i.upper_open and not i.lower_open else \
-        " (the whole sampled range)" if i.lower_open and i.upper_open else ""
-    return (f"lr {i.lower_lr:.2e} .. {i.upper_lr:.2e} ({i.width_decades:.2f} decades), best lr {i.best_lr:.2e} "
-            f"= {i.best_value:.4f}, {i.n_trials} trial(s){edges}")
+    return (f"lr {i.lower_lr:.2e} .. {i.upper_lr:.2e} ({i.width_decades:.2f} decades; {_edges_text(i)}), "
+            f"best lr {i.best_lr:.2e} = {i.best_value:.4f}, {i.n_trials} trial(s)")
+
+
+def _score_text(score) -> str:
+    """A trial's score at the comparison epoch, or why it has none."""
+    if score.outcome == "censored":
+        rank = f", rank {score.rank} of {score.rank_of} there" if score.rank else ""
+        return f"censored: {score.reason}{rank}"
+    if score.outcome == "failed":
+        return f"failed: {score.reason}"
+    return _fmt(score.value, ".4f")
 
 
 def _label_text(label) -> str:
@@ -126,11 +146,17 @@ def format_summary(analysis: Analysis) -> str:
     if s.note:
         lines.append(f"no sweet spot: {s.note}")
     for spot in s.optimizers:
-        if spot.intervals:
-            for i in spot.intervals:
-                lines.append(f"sweet spot {spot.optimizer}: {_interval_text(i)}")
-        else:
-            lines.append(f"sweet spot {spot.optimizer}: no sweet spot")
+        for i in spot.intervals:
+            lines.append(f"sweet spot {spot.optimizer}: {_interval_text(i)}")
+        if not spot.intervals:
+            lines.append(f"sweet spot {spot.optimizer}: {s.verdict_text(spot)}")
+    censored = s.comparison.censored
+    by_id = {t.trial_id: t for t in analysis.results.trials}
+    for score in censored[:MAX_CENSORED_LINES]:
+        p = analysis.results.params(by_id[score.trial_id])
+        lines.append(f"censored {score.trial_id}: {p['optimizer']} lr={_fmt(p['lr'], '.2e')} {_score_text(score).removeprefix('censored: ')}")
+    if len(censored) > MAX_CENSORED_LINES:
+        lines.append(f"... and {len(censored) - MAX_CENSORED_LINES} more censored trials (trials.csv)")
     for region in s.regions:
         b = region.bounds
         lines.append(f"lr × weight decay {region.optimizer}: " + (
@@ -181,15 +207,18 @@ def to_json(analysis: Analysis, *, report: str | None = None) -> dict[str, Any]:
             "trial_id": t.trial_id, "status": t.status, "config": t.config, "epochs": t.epochs,
             "best": t.best(results.metric, results.mode), "history": t.history, "error": t.error,
             "params": results.params(t), "score": _plain(score.value), "score_epoch": score.epoch,
-            "truncated": score.truncated, "diverged": t.diverged,
+            "outcome": score.outcome, "outcome_reason": score.reason, "rank_at_last_epoch": score.rank,
+            "ranked_at_last_epoch": score.rank_of, "diverged": t.diverged,
             "collapsed": c.collapsed if c else None, "first_collapsed_epoch": c.first_epoch if c else None,
             "recovered": c.recovered if c else None,
         })
     spots = {
         "metric": s.metric, "mode": s.mode, "delta": s.delta, "threshold": s.threshold, "floor": s.floor,
-        "compared_at_epoch": s.comparison.epoch, "rule": s.comparison.rule, "note": s.note, "best": _plain(s.best),
-        "optimizers": [{"optimizer": o.optimizer, "found": o.found, "lrs": list(o.lrs), "best": _plain(o.best),
-                        "intervals": _plain(o.intervals)} for o in s.optimizers],
+        "compared_at_epoch": s.comparison.epoch, "budget": s.comparison.budget, "epoch_source": s.comparison.source,
+        "rule": s.comparison.rule, "note": s.note, "best": _plain(s.best),
+        "optimizers": [{"optimizer": o.optimizer, "found": o.found, "verdict": o.verdict, "verdict_text": s.verdict_text(o),
+                        "lrs": list(o.lrs), "best": _plain(o.best), "intervals": _plain(o.intervals),
+                        "censored": list(o.censored)} for o in s.optimizers],
         "regions": [{"optimizer": r.optimizer, "found": r.found, "bounds": r.bounds,
                      "slices": _plain(r.slices)} for r in s.regions],
         "configs": _plain(s.configs),
@@ -240,16 +269,15 @@ def _tables(analysis: Analysis) -> list[_Table]:
         trials.append((t.trial_id, t.status, str(p["optimizer"]), _lr(p["lr"]), _fmt(p["weight_decay"], "g"),
                        _fmt(p["seed"], "d") if isinstance(p["seed"], int) else str(p["seed"]), _fmt(t.last_epoch, "g"),
                        _fmt(t.best(metric, results.mode).get(metric), ".4f"),
-                       _fmt(score.value, ".4f") + (" (truncated)" if score.truncated else ""), state))
+                       _score_text(score), state))
     spots = []
     for o in s.optimizers:
         if not o.intervals:
             spots.append((o.optimizer, "-", "-", "-", _lr(o.best.lr) if o.best else "-",
-                          _fmt(o.best.value, ".4f") if o.best else "-", "0", "no sweet spot"))
+                          _fmt(o.best.value, ".4f") if o.best else "-", "0", s.verdict_text(o)))
         for i in o.intervals:
-            edge = ", ".join(x for x, on in (("open below", i.lower_open), ("open above", i.upper_open)) if on)
             spots.append((o.optimizer, _lr(i.lower_lr), _lr(i.upper_lr), f"{i.width_decades:.2f}", _lr(i.best_lr),
-                          _fmt(i.best_value, ".4f"), str(i.n_trials), edge or "-"))
+                          _fmt(i.best_value, ".4f"), str(i.n_trials), _edges_text(i)))
     regions = []
     for r in s.regions:
         for sl in r.slices:
@@ -284,7 +312,8 @@ def _tables(analysis: Analysis) -> list[_Table]:
         _Table("Trials", ("trial", "status", "optimizer", "lr", "weight decay", "seed", "epochs", f"best {metric}",
                           f"score at epoch ≤ {s.comparison.epoch:g}", "collapsed"), tuple(trials)),
         _Table("Sweet spots", ("optimizer", "lower lr", "upper lr", "width (decades)", "best lr", f"best {metric}",
-                               "trials", "edges"), tuple(spots)),
+                               "trials", "edges (decades to the nearest sampled lr that does not qualify)"), tuple(spots),
+               note=f"At epoch {s.comparison.epoch:g}: {s.comparison.rule}."),
         _Table("lr × weight decay regions", ("optimizer", "weight decay", "lr intervals"), tuple(regions),
                "no optimizer was searched at more than one weight decay"),
         _Table("Collapsed runs", ("trial", "optimizer", "lr", "weight decay", "first epoch", "recovered",
@@ -313,20 +342,28 @@ FIGURES: tuple[tuple[str, str, str], ...] = (  # (file, letter, title)
 )
 
 
+def _baseline_split(metric: str) -> tuple[str, str] | None:
+    """The baselines' split and key for a P@k metric: `val_p1` -> (validation, p1), `test_p3` -> (test, p3)."""
+    for prefix, split in (("val_", "validation"), (keys.TEST_PREFIX, "test")):
+        k = metric.removeprefix(prefix)
+        if metric.startswith(prefix) and k in ("p1", "p3", "p5"):
+            return split, k
+    return None
+
+
 def _baseline_lines(analysis: Analysis) -> dict[str, float]:
     """Reference lines for the sweet-spot chart: the baselines' value of the compared metric."""
-    metric = analysis.spots.metric
-    if analysis.baselines is None or metric not in ("val_p1", "val_p3", "val_p5"):
+    where = _baseline_split(analysis.spots.metric)
+    if analysis.baselines is None or where is None:
         return {}
-    k = metric.removeprefix("val_")
-    return {"TF-IDF + linear": analysis.baselines.tfidf.get("validation", {}).get(k, math.nan)}
+    return {"TF-IDF + linear": analysis.baselines.tfidf.get(where[0], {}).get(where[1], math.nan)}
 
 
 def _floor_line(analysis: Analysis) -> float | None:
-    metric = analysis.spots.metric
-    if analysis.baselines is not None and metric in ("val_p1", "val_p3", "val_p5"):
-        return analysis.baselines.majority.get("validation", {}).get(metric.removeprefix("val_"))
-    return analysis.results.majority_p1 if metric == keys.VAL_P1 else None
+    where = _baseline_split(analysis.spots.metric)
+    if analysis.baselines is not None and where is not None:
+        return analysis.baselines.majority.get(where[0], {}).get(where[1])
+    return analysis.results.majority_p1 if analysis.spots.metric == keys.VAL_P1 else None
 
 
 def _figures(analysis: Analysis, attention: bool) -> dict[str, figures.Figure]:
@@ -335,7 +372,7 @@ def _figures(analysis: Analysis, attention: bool) -> dict[str, figures.Figure]:
         "a": lambda: figures.fig_optimizers(r, s),
         "b": lambda: figures.fig_per_optimizer(r, s.metric),
         "c": lambda: figures.fig_weight_decay(s),
-        "d": lambda: figures.fig_sweet_spots(s, _baseline_lines(analysis), _floor_line(analysis)),
+        "d": lambda: figures.fig_sweet_spots(r, s, _baseline_lines(analysis), _floor_line(analysis)),
         "e": lambda: figures.fig_collapse(r, c),
         "f": (lambda: figures.fig_attention(r, s, c)) if attention else
              (lambda: figures.Figure(None, "not drawn (--no-attention)")),
@@ -442,7 +479,9 @@ def write_report(analysis: Analysis, folder: str | None = None, *, attention: bo
     trials = trial_table(r)
     trials["score"] = [s.comparison.scores[i].value for i in trials["trial_id"]]
     trials["score_epoch_limit"] = s.comparison.epoch
-    trials["truncated"] = [s.comparison.scores[i].truncated for i in trials["trial_id"]]
+    trials["outcome"] = [s.comparison.scores[i].outcome for i in trials["trial_id"]]
+    trials["outcome_reason"] = [s.comparison.scores[i].reason for i in trials["trial_id"]]
+    trials["rank_at_last_epoch"] = [s.comparison.scores[i].rank for i in trials["trial_id"]]
     diag = {c.trial_id: c for c in analysis.collapse.trials}
     trials["collapsed"] = [diag[i].collapsed if i in diag else None for i in trials["trial_id"]]
     trials["first_collapsed_epoch"] = [diag[i].first_epoch if i in diag else None for i in trials["trial_id"]]

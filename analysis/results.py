@@ -91,7 +91,8 @@ class Results:
     mode: str
     trials: list[TrialResult]
     config: dict[str, Any]
-    max_epochs: int | None = None
+    max_epochs: int | None = None  # the budget, train.epochs
+    commit: str | None = None  # the code that produced the results, when known (ground-truth tables record it)
 
     @property
     def majority_p1(self) -> float | None:
@@ -177,14 +178,7 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
     if summary is None and config is None:
         raise ResultsError(f"{folder}: not a sweetspot results folder (no {layout.SUMMARY_FILE} or {layout.CONFIG_FILE})")
     summary, config = summary or {}, config or {}
-    search = config.get("search") or {}
     train_seed = int((config.get("train") or {}).get("seed", 0))
-    default_metric = summary.get("metric") or search.get("metric") or keys.VAL_P1
-    default_mode = summary.get("mode") or search.get("mode") or "max"
-    metric = metric or default_metric
-    mode = mode or (default_mode if metric == default_metric else _mode_of(metric))
-    max_epochs = summary.get("max_epochs") or (config.get("train") or {}).get("epochs")
-
     trials: dict[str, TrialResult] = {}
     for record in summary.get("trials", []):
         trials[record["trial_id"]] = TrialResult(
@@ -210,8 +204,71 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
         trial.history = [layout.reported(row) for row in rows]
         checkpoints = [n for n, d in storage.list_dir(trial_dir) if d and n.startswith(layout.CHECKPOINT_PREFIX)]
         trial.checkpoint = storage.join(trial_dir, checkpoints[-1]) if checkpoints else None
-    return Results(folder=folder, metric=metric, mode=mode, trials=list(trials.values()), config=config,
-                   max_epochs=int(max_epochs) if max_epochs else None)
+    return _results(folder, list(trials.values()), config, summary, metric=metric, mode=mode)
+
+
+def _results(folder: str, trials: list[TrialResult], config: dict[str, Any], summary: dict[str, Any], *,
+             metric: str | None, mode: str | None, commit: str | None = None) -> Results:
+    """`Results` with the metric, mode and budget the search recorded (summary.json, else the config),
+    or `metric`/`mode` given by the user (a loss is minimised, anything else maximised)."""
+    search = config.get("search") or {}
+    default_metric = summary.get("metric") or search.get("metric") or keys.VAL_P1
+    default_mode = summary.get("mode") or search.get("mode") or "max"
+    metric = metric or default_metric
+    mode = mode or (default_mode if metric == default_metric else _mode_of(metric))
+    max_epochs = summary.get("max_epochs") or (config.get("train") or {}).get("epochs")
+    return Results(folder=folder, metric=metric, mode=mode, trials=trials, config=config,
+                   max_epochs=int(max_epochs) if max_epochs else None, commit=commit)
+
+
+def results_to_table(results: Results) -> dict[str, Any]:
+    """`results` as a compact table, JSON-serialisable, that `results_from_table` reads back into the
+    same `Results`: {"config": the resolved experiment (as in sweetspot.yaml), "commit": the code's
+    sha or None, "trials": [{"trial_id", "status", "config": {optimizer, lr, weight_decay, seed},
+    "history": [one reported row per epoch, `trainable.keys` names], "error"}]}. A trial's config holds
+    its effective parameters (`Results.params`), so the table needs no defaults to be read. NaN and
+    inf values become null, so the table is strict JSON (every consumer skips both alike).
+
+    Example:
+        >>> r = Results(folder="x", metric="val_p1", mode="max", config={"train": {"epochs": 1}}, trials=[
+        ...     TrialResult("a", "terminated", {"optimizer": "adam", "lr": 1e-4}, [{"epoch": 1, "val_p1": 0.5}])])
+        >>> results_to_table(r)["trials"][0]["config"]
+        {'optimizer': 'adam', 'lr': 0.0001, 'weight_decay': 0.0, 'seed': 0}
+        >>> results_from_table(results_to_table(r)).trials[0].history
+        [{'epoch': 1, 'val_p1': 0.5}]
+    """
+    trials = [{"trial_id": t.trial_id, "status": t.status,
+               "config": {k: v for k, v in results.params(t).items() if v is not None},
+               "history": [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+                           for row in t.history], "error": t.error} for t in results.trials]
+    return {"config": results.config, "commit": results.commit, "trials": trials}
+
+
+def results_from_table(table: Any, *, metric: str | None = None, mode: str | None = None, source: str = "table") -> Results:
+    """`Results` from a table written by `results_to_table` (e.g. a committed ground-truth grid);
+    `metric`/`mode` as in `load_results`. `source` names the table in errors and becomes `folder`.
+
+    Raises:
+        ResultsError: the table lacks a key or has one of the wrong type (the key is named).
+    """
+    def need(ok: bool, where: str, what: str) -> None:
+        if not ok:
+            raise ResultsError(f"{source}: {where}: {what}")
+
+    need(isinstance(table, dict), "the table", "must be a JSON object with config, commit and trials")
+    need(isinstance(table.get("config"), dict), "config", "must be the experiment's resolved config (an object)")
+    need(isinstance(table.get("trials"), list), "trials", "must be a list")
+    need(table.get("commit") is None or isinstance(table["commit"], str), "commit", "must be a string or null")
+    trials = []
+    for i, t in enumerate(table["trials"]):
+        where = f"trials[{i}]"
+        need(isinstance(t, dict), where, "must be an object")
+        for key, kind in (("trial_id", str), ("status", str), ("config", dict), ("history", list)):
+            need(isinstance(t.get(key), kind), f"{where}.{key}", f"missing or not a {kind.__name__}")
+        need(all(isinstance(row, dict) for row in t["history"]), f"{where}.history", "every row must be an object")
+        trials.append(TrialResult(trial_id=t["trial_id"], status=t["status"], config=_searched(t["config"], 0),
+                                  history=[layout.reported(row) for row in t["history"]], error=t.get("error")))
+    return _results(source, trials, table["config"], {}, metric=metric, mode=mode, commit=table.get("commit"))
 
 
 def _mode_of(metric: str) -> str:
@@ -244,10 +301,12 @@ def trial_table(results: Results):
 
 def epoch_table(results: Results):
     """One row per (trial, report) (a pandas DataFrame): id, status, the trial's parameters and
-    every reported key of `trainable.keys.REPORTED` (missing ones as NaN)."""
+    every reported key of `trainable.keys.REPORTED` (missing ones as NaN), then the `test_*` keys
+    any trial reported (`train.eval_test`)."""
     import pandas as pd
 
-    metric_columns = [k for k in keys.REPORTED if k != keys.NODE_ID and k not in SEARCHED]
+    tested = {k for t in results.trials for row in t.history for k in row}
+    metric_columns = [k for k in keys.REPORTED if k != keys.NODE_ID and k not in SEARCHED] + [k for k in keys.TEST_KEYS if k in tested]
     rows = []
     for t in results.trials:
         params = results.params(t)

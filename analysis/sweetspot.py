@@ -1,18 +1,20 @@
-"""Sweet spots: where on the learning-rate axis each optimizer trains within δ of the best run.
+"""Sweet spots: where on the learning-rate axis each optimizer trains within δ of the best run, at
+the training budget.
 
 The rule, step by step (docs/analysis.md has the reasoning):
 
-1. **Equal epochs.** Every trial is scored by its best `metric` over epochs ≤ E. By default E is
-   the smallest number of epochs reached by the trials that ended on the budget or by the
-   scheduler (statuses `terminated`, `early_stopped`, or `unknown` without a summary): with FIFO
-   that is `train.epochs`; with ASHA it is the lowest rung a trial was stopped at, so a stopped
-   trial is never compared against a survivor's later epochs. `epoch=N` overrides E; a trial that
-   ended before E (stopped on collapse, errored, still running) is scored at its last epoch and
-   marked `truncated`.
-2. **Configurations and seeds.** Trials with the same (optimizer, lr, weight_decay) are the seeds
-   of one configuration, scored mean − std (sample std, ddof=1; 0 for one seed) — mean + std when
-   lower is better. A configuration with a diverged seed never qualifies. Trials without a finite
-   score, or without an lr (neither searched nor set), are left out.
+1. **At the budget.** Trials are compared at epoch E = the budget (`train.epochs`, recorded as
+   summary.json's `max_epochs`); `epoch=N` (`--epoch N`) reads the folder at another epoch. A trial
+   that reached E is *scored*: its best `metric` over epochs ≤ E. A trial that ended before E is never
+   scored as if E were its epoch. It is either a known *failure* — it diverged (NaN/inf loss) at an
+   epoch ≤ E, or the collapse stopper ended it (status `collapsed`) — which counts as a configuration
+   that does not qualify and may bound an interval; or it is *censored* (stopped by the scheduler,
+   errored, still running): shown with the epoch it reached and its rank among the trials that
+   reached that epoch there, and left out of the rule.
+2. **Configurations and seeds.** Scored and failed trials with the same (optimizer, lr,
+   weight_decay) are the seeds of one configuration, scored mean − std over the scored seeds (sample
+   std, ddof=1; 0 for one seed) — mean + std when lower is better. A configuration with a failed seed
+   never qualifies. Trials without an lr (neither searched nor set) are left out.
 3. **Threshold.** G is the best configuration score; a configuration qualifies when it is within
    δ of G relatively: score ≥ G − δ·|G| (≤ G + δ·|G| when lower is better). For `val_p1`, it must
    also beat the majority-label floor + `train.collapse_p1_margin`: a search whose best run sits at
@@ -21,15 +23,20 @@ The rule, step by step (docs/analysis.md has the reasoning):
    Between neighbouring sampled lrs the score is interpolated linearly in log10(lr); an interval
    starts and ends where that line crosses the threshold, and stops at the outermost sampled lr
    (no extrapolation: `lower_open` / `upper_open` say the spot may extend beyond the range). A
-   diverged lr bounds an interval at its qualifying neighbour. One sampled lr that qualifies is an
-   interval of width 0. Width is in decades: log10(upper) − log10(lower).
-5. **Weight decay (2-D).** For an optimizer searched at ≥ 2 weight decays, the region is given as
+   failed lr bounds an interval at its qualifying neighbour. One sampled lr that qualifies is an
+   interval of width 0. Width is in decades: log10(upper) − log10(lower). Each closed edge carries
+   its *resolution*: the distance in decades to the nearest sampled lr beyond it that does not
+   qualify (None for an open edge).
+5. **Verdicts.** Per optimizer: `found` (intervals); `unknown` when none of its trials reached E
+   and some were censored: "unknown (no trial reached N epochs)", never "no sweet spot"; else
+   `none` (trials reached E and none qualifies, or every trial is a known failure).
+6. **Weight decay (2-D).** For an optimizer searched at ≥ 2 weight decays, the region is given as
    one lr interval list per weight decay (the same threshold), with its bounding box.
 
 Example:
     >>> spots = find_sweet_spots(load_results("results/seed-protocol"), delta=0.02)  # doctest: +SKIP
-    >>> [(s.optimizer, [(i.lower_lr, i.upper_lr) for i in s.intervals]) for s in spots.optimizers]  # doctest: +SKIP
-    [('adam', [(8.7e-06, 1.2e-04)]), ('adagrad', [])]
+    >>> [(s.optimizer, s.verdict, [(i.lower_lr, i.upper_lr) for i in s.intervals]) for s in spots.optimizers]  # doctest: +SKIP
+    [('adam', 'found', [(8.7e-06, 1.2e-04)]), ('adagrad', 'none', [])]
 """
 
 from __future__ import annotations
@@ -43,29 +50,49 @@ from sweetspot.analysis.results import PARAMS, Results, TrialResult, finite
 from sweetspot.trainable import keys
 
 DEFAULT_DELTA = 0.02
-BUDGET_STATUSES = ("terminated", "early_stopped", "unknown")  # ended on the budget or by the scheduler
 _EPS = 1e-9
+
+# What a trial is at the comparison epoch (TrialScore.outcome).
+SCORED = "scored"  # reached it, with a finite metric
+UNSCORED = "unscored"  # reached it, but no finite metric (NaN reports)
+FAILED = "failed"  # diverged at or before it, or stopped by the collapse stopper before it: does not qualify
+CENSORED = "censored"  # stopped before it for another reason (scheduler, error, still running): not scored
+_CENSORED_AS = {"early_stopped": "stopped by the scheduler", "errored": "errored", "running": "still running",
+                "paused": "paused", "pending": "pending"}  # else: "ended"
 
 
 @dataclass(frozen=True)
 class TrialScore:
-    """A trial's score at the comparison epoch."""
+    """A trial at the comparison epoch."""
 
     trial_id: str
-    value: float  # best metric over epochs <= the comparison epoch (NaN when none is finite)
+    outcome: str  # SCORED, UNSCORED, FAILED or CENSORED
+    value: float  # best metric over epochs <= the comparison epoch; NaN unless SCORED
     epoch: float | None  # the epoch of that value
-    last_epoch: float
-    truncated: bool  # the trial ended before the comparison epoch, so it is scored at its last one
-    diverged: bool
+    last_epoch: float  # the last epoch it reported (0 with no reports)
+    diverged: bool  # diverged at or before the comparison epoch
+    reason: str | None = None  # FAILED / CENSORED: why it ended early, e.g. "stopped by the scheduler at epoch 1"
+    rank: int | None = None  # CENSORED: its rank among the trials that reached its last epoch, at that epoch (1 = best)
+    rank_of: int | None = None  # how many trials were ranked there
+
+    @property
+    def censored(self) -> bool:
+        return self.outcome == CENSORED
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Which epoch trials are compared at, and why."""
+    """The epoch trials are compared at, why, and every trial's score there."""
 
     epoch: float
+    budget: int | None  # train.epochs, when the folder records it
+    source: str  # "budget", "user" (epoch=N) or "reached" (no budget recorded: the most epochs any trial reached)
     rule: str
     scores: dict[str, TrialScore]
+
+    @property
+    def censored(self) -> tuple[TrialScore, ...]:
+        return tuple(s for s in self.scores.values() if s.outcome == CENSORED)
 
 
 @dataclass(frozen=True)
@@ -75,15 +102,20 @@ class ConfigScore:
     optimizer: str
     lr: float
     weight_decay: float
-    value: float  # mean − std (max mode) or mean + std (min mode); ±inf when a seed diverged
+    value: float  # mean − std (max mode) or mean + std (min mode); ±inf when a seed failed
     mean: float
     std: float
     trial_ids: tuple[str, ...]
-    diverged: bool
+    diverged: bool  # a seed diverged
+    collapsed: bool = False  # a seed was stopped by the collapse stopper
 
     @property
     def n_trials(self) -> int:
         return len(self.trial_ids)
+
+    @property
+    def failed(self) -> bool:
+        return self.diverged or self.collapsed
 
 
 @dataclass(frozen=True)
@@ -99,16 +131,20 @@ class Interval:
     n_trials: int
     lower_open: bool  # reaches the smallest sampled lr: the spot may extend below
     upper_open: bool  # reaches the largest sampled lr
+    lower_resolution: float | None = None  # decades from the lower edge to the nearest non-qualifying sampled lr below; None if open
+    upper_resolution: float | None = None  # the same above the upper edge
 
 
 @dataclass(frozen=True)
 class SweetSpot:
-    """One optimizer's sweet spot: its intervals ([] = no sweet spot) and its best configuration."""
+    """One optimizer's sweet spot: its intervals and verdict, and its best configuration."""
 
     optimizer: str
     intervals: tuple[Interval, ...]
-    lrs: tuple[float, ...]  # the sampled lrs (with a finite or diverged score)
+    lrs: tuple[float, ...]  # the sampled lrs with a score or a failure at the comparison epoch
     best: ConfigScore | None
+    verdict: str = "none"  # "found", "none" or "unknown" (no trial of it reached the comparison epoch)
+    censored: tuple[str, ...] = ()  # its censored trials' ids
 
     @property
     def found(self) -> bool:
@@ -163,37 +199,78 @@ class SweetSpots:
     def qualifies(self, value: float) -> bool:
         return _qualifies(value, self)
 
+    def verdict_text(self, spot: SweetSpot) -> str:
+        """"sweet spot", "no sweet spot" or "unknown (no trial reached N epochs)"."""
+        if spot.verdict == "unknown":
+            return f"unknown (no trial reached {self.comparison.epoch:g} epochs)"
+        return "sweet spot" if spot.verdict == "found" else "no sweet spot"
+
 
 # ------------------------------------------------------------------------------------------------
-# 1. Equal epochs
+# 1. At the budget
 
 
-def compare_at_equal_epochs(results: Results, *, metric: str, mode: str, epoch: float | None = None) -> Comparison:
-    """Scores every trial at the comparison epoch E (the module docstring's rule 1)."""
-    reached = [t.last_epoch for t in results.trials if t.history]
+def _failure(t: TrialResult, at: float) -> tuple[str, str] | None:
+    """("diverged" or "collapsed", why) when `t` is a known failure at epoch `at`: it diverged at or
+    before it, or the collapse stopper ended it before it; None otherwise."""
+    diverged_at = next((float(r.get(keys.EPOCH, 0)) for r in t.history if r.get(keys.DIVERGED)), None)
+    if diverged_at is not None and diverged_at <= at + _EPS:
+        return "diverged", f"diverged at epoch {diverged_at:g}"
+    if t.status == "diverged" and diverged_at is None and t.last_epoch <= at + _EPS:
+        return "diverged", f"diverged after epoch {t.last_epoch:g}"
+    if t.status == "collapsed" and t.last_epoch < at - _EPS:
+        return "collapsed", f"stopped collapsed at epoch {t.last_epoch:g}"
+    return None
+
+
+def _rank_at(results: Results, trial: TrialResult, at: float, *, metric: str, mode: str) -> tuple[int | None, int | None]:
+    """`trial`'s rank by best `metric` over epochs <= `at` among the trials that reached `at`
+    without failing (1 = best), and how many those are."""
+    sign = 1.0 if mode == "max" else -1.0
+    values = {}
+    for t in results.trials:
+        if t.last_epoch >= at - _EPS and _failure(t, at) is None:
+            best = t.best(metric, mode, until=at)
+            if best:
+                values[t.trial_id] = sign * float(best[metric])
+    if trial.trial_id not in values:
+        return None, len(values) or None
+    return 1 + sum(v > values[trial.trial_id] for v in values.values()), len(values)
+
+
+def compare_at_budget(results: Results, *, metric: str, mode: str, epoch: float | None = None) -> Comparison:
+    """Every trial at the comparison epoch E (the module docstring's rule 1): the budget, or `epoch`."""
+    budget = results.max_epochs
     if epoch is not None:
-        at, rule = float(epoch), f"best {metric} over epochs <= {float(epoch):g} (set by the user)"
+        at, source = float(epoch), "user"
+        why = f"set by --epoch; the budget is {budget} epochs" if budget else "set by --epoch"
+    elif budget:
+        at, source, why = float(budget), "budget", "the budget, train.epochs"
     else:
-        budget = [t.last_epoch for t in results.trials
-                  if t.history and t.status in BUDGET_STATUSES and not t.diverged]
-        if budget:
-            at = min(budget)
-            if at < max(budget):
-                rule = (f"best {metric} over epochs <= {at:g}: the fewest epochs any trial ended with on the budget "
-                        f"or by the scheduler (ASHA stopped some early), so stopped trials are compared at the same epochs")
-            else:
-                rule = f"best {metric} over epochs <= {at:g}: every trial that ended on the budget reached it"
-        else:
-            at = max(reached, default=0.0)
-            rule = f"best {metric} over epochs <= {at:g} (no trial ended on the budget)"
+        at, source = max((t.last_epoch for t in results.trials), default=0.0), "reached"
+        why = "the folder records no budget: the most epochs any trial reached"
     scores = {}
     for t in results.trials:
+        failure = _failure(t, at)
         best = t.best(metric, mode, until=at)
-        value = float(best[metric]) if best else math.nan
-        scores[t.trial_id] = TrialScore(trial_id=t.trial_id, value=value, epoch=best.get(keys.EPOCH),
-                                        last_epoch=t.last_epoch, truncated=bool(t.history) and t.last_epoch < at - _EPS,
-                                        diverged=t.diverged)
-    return Comparison(epoch=at, rule=rule, scores=scores)
+        common = dict(trial_id=t.trial_id, last_epoch=t.last_epoch, diverged=failure is not None and failure[0] == "diverged")
+        if failure is not None:
+            scores[t.trial_id] = TrialScore(outcome=FAILED, value=math.nan, epoch=None, reason=failure[1], **common)
+        elif t.history and t.last_epoch >= at - _EPS:
+            scores[t.trial_id] = TrialScore(outcome=SCORED if best else UNSCORED, value=float(best[metric]) if best else math.nan,
+                                            epoch=best.get(keys.EPOCH), **common)
+        else:
+            rank, of = _rank_at(results, t, t.last_epoch, metric=metric, mode=mode) if t.history else (None, None)
+            reason = f"{_CENSORED_AS.get(t.status, 'ended')} at epoch {t.last_epoch:g}"
+            scores[t.trial_id] = TrialScore(outcome=CENSORED, value=math.nan, epoch=None, reason=reason, rank=rank, rank_of=of,
+                                            **common)
+    n_censored = sum(s.outcome == CENSORED for s in scores.values())
+    n_failed = sum(s.outcome == FAILED for s in scores.values())
+    rule = f"epoch {at:g} ({why}): best {metric} over epochs <= {at:g}"
+    if n_censored or n_failed:
+        rule += (f"; {n_censored} trial(s) that stopped earlier are censored (shown, not scored), "
+                 f"{n_failed} failed (diverged or stopped collapsed)")
+    return Comparison(epoch=at, budget=budget, source=source, rule=rule, scores=scores)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,31 +282,31 @@ def _key(x: Any) -> Any:
 
 
 def config_scores(results: Results, comparison: Comparison, *, mode: str) -> list[ConfigScore]:
-    """Groups trials into configurations and scores each over its seeds (rule 2)."""
-    groups: dict[tuple, list[TrialResult]] = {}
+    """Groups scored and failed trials into configurations and scores each over its seeds (rule 2)."""
+    groups: dict[tuple, list[TrialScore]] = {}
     for t in results.trials:
         p = results.params(t)
-        if not finite(p["lr"]) or p["lr"] <= 0 or not finite(p["weight_decay"]):
-            continue
         score = comparison.scores[t.trial_id]
-        if not t.diverged and not finite(score.value):
+        if score.outcome not in (SCORED, FAILED) or not finite(p["lr"]) or p["lr"] <= 0 or not finite(p["weight_decay"]):
             continue
-        groups.setdefault(tuple(_key(p[k]) for k in PARAMS), []).append(t)
+        groups.setdefault(tuple(_key(p[k]) for k in PARAMS), []).append(score)
     sign = 1.0 if mode == "max" else -1.0
     out = []
-    for (optimizer, lr, decay), trials in groups.items():
-        diverged = any(t.diverged for t in trials)
-        values = [comparison.scores[t.trial_id].value for t in trials if finite(comparison.scores[t.trial_id].value)]
+    for (optimizer, lr, decay), scores in groups.items():
+        diverged = any(s.diverged for s in scores)
+        collapsed = any(s.outcome == FAILED and not s.diverged for s in scores)
+        values = [s.value for s in scores if s.outcome == SCORED]
         mean = statistics.fmean(values) if values else math.nan
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        value = -sign * math.inf if diverged else mean - sign * std
+        value = -sign * math.inf if diverged or collapsed else mean - sign * std
         out.append(ConfigScore(optimizer=str(optimizer), lr=float(lr), weight_decay=float(decay), value=value, mean=mean,
-                               std=std, trial_ids=tuple(sorted(t.trial_id for t in trials)), diverged=diverged))
+                               std=std, trial_ids=tuple(sorted(s.trial_id for s in scores)), diverged=diverged,
+                               collapsed=collapsed))
     return sorted(out, key=lambda c: (c.optimizer, c.lr, c.weight_decay))
 
 
 # ------------------------------------------------------------------------------------------------
-# 3-5. Threshold, intervals, regions
+# 3-6. Threshold, intervals, verdicts, regions
 
 
 def _better(a: float, b: float, mode: str) -> bool:
@@ -254,6 +331,8 @@ def lr_intervals(points: Sequence[ConfigScore], *, level: float, mode: str,
         >>> (spot,) = lr_intervals(pts, level=0.5, mode="max")  # 0.5 is crossed half-way below 1e-4, a third above
         >>> round(math.log10(spot.lower_lr), 3), round(math.log10(spot.upper_lr), 3), round(spot.width_decades, 3)
         (-4.5, -3.667, 0.833)
+        >>> round(spot.lower_resolution, 3), round(spot.upper_resolution, 3)  # to 1e-5 and to 1e-3
+        (0.5, 0.667)
     """
     sign = 1.0 if mode == "max" else -1.0
     if qualifies is None:
@@ -268,7 +347,7 @@ def lr_intervals(points: Sequence[ConfigScore], *, level: float, mode: str,
     def crossing(i: int, j: int) -> float:
         """Where the line from qualifying point i to non-qualifying point j meets the level."""
         if not finite(y[j]) or not finite(y[i]) or y[i] == y[j]:
-            return x[i]  # a diverged (or unmeasurable) neighbour: stop at the qualifying point
+            return x[i]  # a failed (or unmeasurable) neighbour: stop at the qualifying point
         frac = min(1.0, max(0.0, (lvl - y[i]) / (y[j] - y[i])))
         return x[i] + frac * (x[j] - x[i])
 
@@ -286,7 +365,9 @@ def lr_intervals(points: Sequence[ConfigScore], *, level: float, mode: str,
         best = max(inside, key=lambda c: sign * c.value)
         out.append(Interval(lower_lr=10 ** lo, upper_lr=10 ** hi, width_decades=hi - lo, best_lr=best.lr,
                             best_value=best.value, best_weight_decay=best.weight_decay,
-                            n_trials=sum(c.n_trials for c in inside), lower_open=i == 0, upper_open=j == n - 1))
+                            n_trials=sum(c.n_trials for c in inside), lower_open=i == 0, upper_open=j == n - 1,
+                            lower_resolution=None if i == 0 else lo - x[i - 1],
+                            upper_resolution=None if j == n - 1 else x[j + 1] - hi))
         i = j + 1
     return tuple(out)
 
@@ -308,7 +389,7 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
         results: A loaded results folder.
         metric, mode: What to compare (default: `results.metric` and `results.mode`).
         delta: Relative tolerance to the best configuration (0.02 = within 2 %).
-        epoch: Compare at this epoch instead of the default equal-epoch rule.
+        epoch: Compare at this epoch instead of the budget (`train.epochs`).
 
     Raises:
         ValueError: `delta` is negative or not finite.
@@ -316,7 +397,7 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
     metric, mode = metric or results.metric, mode or results.mode
     if not finite(delta) or delta < 0:
         raise ValueError(f"delta must be a finite number >= 0, got {delta!r}")
-    comparison = compare_at_equal_epochs(results, metric=metric, mode=mode, epoch=epoch)
+    comparison = compare_at_budget(results, metric=metric, mode=mode, epoch=epoch)
     configs = config_scores(results, comparison, mode=mode)
     scored = [c for c in configs if finite(c.value)]
     best = None
@@ -328,7 +409,9 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
         floor = results.majority_p1 + results.train_config.collapse_p1_margin
     note = None
     if best is None:
-        threshold, note = None, f"no trial has a finite {metric}"
+        threshold = None
+        note = (f"no trial reached epoch {comparison.epoch:g} with a finite {metric}" if comparison.censored or not configs
+                else f"every trial that reached epoch {comparison.epoch:g} failed")
     else:
         threshold = best.value - delta * abs(best.value) if mode == "max" else best.value + delta * abs(best.value)
         if floor is not None and not best.value > floor:
@@ -338,22 +421,28 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
                        comparison=comparison, configs=tuple(configs), optimizers=(), regions=(), note=note)
     level = threshold if floor is None or threshold is None else max(threshold, floor)
 
+    def intervals(points: Sequence[ConfigScore]) -> tuple[Interval, ...]:
+        return lr_intervals(points, level=level, mode=mode, qualifies=spots.qualifies) if level is not None else ()
+
+    censored_by: dict[str, list[str]] = {}
+    reached = set()  # optimizers with a trial scored at the comparison epoch
+    for t in results.trials:
+        p, outcome = results.params(t), comparison.scores[t.trial_id].outcome
+        if outcome == CENSORED and finite(p["lr"]):
+            censored_by.setdefault(str(p["optimizer"]), []).append(t.trial_id)
+        reached |= {str(p["optimizer"])} if outcome == SCORED else set()
     optimizers, regions = [], []
-    for name in sorted({c.optimizer for c in configs}):
-        mine = [c for c in configs if c.optimizer == name and (finite(c.value) or c.diverged)]
-        profile = _profile(mine, mode)
-        intervals = lr_intervals(profile, level=level, mode=mode, qualifies=spots.qualifies) if level is not None else ()
-        own_best = None
-        for c in mine:
-            if finite(c.value) and (own_best is None or _better(c.value, own_best.value, mode)):
-                own_best = c
-        optimizers.append(SweetSpot(optimizer=name, intervals=intervals, lrs=tuple(c.lr for c in profile), best=own_best))
+    for name in sorted({c.optimizer for c in configs} | set(censored_by)):
+        mine = [c for c in configs if c.optimizer == name]
+        found = intervals(_profile(mine, mode))
+        own = [c for c in mine if finite(c.value)]
+        own_best = max(own, key=lambda c: c.value if mode == "max" else -c.value) if own else None
+        verdict = "found" if found else "unknown" if name in censored_by and name not in reached else "none"
+        optimizers.append(SweetSpot(optimizer=name, intervals=found, lrs=tuple(c.lr for c in _profile(mine, mode)),
+                                    best=own_best, verdict=verdict, censored=tuple(censored_by.get(name, ()))))
         decays = sorted({c.weight_decay for c in mine})
         if len(decays) >= 2:
-            slices = tuple(
-                DecaySlice(weight_decay=d, intervals=lr_intervals([c for c in mine if c.weight_decay == d], level=level,
-                                                                  mode=mode, qualifies=spots.qualifies) if level is not None else ())
-                for d in decays)
+            slices = tuple(DecaySlice(weight_decay=d, intervals=intervals([c for c in mine if c.weight_decay == d])) for d in decays)
             regions.append(Region(optimizer=name, slices=slices))
     return SweetSpots(metric=metric, mode=mode, delta=delta, threshold=threshold, floor=floor, best=best,
                       comparison=comparison, configs=tuple(configs), optimizers=tuple(optimizers), regions=tuple(regions),

@@ -18,16 +18,12 @@ from ray import tune
 from sweetspot import layout, storage
 from sweetspot.trainable import keys
 
-STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "errored"}
-
-
 class SummaryCallback(tune.Callback):
     """Rewrites `<experiment>/summary.json` at most every `interval_s` seconds, and at every
     trial's end and the experiment's end. `folder` is a local path or a storage URI.
 
-    Statuses: `pending`, `running`, `terminated` (all epochs), `early_stopped` (stopped by the
-    scheduler before `max_epochs`), `collapsed` (stopped after `collapse_patience` collapsed
-    evaluations in a row), `diverged`, `errored` (with the error's last line).
+    Each record is `sweetspot.layout.trial_record` (statuses and fields there), the file
+    `sweetspot.layout.summary_document`: the test fixtures write them with the same functions.
     """
 
     def __init__(self, folder: str | Path, *, metric: str, mode: str, max_epochs: int,
@@ -73,43 +69,21 @@ class SummaryCallback(tune.Callback):
         return self._history[trial.trial_id]
 
     def _record(self, trial) -> dict[str, Any]:
-        rows = self._rows(trial)
-        last = rows[-1] if rows else {}
-        scored = [r for r in rows if self.metric in r and not r.get(keys.DIVERGED)]
-        pick = max if self.mode == "max" else min
-        best = pick(scored, key=lambda r: r[self.metric]) if scored else {}
-        streak = 0
-        for row in reversed(rows):
-            if not row.get(keys.COLLAPSED):
-                break
-            streak += 1
-        epochs = int(last.get(keys.EPOCH, 0))
-        status, error = STATUS.get(trial.status, "terminated"), None
+        error = None
         if trial.status == "ERROR":
             error = _last_line(getattr(trial, "error_file", None) or str(Path(trial.local_path or "", "error.txt")))
-        elif trial.status == "TERMINATED":
-            if last.get(keys.DIVERGED):
-                status, error = "diverged", "stopped: the training loss became NaN or inf"
-            elif self.collapse_patience and streak >= self.collapse_patience and epochs < self.max_epochs:
-                status, error = "collapsed", f"stopped: collapsed for {streak} consecutive evaluations"
-            elif epochs < self.max_epochs:
-                status = "early_stopped"
-        return {"trial_id": trial.trial_id, "status": status, "config": dict(trial.config),
-                "folder": Path(trial.local_path).name if getattr(trial, "local_path", None) else None,
-                "epochs": epochs, "last": last, "best": best, "collapsed_streak": streak, "error": error}
+        return layout.trial_record(
+            trial_id=trial.trial_id, tune_status=trial.status, config=dict(trial.config), rows=self._rows(trial),
+            metric=self.metric, mode=self.mode, max_epochs=self.max_epochs, collapse_patience=self.collapse_patience,
+            folder=Path(trial.local_path).name if getattr(trial, "local_path", None) else None, error=error)
 
     def _write(self, trials, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._written < self.interval_s:
             return
         self._written = now
-        summary = {
-            "metric": self.metric,
-            "mode": self.mode,
-            "max_epochs": self.max_epochs,
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "trials": [self._record(t) for t in trials],
-        }
+        summary = layout.summary_document([self._record(t) for t in trials], metric=self.metric, mode=self.mode,
+                                          max_epochs=self.max_epochs, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         storage.write_text(storage.join(self.folder, layout.SUMMARY_FILE), json.dumps(summary, indent=1, default=str))
 
 

@@ -88,3 +88,56 @@ def parse_result_lines(text: str, *, where: str) -> list[dict[str, Any]]:
 
 def _epoch_order(epoch: Any) -> float:
     return float(epoch) if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) else float("inf")
+
+
+# ------------------------------------------------------------------------------------------------
+# summary.json: the run records. search/records.py writes them from Tune's trial objects while the
+# search runs; the test fixtures write them with the same two functions.
+
+RECORD_STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "errored"}  # else: ended
+
+
+def trial_record(*, trial_id: str, tune_status: str, config: dict[str, Any], rows: list[dict[str, Any]], metric: str,
+                 mode: str, max_epochs: int, collapse_patience: int | None = None, folder: str | None = None,
+                 error: str | None = None) -> dict[str, Any]:
+    """One trial's run record, from Tune's status (`PENDING`, `RUNNING`, `PAUSED`, `ERROR`,
+    `TERMINATED`) and its reported rows (`reported` keys, epoch order).
+
+    Statuses: `pending`, `running`, `paused`, `errored` (with `error`, the error's last line), and for
+    an ended trial: `diverged` (its last report says so), `collapsed` (stopped after
+    `collapse_patience` collapsed evaluations in a row, before `max_epochs`), `early_stopped`
+    (stopped by the scheduler before `max_epochs`), else `terminated`.
+
+    Example:
+        >>> rows = [{"epoch": 1, "val_p1": 0.3}, {"epoch": 2, "val_p1": 0.4}]
+        >>> r = trial_record(trial_id="a", tune_status="TERMINATED", config={}, rows=rows, metric="val_p1", mode="max", max_epochs=3)
+        >>> r["status"], r["epochs"], r["best"]["val_p1"]
+        ('early_stopped', 2, 0.4)
+    """
+    last = rows[-1] if rows else {}
+    scored = [r for r in rows if metric in r and not r.get(keys.DIVERGED)]
+    pick = max if mode == "max" else min
+    best = pick(scored, key=lambda r: r[metric]) if scored else {}
+    streak = 0  # collapsed evaluations in a row, up to the last one
+    for row in reversed(rows):
+        if not row.get(keys.COLLAPSED):
+            break
+        streak += 1
+    epochs = int(last.get(keys.EPOCH, 0))
+    status = RECORD_STATUS.get(tune_status, "terminated")
+    error = error if status == "errored" else None
+    if status == "terminated":
+        if last.get(keys.DIVERGED):
+            status, error = "diverged", "stopped: the training loss became NaN or inf"
+        elif collapse_patience and streak >= collapse_patience and epochs < max_epochs:
+            status, error = "collapsed", f"stopped: collapsed for {streak} consecutive evaluations"
+        elif epochs < max_epochs:
+            status = "early_stopped"
+    return {"trial_id": trial_id, "status": status, "config": dict(config), "folder": folder, "epochs": epochs,
+            "last": last, "best": best, "collapsed_streak": streak, "error": error}
+
+
+def summary_document(records: list[dict[str, Any]], *, metric: str, mode: str, max_epochs: int, updated: str) -> dict[str, Any]:
+    """The content of summary.json: the search's metric, mode and budget (`max_epochs` =
+    `train.epochs`), when it was written, and one `trial_record` per trial."""
+    return {"metric": metric, "mode": mode, "max_epochs": max_epochs, "updated": updated, "trials": list(records)}

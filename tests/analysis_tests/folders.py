@@ -1,4 +1,5 @@
-"""Results folders and prepared-data folders written by hand, with outcomes the tests know."""
+"""Results folders and prepared-data folders written by hand, with outcomes the tests know. Results
+folders are written through the code that writes real ones (sweetspot/layout.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
+
+from sweetspot import layout
 
 FLOOR = 0.30  # majority_p1 of every hand-written trial
 TRUE_ENTROPY = 0.8
@@ -21,30 +24,48 @@ def row(epoch: float, p1: float, *, entropy: float = 0.6, top: int = 0, diverged
 
 
 def trial(trial_id: str, optimizer: str, lr: float, p1s: Sequence[float] | None = None, *, wd: float = 0.0, seed: int | None = None,
-          status: str = "terminated", rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+          status: str | None = None, rows: list[dict[str, Any]] | None = None, error: str | None = None) -> dict[str, Any]:
+    """A trial for `write_results`. `status` is what its run record must say (checked there);
+    None takes whatever the run-record rule gives an ended trial with these rows."""
     config = {"optimizer": optimizer, "lr": lr, "weight_decay": wd, **({"seed": seed} if seed is not None else {})}
     rows = rows if rows is not None else [row(i + 1, p) for i, p in enumerate(p1s or [])]
-    return {"trial_id": trial_id, "config": config, "rows": rows, "status": status}
+    return {"trial_id": trial_id, "config": config, "rows": rows, "status": status, "error": error}
+
+
+# The Tune status a trial with this run-record status had; every other status is an ended trial.
+_TUNE_STATUS = {status: tune for tune, status in layout.RECORD_STATUS.items()}
 
 
 def write_results(folder: Path, trials: list[dict[str, Any]], *, epochs: int = 3, prepared: Path | None = None,
-                  train: dict[str, Any] | None = None, name: str = "handmade") -> Path:
-    """A results folder as `sweetspot search` writes it: sweetspot.yaml, summary.json, trial_<id>/."""
+                  train: dict[str, Any] | None = None, name: str = "handmade", metric: str = "val_p1", mode: str = "max",
+                  collapse_patience: int | None = None) -> Path:
+    """A results folder as `sweetspot search` writes it, through the same layout code: sweetspot.yaml,
+    trial_<id>/params.json and result.json (one line per report, as Tune writes them: the reported
+    keys plus Tune's own), and summary.json from `layout.trial_record` / `layout.summary_document`."""
     folder.mkdir(parents=True, exist_ok=True)
     config = {"name": name, "model": {"name": "tiny-distilbert"}, "train": {"epochs": epochs, **(train or {})},
-              "search": {"metric": "val_p1", "mode": "max"}}
+              "search": {"metric": metric, "mode": mode, "stop_on_collapse": collapse_patience}}
     if prepared is not None:
         config["prepared_path"] = str(prepared)
-    (folder / "sweetspot.yaml").write_text(yaml.safe_dump(config))
+    (folder / layout.CONFIG_FILE).write_text(yaml.safe_dump(config))
+    records = []
     for t in trials:
-        trial_dir = folder / f"trial_{t['trial_id']}"
+        unrecorded = [k for r in t["rows"] for k in r if k not in layout.reported(r)]
+        assert not unrecorded, f"trial {t['trial_id']}: keys the search does not record: {unrecorded}"
+        trial_dir = folder / layout.trial_folder(t["trial_id"])
         trial_dir.mkdir()
-        (trial_dir / "params.json").write_text(json.dumps(t["config"]))
-        lines = [json.dumps({**r, "trial_id": t["trial_id"], "training_iteration": i + 1}) for i, r in enumerate(t["rows"])]
-        (trial_dir / "result.json").write_text("".join(line + "\n" for line in lines))
-    summary = {"metric": "val_p1", "mode": "max", "max_epochs": epochs,
-               "trials": [{"trial_id": t["trial_id"], "status": t["status"], "config": t["config"]} for t in trials]}
-    (folder / "summary.json").write_text(json.dumps(summary))
+        (trial_dir / layout.PARAMS_FILE).write_text(json.dumps(t["config"]))
+        if t["rows"]:  # a trial that never reported has no result.json
+            lines = [json.dumps({**r, "trial_id": t["trial_id"], "training_iteration": i + 1, "config": t["config"]})
+                     for i, r in enumerate(t["rows"])]
+            (trial_dir / layout.RESULT_FILE).write_text("".join(line + "\n" for line in lines))
+        record = layout.trial_record(trial_id=t["trial_id"], tune_status=_TUNE_STATUS.get(t["status"], "TERMINATED"),
+                                     config=t["config"], rows=t["rows"], metric=metric, mode=mode, max_epochs=epochs,
+                                     collapse_patience=collapse_patience, folder=trial_dir.name, error=t["error"])
+        assert t["status"] in (None, record["status"]), f"trial {t['trial_id']}: its rows make it {record['status']}, not {t['status']}"
+        records.append(record)
+    summary = layout.summary_document(records, metric=metric, mode=mode, max_epochs=epochs, updated="2026-01-01T00:00:00+0000")
+    (folder / layout.SUMMARY_FILE).write_text(json.dumps(summary))
     return folder
 
 

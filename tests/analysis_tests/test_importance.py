@@ -6,13 +6,13 @@ import math
 
 from sweetspot.analysis.importance import MIN_TRIALS, param_importances
 from sweetspot.analysis.results import load_results
-from sweetspot.analysis.sweetspot import compare_at_equal_epochs
+from sweetspot.analysis.sweetspot import compare_at_budget
 from tests.analysis_tests.folders import row, trial, write_results
 
 
 def _importances(folder):
     results = load_results(folder)
-    return param_importances(results, compare_at_equal_epochs(results, metric="val_p1", mode="max"))
+    return param_importances(results, compare_at_budget(results, metric="val_p1", mode="max"))
 
 
 def test_lr_matters_and_the_optimizer_does_not(tmp_path):
@@ -29,9 +29,10 @@ def test_lr_matters_and_the_optimizer_does_not(tmp_path):
 
 
 def test_too_few_trials_or_no_variation_say_why(tmp_path):
-    few = _importances(write_results(tmp_path / "few", [trial(f"t{i}", "adam", 10 ** -i, [0.5]) for i in range(MIN_TRIALS - 1)]))
+    few = _importances(write_results(tmp_path / "few", [trial(f"t{i}", "adam", 10 ** -i, [0.5]) for i in range(MIN_TRIALS - 1)],
+                                       epochs=1))
     assert not few.available and f"at least {MIN_TRIALS}" in few.reason
-    flat = _importances(write_results(tmp_path / "flat", [trial(f"t{i}", "adam", 10 ** -i, [0.5]) for i in range(6)]))
+    flat = _importances(write_results(tmp_path / "flat", [trial(f"t{i}", "adam", 10 ** -i, [0.5]) for i in range(6)], epochs=1))
     assert not flat.available and "same score" in flat.reason
     diverged = [trial(f"t{i}", "adam", 10 ** -i, rows=[row(1, 0.5), row(2, 0.0, diverged=1)], status="diverged") for i in range(6)]
     none = _importances(write_results(tmp_path / "div", diverged))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
 import re
 from pathlib import Path
 import subprocess
@@ -48,7 +49,9 @@ def test_analyze_writes_a_self_contained_escaped_report(results_dir):
     assert proc.stdout.splitlines()[2].startswith("a2")  # the trial table, best first, then the floor
     assert "majority-label floor" in proc.stdout and "sweet spot adam: lr" in proc.stdout
     assert "sweet spot adagrad: no sweet spot" in proc.stdout
+    assert "compared at: epoch 2 (the budget, train.epochs)" in proc.stdout
     page = (report / "report.html").read_text()
+    assert "<b>Compared at:</b> epoch 2 (the budget, train.epochs)" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
     assert "exp&lt;b&gt;" in page and "exp<b>" not in page
     images = re.findall(r'<img id="img-(\w)" alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
@@ -60,6 +63,7 @@ def test_analyze_writes_a_self_contained_escaped_report(results_dir):
     for letter in "abde":
         assert len(list(report.glob(f"fig_{letter}_*.png"))) == 1
     markdown = (report / "report.md").read_text()
+    assert "**Compared at:** epoch 2 (the budget, train.epochs)" in markdown
     outside_code = re.sub(r"```.*?```", "", markdown, flags=re.S)  # a code block shows its text literally
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in outside_code and EVIL not in outside_code
     for name in re.findall(r"\]\((fig_\w+\.png)\)", markdown):
@@ -80,8 +84,12 @@ def test_json_summary_has_the_analysis_and_the_original_keys(results_dir):
     assert summary["report"] is None and not (results_dir / "report").exists()
     first = summary["trials"][0]
     assert {"trial_id", "status", "config", "epochs", "best", "history"} <= set(first) and first["trial_id"] == "a2"
-    adam = next(o for o in summary["sweet_spots"]["optimizers"] if o["optimizer"] == "adam")
-    assert adam["found"] and adam["intervals"][0]["best_lr"] == pytest.approx(1e-4)
+    spots = summary["sweet_spots"]
+    assert (spots["compared_at_epoch"], spots["budget"], spots["epoch_source"]) == (2, 2, "budget")
+    adam = next(o for o in spots["optimizers"] if o["optimizer"] == "adam")
+    assert adam["found"] and adam["verdict"] == "found" and adam["intervals"][0]["best_lr"] == pytest.approx(1e-4)
+    # 0.588 is crossed 0.06 decade below 1e-4 and 0.12 above: 0.94 decade from 1e-5 and 0.88 from 1e-3 (neither qualifies)
+    assert (adam["intervals"][0]["lower_resolution"], adam["intervals"][0]["upper_resolution"]) == pytest.approx((0.94, 0.88))
     assert {c["trial_id"] for c in summary["collapsed"]} == {"a4", "g1"}
     assert all(c["labels"][0]["name"] == EVIL and c["onto_majority"] for c in summary["collapsed"])
     assert [d["trial_id"] for d in summary["diverged"]] == ["x1"]
@@ -125,3 +133,56 @@ def test_trials_without_an_lr_are_reported_but_left_out_of_sweet_spots(tmp_path)
     assert [c.trial_ids for c in analysis.spots.configs] == [("a",)]
     page = (Path(write_report(analysis)) / "report.html").read_text()
     assert "<td>b</td>" in page and 'id="img-b"' in page
+
+
+def test_eval_test_metrics_rank_trials_and_reach_epochs_csv(tmp_path):
+    """`train.eval_test: true` adds test_* keys to every report: `--metric test_p1` compares by them
+    (here the opposite order to val_p1), and epochs.csv carries them."""
+    def rows(val, test):
+        return [row(i + 1, v, test_p1=t, test_loss=0.5 - t) for i, (v, t) in enumerate(zip(val, test))]
+
+    folder = write_results(tmp_path / "r", [trial("a", "adam", 1e-4, rows=rows([0.40, 0.60], [0.50, 0.45])),
+                                            trial("b", "adam", 1e-3, rows=rows([0.45, 0.50], [0.55, 0.62]))], epochs=2)
+    proc = _analyze(folder, "--metric", "test_p1", "--json", "--no-baselines", "--no-attention")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["metric"] == "test_p1" and [t["trial_id"] for t in summary["trials"]] == ["b", "a"]
+    assert summary["sweet_spots"]["best"]["lr"] == pytest.approx(1e-3) and summary["sweet_spots"]["best"]["value"] == pytest.approx(0.62)
+    with open(Path(summary["report"]) / "epochs.csv") as f:
+        epochs = list(csv.DictReader(f))
+    assert [float(r["test_p1"]) for r in epochs if r["trial_id"] == "b"] == [0.55, 0.62]
+    assert [float(r["test_loss"]) for r in epochs if r["trial_id"] == "a"] == pytest.approx([0.0, 0.05])
+
+
+@pytest.mark.parametrize("ci, outcome", [("1", "1 failed"), ("", "1 skipped")])
+def test_the_browser_check_of_the_report_fails_in_ci_without_chromium(tmp_path, ci, outcome):
+    """tests/analysis_tests/test_report_real_search.py opens the report in Chromium: with `CI` set
+    and no browser on PATH it must fail (before running its search), not skip."""
+    node = "tests/analysis_tests/test_report_real_search.py::test_report_renders_in_headless_chromium"
+    env = {**os.environ, "CI": ci, "PATH": str(tmp_path)}  # an empty PATH: no chromium, no chromedriver
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", node], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=120)
+    assert outcome in proc.stdout, proc.stdout[-2000:]
+    assert "chromium and chromedriver not found on PATH" in proc.stdout
+
+
+def test_an_asha_folder_is_reported_at_the_budget_with_its_censored_trials(tmp_path):
+    """Trials that ASHA stopped at epoch 1 are listed with their epoch and rank there; the sweet spots,
+    the tables and figure (d) are at the budget (3 epochs), and an optimizer with no trial there is unknown."""
+    folder = write_results(tmp_path / "r", [
+        trial("long", "adam", 1e-4, [0.40, 0.50, 0.70]), trial("low", "adam", 1e-5, [0.32, 0.35, 0.36]),
+        trial("cut", "adam", 1e-3, [0.45], status="early_stopped"),
+        trial("g", "adagrad", 1e-2, [0.50], status="early_stopped"),
+    ], epochs=3)
+    proc = _analyze(folder, "--no-baselines", "--no-attention")
+    assert proc.returncode == 0, proc.stderr
+    assert "compared at: epoch 3 (the budget, train.epochs): best val_p1 over epochs <= 3; 2 trial(s) that stopped" in proc.stdout
+    assert "sweet spot adagrad: unknown (no trial reached 3 epochs)" in proc.stdout
+    assert "censored cut: adam lr=1.00e-03 stopped by the scheduler at epoch 1, rank 2 of 4 there" in proc.stdout
+    assert "sweet spot adam: lr" in proc.stdout and "open above" in proc.stdout  # 1e-3 is unknown at epoch 3
+    page = (folder / "report" / "report.html").read_text()
+    assert "<td>censored: stopped by the scheduler at epoch 1, rank 1 of 4 there</td>" in page  # g
+    assert "<th>score at epoch ≤ 3</th>" in page and 'id="img-d"' in page
+    with open(folder / "report" / "trials.csv") as f:
+        trials = {t["trial_id"]: t for t in csv.DictReader(f)}
+    assert trials["cut"]["outcome"] == "censored" and trials["cut"]["score"] == "" and trials["long"]["score"] == "0.7"

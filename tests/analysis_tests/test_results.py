@@ -2,45 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 
 from sweetspot.analysis.report import analyze, format_table, to_json
-from sweetspot.analysis.results import ResultsError, load_results
+from sweetspot.analysis.recovery import score
+from sweetspot.analysis.results import ResultsError, load_results, results_from_table, results_to_table
+from sweetspot.analysis.sweetspot import find_sweet_spots
+from tests.analysis_tests.folders import row, trial, write_results
 from tests.conftest import REPO
-
-
-def _epoch(epoch, p1, **extra):
-    return {"trial_id": extra.pop("trial_id"), "epoch": epoch, "train_loss": 0.1, "val_loss": 0.2, "val_p1": p1,
-            "val_p3": p1 / 2, "val_p5": p1 / 3, "majority_p1": 0.3, "diverged": extra.pop("diverged", 0),
-            "training_iteration": epoch, **extra}
-
-
-def _write_trial(folder, trial_id, config, p1s, diverged_last=False):
-    trial = folder / f"trial_{trial_id}"
-    trial.mkdir(parents=True)
-    (trial / "params.json").write_text(json.dumps(config))
-    rows = [_epoch(i + 1, p, trial_id=trial_id, diverged=int(diverged_last and i == len(p1s) - 1)) for i, p in enumerate(p1s)]
-    (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 @pytest.fixture
 def results_dir(tmp_path):
-    folder = tmp_path / "exp"
-    _write_trial(folder, "aaa", {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0}, [0.30, 0.52, 0.61])
-    _write_trial(folder, "bbb", {"optimizer": "adagrad", "lr": 1e-1, "weight_decay": 0.0}, [0.30])
-    _write_trial(folder, "ccc", {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0}, [0.30, 0.0], diverged_last=True)
-    summary = {"metric": "val_p1", "mode": "max", "max_epochs": 3, "trials": [
-        {"trial_id": "aaa", "status": "terminated", "config": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0}},
-        {"trial_id": "bbb", "status": "early_stopped", "config": {"optimizer": "adagrad", "lr": 1e-1, "weight_decay": 0.0}},
-        {"trial_id": "ccc", "status": "diverged", "config": {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0}},
-        {"trial_id": "ddd", "status": "errored", "config": {"optimizer": "adamw", "lr": 1e-3}, "error": "RuntimeError: boom"},
-    ]}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return folder
+    return write_results(tmp_path / "exp", [
+        trial("aaa", "adam", 1e-4, [0.30, 0.52, 0.61], status="terminated"),
+        trial("bbb", "adagrad", 1e-1, [0.30], status="early_stopped"),
+        trial("ccc", "adam", 1e-2, rows=[row(1, 0.30), row(2, 0.0, diverged=1)], status="diverged"),
+        trial("ddd", "adamw", 1e-3, [], status="errored", error="RuntimeError: boom"),
+    ], epochs=3)
 
 
 def test_trials_are_ranked_by_their_best_epoch(results_dir):
@@ -82,3 +67,50 @@ def test_analyze_cli_works_without_ray_and_rejects_other_folders(results_dir, tm
         load_results(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "sweetspot.cli", "analyze", str(tmp_path / "missing")], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no such results folder" in proc.stderr
+
+
+def _plain(x):
+    """Dataclasses as nested dicts with NaN as None, so two analyses compare with ==."""
+    if dataclasses.is_dataclass(x):
+        return {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def test_a_table_round_trip_reproduces_the_folders_sweet_spots_exactly(tmp_path):
+    folder = write_results(tmp_path / "grid", [
+        trial("a0", "adam", 1e-5, [0.35, 0.40], seed=0), trial("a1", "adam", 1e-5, [0.36, 0.42], seed=1),
+        trial("b0", "adam", 1e-4, [0.50, 0.60], seed=0), trial("b1", "adam", 1e-4, [0.52, 0.61], seed=1),
+        trial("c0", "adam", 1e-3, rows=[row(1, 0.3), row(2, 0.0, diverged=1)], seed=0), trial("c1", "adam", 1e-3, [0.5, 0.55], seed=1),
+        trial("g0", "adagrad", 1e-2, rows=[row(1, 0.3, test_p1=0.31), row(2, float("nan"))], seed=0),
+        trial("s0", "adagrad", 1e-1, [0.45], seed=0, status="early_stopped"),
+    ], epochs=2)
+    results = load_results(folder)
+    results.commit = "0123abc"
+    table = json.loads(json.dumps(results_to_table(results), allow_nan=False))  # strict JSON, as committed to the repository
+    assert table["commit"] == "0123abc" and table["config"]["train"]["epochs"] == 2
+    assert table["trials"][0]["config"] == {"optimizer": "adam", "lr": 1e-5, "weight_decay": 0.0, "seed": 0}
+    again = results_from_table(table)
+    assert results_to_table(again) == table
+    assert (again.metric, again.mode, again.max_epochs, again.commit) == ("val_p1", "max", 2, "0123abc")
+    truth = find_sweet_spots(results)
+    assert _plain(find_sweet_spots(again)) == _plain(truth) and truth.optimizers[1].found
+    assert _plain(find_sweet_spots(results_from_table(table), metric="val_loss")) == _plain(find_sweet_spots(results, metric="val_loss"))
+    r = score(find_sweet_spots(again), truth)
+    assert r.agreement == 1.0 and r.regret == 0.0 and all(o.iou in (None, 1.0) for o in r.optimizers)
+
+
+@pytest.mark.parametrize("broken, message", [
+    ([], "table: the table: must be a JSON object"),
+    ({"config": {}, "commit": None}, "table: trials: must be a list"),
+    ({"config": {}, "commit": None, "trials": [{"trial_id": "a", "status": "terminated", "config": {}}]},
+     "table: trials[0].history: missing or not a list"),
+    ({"config": {}, "commit": 7, "trials": []}, "table: commit: must be a string or null"),
+])
+def test_a_broken_table_is_refused_naming_the_key(broken, message):
+    with pytest.raises(ResultsError) as e:
+        results_from_table(broken)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)

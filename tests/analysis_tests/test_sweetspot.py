@@ -8,7 +8,8 @@ import pytest
 
 from sweetspot.analysis.results import load_results
 from sweetspot.analysis.sweetspot import find_sweet_spots
-from tests.analysis_tests.folders import row, trial, write_results
+from sweetspot.analysis.report import _interval_text
+from tests.analysis_tests.folders import FLOOR, row, trial, write_results
 
 
 def _log(x: float) -> float:
@@ -60,7 +61,9 @@ def test_edges_of_the_sampled_range_are_open_and_one_lr_has_width_zero(tmp_path)
     assert _log(adam.upper_lr) == pytest.approx(-5 + 0.012 / 0.2)
     (adamw,) = _spot(spots, "adamw").intervals
     assert adamw.width_decades == 0.0 and adamw.lower_lr == adamw.upper_lr == pytest.approx(3e-4)
-    assert adamw.lower_open and adamw.upper_open
+    assert adamw.lower_open and adamw.upper_open and adamw.lower_resolution is None and adamw.upper_resolution is None
+    assert "(0.00 decades; the only sampled lr, open on both sides)" in _interval_text(adamw)
+    assert "(0.06 decades; open below, upper edge ±0.94 decade)" in _interval_text(adam)
 
 
 def test_weight_decay_gives_a_region_of_lr_intervals_per_decay(tmp_path):
@@ -99,25 +102,68 @@ def test_seeds_score_a_configuration_by_mean_minus_std(tmp_path):
     assert interval.n_trials == 2
 
 
-def test_asha_stopped_trials_are_compared_at_the_epochs_every_trial_reached(tmp_path):
+def test_asha_stopped_trials_are_censored_and_the_folder_is_read_at_the_budget(tmp_path):
+    """A TPE + ASHA folder: trials stopped at epoch 1 (where even good runs sit low) are shown with
+    their epoch and rank there, never scored as if epoch 1 were the budget; an optimizer with no trial
+    at the budget is unknown, not "no sweet spot". `epoch=1` still reads the folder at epoch 1."""
     folder = write_results(tmp_path / "r", [
         trial("long", "adam", 1e-4, [0.40, 0.50, 0.70]),
         trial("cut", "adam", 1e-3, [0.45], status="early_stopped"),
         trial("low", "adam", 1e-5, [0.32, 0.35, 0.36]),
+        trial("g", "adagrad", 1e-2, [0.50], status="early_stopped"),
     ], epochs=3)
     results = load_results(folder)
     spots = find_sweet_spots(results)
-    assert spots.comparison.epoch == 1 and "ASHA" in spots.comparison.rule
-    assert spots.best.lr == pytest.approx(1e-3) and spots.best.value == pytest.approx(0.45)
-    assert not any(s.truncated for s in spots.comparison.scores.values())
-    at3 = find_sweet_spots(results, epoch=3)
-    assert at3.best.lr == pytest.approx(1e-4) and at3.best.value == pytest.approx(0.70)
-    assert at3.comparison.scores["cut"].truncated and at3.comparison.scores["cut"].value == pytest.approx(0.45)
+    assert (spots.comparison.epoch, spots.comparison.budget, spots.comparison.source) == (3, 3, "budget")
+    assert spots.comparison.rule.startswith("epoch 3 (the budget, train.epochs)")
+    assert spots.best.lr == pytest.approx(1e-4) and spots.best.value == pytest.approx(0.70)
+    cut = spots.comparison.scores["cut"]
+    assert cut.censored and math.isnan(cut.value) and cut.reason == "stopped by the scheduler at epoch 1"
+    assert (cut.rank, cut.rank_of) == (2, 4)  # at epoch 1: g 0.50, cut 0.45, long 0.40, low 0.32
+    assert all("cut" not in c.trial_ids for c in spots.configs)
+    adam, adagrad = _spot(spots, "adam"), _spot(spots, "adagrad")
+    (interval,) = adam.intervals
+    assert interval.upper_open and interval.upper_lr == pytest.approx(1e-4)  # 1e-3 is unknown at epoch 3: open above
+    assert adam.verdict == "found" and adam.censored == ("cut",)
+    assert adagrad.verdict == "unknown" and not adagrad.found and adagrad.censored == ("g",)
+    assert spots.verdict_text(adagrad) == "unknown (no trial reached 3 epochs)"
+    at1 = find_sweet_spots(results, epoch=1)
+    assert at1.comparison.source == "user" and not at1.comparison.censored
+    assert at1.best.optimizer == "adagrad" and at1.best.value == pytest.approx(0.50)
+
+
+def test_edges_carry_their_resolution_in_decades(tmp_path):
+    values = {-5: 0.30, -4.5: 0.50, -4: 0.60, -3.5: 0.60, -3: 0.40}
+    folder = write_results(tmp_path / "r", [trial(f"t{k}", "adam", 10 ** k, [v]) for k, v in values.items()], epochs=1)
+    (interval,) = _spot(find_sweet_spots(load_results(folder), delta=0.02), "adam").intervals
+    # The threshold 0.588 is crossed 0.12 of the way from 1e-4 down to 10^-4.5, and 0.06 of the way
+    # from 10^-3.5 up to 1e-3: the edges are 0.44 and 0.47 decade from those non-qualifying lrs.
+    assert _log(interval.lower_lr) == pytest.approx(-4.06) and _log(interval.upper_lr) == pytest.approx(-3.47)
+    assert interval.lower_resolution == pytest.approx(0.44) and interval.upper_resolution == pytest.approx(0.47)
+    assert _interval_text(interval).startswith("lr 8.71e-05 .. 3.39e-04 (0.59 decades; edges ±0.44 / ±0.47 decade)")
+
+
+def test_a_collapse_stopped_trial_is_a_known_failure_that_bounds_an_interval(tmp_path):
+    collapsed = [row(1, FLOOR, entropy=0.0), row(2, FLOOR, entropy=0.0)]
+    folder = write_results(tmp_path / "r", [
+        trial("a", "adam", 1e-5, [0.50, 0.55, 0.60]), trial("b", "adam", 1e-4, [0.50, 0.58, 0.60]),
+        trial("c", "adam", 1e-3, rows=collapsed, status="collapsed"),
+        trial("d", "adamw", 1e-5, [0.50, 0.55, 0.60]), trial("e", "adamw", 1e-4, [0.50, 0.58, 0.60]),
+        trial("f", "adamw", 1e-3, rows=collapsed[:1], status="early_stopped"),  # ASHA-stopped at the floor: unknown at epoch 3
+    ], epochs=3, collapse_patience=2)
+    spots = find_sweet_spots(load_results(folder))
+    assert spots.comparison.scores["c"].outcome == "failed" and spots.comparison.scores["c"].reason == "stopped collapsed at epoch 2"
+    failed = next(c for c in spots.configs if c.trial_ids == ("c",))
+    assert failed.collapsed and failed.failed and failed.value == -math.inf
+    (adam,) = _spot(spots, "adam").intervals
+    assert adam.upper_lr == pytest.approx(1e-4) and not adam.upper_open and adam.upper_resolution == pytest.approx(1.0)
+    (adamw,) = _spot(spots, "adamw").intervals
+    assert adamw.upper_lr == pytest.approx(1e-4) and adamw.upper_open and adamw.upper_resolution is None
 
 
 def test_a_diverged_lr_bounds_the_interval_at_its_neighbour(tmp_path):
     folder = write_results(tmp_path / "r", [
-        trial("a", "adam", 1e-5, [0.60]),
+        trial("a", "adam", 1e-5, [0.60, 0.60]),
         trial("b", "adam", 1e-4, rows=[row(1, 0.60), row(2, 0.0, diverged=1)], status="diverged"),
         trial("c", "adam", 1e-3, [0.60, 0.60]),
     ], epochs=2)
@@ -125,6 +171,7 @@ def test_a_diverged_lr_bounds_the_interval_at_its_neighbour(tmp_path):
     low, high = _spot(spots, "adam").intervals
     assert (low.lower_lr, low.upper_lr) == pytest.approx((1e-5, 1e-5))
     assert (high.lower_lr, high.upper_lr) == pytest.approx((1e-3, 1e-3))
+    assert low.upper_resolution == pytest.approx(1.0) and high.lower_resolution == pytest.approx(1.0)
     diverged = next(c for c in spots.configs if c.lr == pytest.approx(1e-4))
     assert diverged.diverged and diverged.value == -math.inf
 
