@@ -11,15 +11,19 @@ Adam at lr 1e-4 built by the trials' own optimizer table (fused), batch 16, max_
 autocast. It is saved once as a local model folder with the bert-base-uncased vocabulary (which
 DistilBERT uses; the copy shipped with all-MiniLM-L6-v2, or `--tokenizer FOLDER`) and both sides load
 it as `model.name`, so they start from the same weights.
-Data: synthetic and EURLex-4K-shaped: 3,801 labels, about 5.3 a document (each label in train at
-least once, the rest Zipf-distributed), texts of random whole-word vocabulary entries with
-log-normal lengths (median 700 words), so most documents are cut at 512 tokens as EURLex's are.
+Data: synthetic and EURLex-4K-shaped: 3,801 labels, about 5.3 a document (every training document
+carries ceil(3,801 / training documents) labels in turn, so each label occurs in train and the head
+has 3,801 outputs; Zipf-distributed draws make up the rest), texts of random whole-word vocabulary
+entries with log-normal lengths (median 700 words), so most documents are cut at 512 tokens as
+EURLex's are.
 Written as jsonl and prepared by sweetspot's own `prepare`: both sides read the same Parquet shards.
 
 (a) bare: a plain PyTorch loop over the same length-bucketed batches read straight from the shards
     (no Ray), the loss summed on the GPU and read once an epoch; one forward pass over validation
     per epoch. Run a second time reading the loss on the host twice a step (`isfinite` before the
     backward pass, `.item()` after the update), as the trial loop did before: what those reads cost.
+(a2) the trials' own loop (`trainable.loop.fit`: metrics, a checkpoint written and copied every
+    epoch) in this process, without Ray: (b) less Ray Data, Ray and Tune.
 (b) one `sweetspot search` trial through `search.runner.run_search` (a grid of one configuration,
     FIFO, gpus_per_trial 1): Ray Data batches, the metrics, a checkpoint and `tune.report` every
     epoch. It is the n = 1 row of (c).
@@ -88,14 +92,15 @@ def synthetic_eurlex(folder: Path, docs: dict[str, int], *, median_words: int, v
     rng = np.random.default_rng(seed)
     words = np.array([w for w in vocab.read_text().split("\n") if w.isalpha() and len(w) > 2])  # one token each
     zipf = 1.0 / np.arange(1, LABELS + 1)
+    cover = math.ceil(LABELS / docs["train"])  # labels each training document carries in turn: all occur in train
     folder.mkdir(parents=True)
     for split, n in docs.items():
         with open(folder / f"{split}.jsonl", "w") as f:
             for i in range(n):
                 length = int(np.clip(rng.lognormal(math.log(median_words), 0.6), 5, 6 * median_words))
-                labels = set(rng.choice(LABELS, size=1 + rng.poisson(LABELS_PER_DOC - 1), p=zipf / zipf.sum()).tolist())
-                if split == "train":
-                    labels.add(i % LABELS)  # every label has a training document
+                labels = {(i * cover + j) % LABELS for j in range(cover)} if split == "train" else set()
+                wanted = 1 + rng.poisson(LABELS_PER_DOC - 1)
+                labels |= set(rng.choice(LABELS, size=max(0, wanted - len(labels)), p=zipf / zipf.sum()).tolist())
                 text = " ".join(words[rng.integers(0, len(words), length)])
                 f.write(json.dumps({"text": text, "labels": [f"l{x}" for x in sorted(labels)]}) + "\n")
     return folder
@@ -139,6 +144,34 @@ def bare_loop(prepared: Prepared, model_dir: Path, *, epochs: int, device: torch
             raise FloatingPointError("non-finite loss")
         seconds.append(time.perf_counter() - start)
     return seconds, model, optimizer
+
+
+def loop_in_process(prepared: Prepared, model_dir: Path, *, epochs: int, device: torch.device) -> list[float]:
+    """Seconds per epoch of the trials' own loop (`trainable.loop.fit`: the evaluation metrics, a
+    checkpoint written and copied at every report as a trial's is) in this process: (b) without
+    Ray Data, Ray and Tune."""
+    from sweetspot.trainable.config import TrainConfig
+    from sweetspot.trainable.loop import TrainerState, fit, save_checkpoint
+    from sweetspot.trainable.optimizers import build_scheduler
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=str(model_dir)), prepared.num_labels).to(device)
+    optimizer = build_optimizer("adam", model.parameters(), lr=LR, weight_decay=0.0)
+    scheduler = build_scheduler(optimizer, schedule="constant", total_steps=1)
+    marks = [time.perf_counter()]
+
+    def report(metrics: dict, state: TrainerState) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(Path(tmp, "src"), model, optimizer, scheduler, state)
+            shutil.copytree(Path(tmp, "src"), Path(tmp, "dst"))  # Tune's copy into the trial folder
+        marks.append(time.perf_counter())
+
+    train = TrainConfig(epochs=epochs, batch_size=BATCH, eval_batch_size=EVAL_BATCH, bf16=device.type == "cuda")
+    fit(model, optimizer, scheduler, train=train, state=TrainerState(), device=device, report=report,
+        train_batches=lambda epoch: _batches(prepared, "train", BATCH, seed=epoch),
+        eval_batches={"val": lambda: _batches(prepared, "validation", EVAL_BATCH)},
+        majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"])
+    return [b - a for a, b in zip(marks, marks[1:])]
 
 
 def checkpoint_cost(model, optimizer, repeats: int = 3) -> dict[str, float]:
@@ -274,6 +307,7 @@ def main() -> None:
                  "reserved_mib": torch.cuda.max_memory_reserved() / 2**20} if gpu else None
     del model, optimizer
     reads_s = bare_loop(prepared, model_dir, epochs=epochs, device=device, host_reads=True)[0]
+    loop_s = loop_in_process(prepared, model_dir, epochs=epochs, device=device)
     gc.collect()
     if gpu:
         torch.cuda.empty_cache()  # the trials get the GPU; this process keeps only its CUDA context
@@ -312,7 +346,11 @@ def main() -> None:
         "bare": {"epoch_seconds": bare_s, "docs_per_s": bare_rate, "peak_gpu_memory": peak_bare},
         "bare_host_reads_every_step": {"epoch_seconds": reads_s, "docs_per_s": train_docs / _steady(reads_s),
                                        "vs_bare": _steady(bare_s) / _steady(reads_s)},
+        "loop_in_process": {"epoch_seconds": loop_s, "docs_per_s": train_docs / _steady(loop_s),
+                            "vs_bare": _steady(bare_s) / _steady(loop_s)},
         "sharing": sharing,
+        # A trial's fixed start-up: its first epoch's excess over a steady one (process, imports, CUDA, model load).
+        "trial_startup_s": trial["epoch_seconds"][0][0] - trial_epoch_s if trial["docs_per_s_per_trial"] else None,
         # (b)/(a): the trial path's samples/s over the bare loop's.
         "trial_vs_bare": trial["docs_per_s_per_trial"][0] / bare_rate if trial["docs_per_s_per_trial"] else 0.0,
         "checkpoint": {**checkpoint, "mb_in_trial_folder": trial["checkpoint_mb_in_trial_folder"],
