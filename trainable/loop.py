@@ -139,6 +139,19 @@ def _flag_last(items: Iterable[Any]) -> Iterable[tuple[Any, bool]]:
 _END = object()
 
 
+def _settle(state: TrainerState, pending: tuple[torch.Tensor, int] | None) -> bool:
+    """Adds a finished step's mean loss × documents to the epoch's sum; False when it is not finite."""
+    if pending is None:
+        return True
+    loss, docs = pending
+    value = loss.item()
+    if not math.isfinite(value):
+        return False
+    state.loss_sum += value * docs
+    state.loss_docs += docs
+    return True
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -158,7 +171,8 @@ def fit(
     (and every `train.eval_every_steps` steps). `eval_batches` maps a metric prefix (`val`,
     `test`) to a factory of that split's batches.
 
-    A non-finite training loss ends training at once with one last report carrying `diverged=1`.
+    A non-finite training loss ends training one step later with one last report carrying
+    `diverged=1`.
     """
     loss_fn = nn.BCEWithLogitsLoss()
     with_collapse = "val" in eval_batches and majority_p1 is not None  # when `evaluate` flags `collapsed`
@@ -177,17 +191,19 @@ def fit(
             result.update(evaluate(model, batches(), prefix=prefix, majority_p1=majority_p1, train=train, device=device))
         report(result, state)
 
+    def diverged() -> TrainerState:
+        report({**(extra_metrics or {}), **_diverged_metrics(state, eval_batches, collapse_flag=with_collapse)}, state)
+        return state
+
     while state.epoch < train.epochs:
         model.train()
         batches = itertools.islice(train_batches(state.epoch), state.batch_in_epoch, None)  # resume mid-epoch
+        pending: tuple[torch.Tensor, int] | None = None  # the last step's (loss, documents), not yet read
         for batch, last_of_epoch in _flag_last(batches):
             batch = _to(batch, device)
             with _autocast(device, train.bf16):
                 logits = model(batch["input_ids"], batch["attention_mask"])  # [B, L]
                 loss = loss_fn(logits.float(), batch["labels"])
-            if not torch.isfinite(loss):
-                report({**(extra_metrics or {}), **_diverged_metrics(state, eval_batches, collapse_flag=with_collapse)}, state)
-                return state
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if train.grad_clip is not None:
@@ -199,16 +215,25 @@ def fit(
             recent["steps"] += 1
             optimizer.step()
             scheduler.step()
+            # Reading a loss on the host waits for the GPU. Read the previous step's, whose kernels have
+            # run by now, while this step's are still queued: the GPU never idles waiting for the host
+            # to build the next batch. A non-finite loss is so caught one step late.
+            if not _settle(state, pending):
+                return diverged()
+            pending = (loss.detach(), batch["labels"].shape[0])
             state.step += 1
             state.batch_in_epoch += 1
-            state.loss_sum += loss.item() * batch["labels"].shape[0]
-            state.loss_docs += batch["labels"].shape[0]
             # The epoch's last step is evaluated once, by the epoch-end report below.
             if train.eval_every_steps and state.step % train.eval_every_steps == 0 and not last_of_epoch:
+                if not _settle(state, pending):
+                    return diverged()
+                pending = None
                 # steps_per_epoch is an estimate (ceil(N / batch)): never let it claim the whole epoch.
                 fraction = state.batch_in_epoch / steps_per_epoch if steps_per_epoch else 0.0
                 evaluate_and_report(round(state.epoch + min(fraction, 0.9999), 4), _train_loss(state, device))
                 model.train()
+        if not _settle(state, pending):
+            return diverged()
         # The state a checkpoint saves here must say "epoch done", so reset before reporting.
         train_loss = _train_loss(state, device)
         state.epoch += 1

@@ -170,6 +170,41 @@ def test_ddp_train_loss_is_the_mean_over_all_workers_documents_across_reports(tm
         assert json.loads((tmp_path / f"{rank}.json").read_text()) == pytest.approx([1.5, 6.0, 6.0])
 
 
+class _MeanOfEmbeddings(torch.nn.Module):
+    """The classifier's interface (embed, head) without a transformer, whose mask checks read
+    tensors on the host: here every host read in a training step is the loop's own."""
+
+    def __init__(self, num_labels: int):
+        super().__init__()
+        self.table = torch.nn.Embedding(30522, 8)
+        self.head = torch.nn.Linear(8, num_labels)
+
+    def embed(self, input_ids, attention_mask):
+        mask = attention_mask.unsqueeze(-1).float()  # [B, T, 1]
+        return (self.table(input_ids) * mask).sum(1) / mask.sum(1)  # [B, 8]
+
+    def forward(self, input_ids, attention_mask):
+        return self.head(self.embed(input_ids, attention_mask))
+
+
+def test_a_steps_loss_is_read_on_the_host_only_after_the_next_step_is_queued(slice_, monkeypatch):
+    # On a GPU a host read (`.item()`, `bool(tensor)`) waits for every queued kernel; reading the loss
+    # of the step just queued leaves the GPU idle while the host builds the next batch.
+    torch.manual_seed(0)
+    model = _MeanOfEmbeddings(slice_.num_labels)
+    optimizer = build_optimizer("adam", model.parameters(), lr=1e-3, weight_decay=0.0)
+    scheduler = build_scheduler(optimizer, schedule="constant", total_steps=6)
+    events = []
+    for name in ("item", "__bool__", "__float__"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, _read=original: (events.append("read"), _read(self))[1])
+    optimizer.register_step_post_hook(lambda *args: events.append("step"))
+    reports = []
+    _fit(slice_, model, optimizer, scheduler, TrainConfig(epochs=1), TrainerState(), reports)
+    assert events[:4] == ["step", "step", "read", "step"]
+    assert reports[0]["train_loss"] > 0 and math.isfinite(reports[0]["train_loss"])
+
+
 def test_evaluate_matches_a_direct_computation(slice_):
     model, _, _ = _fresh(slice_)
     result = evaluate(model, _batches(slice_, "validation"), majority_p1=0.3)
