@@ -83,7 +83,7 @@ def score(answer: SweetSpots, truth: SweetSpots) -> Recovery:
     Raises:
         ValueError: the two were not computed alike (metric, mode, δ or comparison epoch differ).
     """
-    for name in ("metric", "mode", "delta"):
+    for name in ("metric", "mode", "delta", "rule"):
         if getattr(answer, name) != getattr(truth, name):
             raise ValueError(f"answer and truth differ in {name}: {getattr(answer, name)!r} vs {getattr(truth, name)!r}")
     if answer.comparison.epoch != truth.comparison.epoch:

@@ -49,18 +49,27 @@ class Analysis:
     baselines_note: str | None  # why there are no baselines
 
 
+def _rule_text(s: SweetSpots) -> str:
+    """How the threshold was set, in words."""
+    if s.rule == "trains":
+        return f"trains: >= (1 + δ) × the majority-label floor + margin {s.floor:.4f}, δ={s.delta:g}"
+    return f"near-best: within δ={s.delta:g} of the best configuration"
+
+
 def analyze(results: Results, *, delta: float = DEFAULT_DELTA, epoch: float | None = None,
-            baselines: bool = True) -> Analysis:
+            baselines: bool = True, rule: str = "trains") -> Analysis:
     """Sweet spots, collapse diagnosis, importances and (with `baselines`) the reference
     predictors of `results`, compared on `results.metric`.
 
     Args:
         results: From `load_results` (its `metric`/`mode` are what is compared).
-        delta: Sweet-spot tolerance, relative to the best configuration.
-        epoch: Compare trials at this epoch instead of the default equal-epoch rule.
+        delta: Sweet-spot margin: over the majority-label floor (`rule="trains"`), or to the best
+            configuration (`rule="near-best"`); relative.
+        epoch: Compare trials at this epoch instead of the budget (`train.epochs`).
+        rule: The sweet-spot threshold rule (`analysis.sweetspot.RULES`).
         baselines: Compute (or read from their cache) the majority and TF-IDF baselines.
     """
-    spots = find_sweet_spots(results, delta=delta, epoch=epoch)
+    spots = find_sweet_spots(results, delta=delta, epoch=epoch, rule=rule)
     labels, majority = read_labels(results.prepared_path)
     collapse = diagnose_collapse(results, labels=labels, majority_label=majority)
     importances = param_importances(results, spots.comparison)
@@ -142,7 +151,8 @@ def format_summary(analysis: Analysis) -> str:
     lines.append(f"compared at: {s.comparison.rule}")
     if s.best is not None:
         lines.append(f"best configuration: {s.best.optimizer} lr={s.best.lr:.2e} wd={s.best.weight_decay:g} "
-                     f"{s.metric}={s.best.value:.4f} ({s.best.n_trials} trial(s)); threshold {s.threshold:.4f} (δ={s.delta:g})")
+                     f"{s.metric}={s.best.value:.4f} ({s.best.n_trials} trial(s)); threshold {s.threshold:.4f} "
+                     f"({_rule_text(s)})")
     if s.note:
         lines.append(f"no sweet spot: {s.note}")
     for spot in s.optimizers:
@@ -213,7 +223,7 @@ def to_json(analysis: Analysis, *, report: str | None = None) -> dict[str, Any]:
             "recovered": c.recovered if c else None,
         })
     spots = {
-        "metric": s.metric, "mode": s.mode, "delta": s.delta, "threshold": s.threshold, "floor": s.floor,
+        "metric": s.metric, "mode": s.mode, "rule": s.rule, "delta": s.delta, "threshold": s.threshold, "floor": s.floor,
         "compared_at_epoch": s.comparison.epoch, "budget": s.comparison.budget, "epoch_source": s.comparison.source,
         "rule": s.comparison.rule, "note": s.note, "best": _plain(s.best),
         "optimizers": [{"optimizer": o.optimizer, "found": o.found, "verdict": o.verdict, "verdict_text": s.verdict_text(o),

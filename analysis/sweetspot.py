@@ -1,5 +1,5 @@
-"""Sweet spots: where on the learning-rate axis each optimizer trains within δ of the best run, at
-the training budget.
+"""Sweet spots: where on the learning-rate axis each optimizer trains, at the training budget, and
+where the edges of that region are.
 
 The rule, step by step (docs/analysis.md has the reasoning):
 
@@ -15,10 +15,16 @@ The rule, step by step (docs/analysis.md has the reasoning):
    weight_decay) are the seeds of one configuration, scored mean − std over the scored seeds (sample
    std, ddof=1; 0 for one seed) — mean + std when lower is better. A configuration with a failed seed
    never qualifies. Trials without an lr (neither searched nor set) are left out.
-3. **Threshold.** G is the best configuration score; a configuration qualifies when it is within
-   δ of G relatively: score ≥ G − δ·|G| (≤ G + δ·|G| when lower is better). For `val_p1`, it must
-   also beat the majority-label floor + `train.collapse_p1_margin`: a search whose best run sits at
-   the floor has no sweet spot anywhere.
+3. **Threshold.** Two rules (`rule=`, `analyze --rule`):
+   - `trains` (the default): a configuration qualifies when it *trains*: its score beats the
+     majority-label floor F = majority_p1 + `train.collapse_p1_margin` by δ relatively, score ≥
+     (1 + δ)·F. The user's question is a region per optimizer (where training works, and its edges),
+     and this level does not move with the best run found so far. It needs a floor: for a metric
+     other than `val_p1` (mode max) the rule falls back to `near-best`, and `note` says so.
+   - `near-best`: G is the best configuration score; a configuration qualifies when it is within δ of
+     G relatively: score ≥ G − δ·|G| (≤ G + δ·|G| when lower is better); for `val_p1` it must also
+     beat F. This answers "where is it as good as the best run", a narrower question.
+   Under either rule a search whose best run does not beat F has no sweet spot anywhere.
 4. **Intervals.** Per optimizer, the score at each sampled lr is the best over weight decays.
    Between neighbouring sampled lrs the score is interpolated linearly in log10(lr); an interval
    starts and ends where that line crosses the threshold, and stops at the outermost sampled lr
@@ -195,6 +201,7 @@ class SweetSpots:
     optimizers: tuple[SweetSpot, ...]
     regions: tuple[Region, ...]
     note: str | None = None  # why there is no sweet spot at all, when that is the case
+    rule: str = "trains"  # the threshold rule applied (RULES); `near-best` when `trains` had no floor
 
     def qualifies(self, value: float) -> bool:
         return _qualifies(value, self)
@@ -381,22 +388,29 @@ def _profile(configs: Sequence[ConfigScore], mode: str) -> list[ConfigScore]:
     return [best[lr] for lr in sorted(best)]
 
 
+RULES = ("trains", "near-best")  # the threshold rules of step 3
+
+
 def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str | None = None,
-                     delta: float = DEFAULT_DELTA, epoch: float | None = None) -> SweetSpots:
+                     delta: float = DEFAULT_DELTA, epoch: float | None = None, rule: str = "trains") -> SweetSpots:
     """Sweet spots of every optimizer in `results` (see the module docstring for the rule).
 
     Args:
         results: A loaded results folder.
         metric, mode: What to compare (default: `results.metric` and `results.mode`).
-        delta: Relative tolerance to the best configuration (0.02 = within 2 %).
+        delta: With `rule="trains"`, the margin over the majority-label floor (0.02 = 2 % above it);
+            with `rule="near-best"`, the tolerance to the best configuration (0.02 = within 2 %).
         epoch: Compare at this epoch instead of the budget (`train.epochs`).
+        rule: `trains` or `near-best` (step 3 of the module docstring).
 
     Raises:
-        ValueError: `delta` is negative or not finite.
+        ValueError: `delta` is negative or not finite, or `rule` is unknown.
     """
     metric, mode = metric or results.metric, mode or results.mode
     if not finite(delta) or delta < 0:
         raise ValueError(f"delta must be a finite number >= 0, got {delta!r}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     comparison = compare_at_budget(results, metric=metric, mode=mode, epoch=epoch)
     configs = config_scores(results, comparison, mode=mode)
     scored = [c for c in configs if finite(c.value)]
@@ -408,17 +422,22 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
     if metric == keys.VAL_P1 and mode == "max" and results.majority_p1 is not None:
         floor = results.majority_p1 + results.train_config.collapse_p1_margin
     note = None
+    if rule == "trains" and floor is None:
+        rule, note = "near-best", f"no majority-label floor for {metric}: sweet spots are within δ of the best"
     if best is None:
         threshold = None
         note = (f"no trial reached epoch {comparison.epoch:g} with a finite {metric}" if comparison.censored or not configs
                 else f"every trial that reached epoch {comparison.epoch:g} failed")
     else:
-        threshold = best.value - delta * abs(best.value) if mode == "max" else best.value + delta * abs(best.value)
+        if rule == "trains":
+            threshold = (1.0 + delta) * floor
+        else:
+            threshold = best.value - delta * abs(best.value) if mode == "max" else best.value + delta * abs(best.value)
         if floor is not None and not best.value > floor:
             note = (f"the best configuration ({best.value:.4f}) does not beat the majority-label floor "
                     f"+ margin ({floor:.4f}): nothing trains, so there is no sweet spot")
     spots = SweetSpots(metric=metric, mode=mode, delta=delta, threshold=threshold, floor=floor, best=best,
-                       comparison=comparison, configs=tuple(configs), optimizers=(), regions=(), note=note)
+                       comparison=comparison, configs=tuple(configs), optimizers=(), regions=(), note=note, rule=rule)
     level = threshold if floor is None or threshold is None else max(threshold, floor)
 
     def intervals(points: Sequence[ConfigScore]) -> tuple[Interval, ...]:
@@ -446,4 +465,4 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
             regions.append(Region(optimizer=name, slices=slices))
     return SweetSpots(metric=metric, mode=mode, delta=delta, threshold=threshold, floor=floor, best=best,
                       comparison=comparison, configs=tuple(configs), optimizers=tuple(optimizers), regions=tuple(regions),
-                      note=note)
+                      note=note, rule=rule)

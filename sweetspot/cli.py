@@ -107,9 +107,9 @@ def cmd_analyze(args) -> int:
     if not any(t.history for t in results.trials):
         raise ResultsError(f"{results.folder}: no trial has reported a result yet")
     if not any(results.metric in row for t in results.trials for row in t.history):
-        reported = sorted({k for t in results.trials for row in t.history for k in row if k.startswith("val_")})
+        reported = sorted({k for t in results.trials for row in t.history for k in row if k.startswith(("val_", "test_"))})
         raise UserError(f"--metric {results.metric}: no trial reported it (reported: {', '.join(reported)})")
-    analysis = analyze(results, delta=args.delta, epoch=args.epoch, baselines=not args.no_baselines)
+    analysis = analyze(results, delta=args.delta, epoch=args.epoch, baselines=not args.no_baselines, rule=args.rule)
     try:
         report = None if args.no_report else write_report(analysis, args.out, attention=not args.no_attention)
     except OSError as e:  # a read-only results folder, a full disk
@@ -174,10 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "diverged, importances, baselines) instead of the text")
     p.add_argument("--metric", default="val_p1", help="validation metric to rank trials and find sweet spots by "
                                                       "(default: val_p1); losses are minimised, everything else maximised")
+    p.add_argument("--rule", choices=("trains", "near-best"), default="trains",
+                   help="sweet spot: where a configuration trains, beating the majority-label floor by --delta (default), "
+                        "or where it is within --delta of the best configuration (near-best)")
     p.add_argument("--delta", type=float, default=0.02,
-                   help="sweet spot: configurations within this fraction of the best one (default 0.02 = 2%%)")
-    p.add_argument("--epoch", type=float, help="compare every trial's best metric over epochs <= this (default: the fewest "
-                                               "epochs a trial ended with on the budget or by ASHA, so all compare equally)")
+                   help="the sweet spot's relative margin: over the floor (trains) or to the best (near-best); default 0.02 = 2%%")
+    p.add_argument("--epoch", type=float, help="compare at epoch N instead of the budget (train.epochs), e.g. to read an "
+                                               "ASHA search at a rung")
     p.add_argument("--out", metavar="DIR", help="write the report here instead of RESULTS_DIR/report")
     p.add_argument("--no-report", action="store_true", help="only print; write no report folder")
     p.add_argument("--no-baselines", action="store_true", help="skip the majority-label and TF-IDF baselines")

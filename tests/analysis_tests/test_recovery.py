@@ -25,7 +25,7 @@ def _spots(folder, runs, **kwargs):
             trials.append(trial(f"t{i}", optimizer, 10 ** exponent, [0.4], status="early_stopped"))
         else:
             trials.append(trial(f"t{i}", optimizer, 10 ** exponent, [0.35, outcome]))
-    return find_sweet_spots(load_results(write_results(folder, trials, epochs=BUDGET)), **kwargs)
+    return find_sweet_spots(load_results(write_results(folder, trials, epochs=BUDGET)), **{"rule": "near-best", **kwargs})
 
 
 # The truth: adam trains at 1e-4 .. 1e-3 (failing half a decade beyond: edges at sampled lrs), adagrad nowhere.

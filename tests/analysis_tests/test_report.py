@@ -37,7 +37,7 @@ def results_dir(tmp_path):
 
 
 def _analyze(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "sweetspot.cli", "analyze", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sweetspot.cli", "analyze", "--rule", "near-best", *map(str, args)], capture_output=True, text=True,
                           cwd=REPO, timeout=timeout)
 
 
@@ -129,7 +129,7 @@ def test_trials_without_an_lr_are_reported_but_left_out_of_sweet_spots(tmp_path)
     summary = json.loads((folder / "summary.json").read_text())
     del summary["trials"][1]["config"]["lr"]
     (folder / "summary.json").write_text(json.dumps(summary))
-    analysis = analyze(load_results(folder), baselines=False)
+    analysis = analyze(load_results(folder), baselines=False, rule="near-best")
     assert [c.trial_ids for c in analysis.spots.configs] == [("a",)]
     page = (Path(write_report(analysis)) / "report.html").read_text()
     assert "<td>b</td>" in page and 'id="img-b"' in page

@@ -12,6 +12,11 @@ from sweetspot.analysis.report import _interval_text
 from tests.analysis_tests.folders import FLOOR, row, trial, write_results
 
 
+def near_best(results, **kwargs):
+    """Most tests here pin the interval mechanics under the `near-best` threshold."""
+    return find_sweet_spots(results, rule="near-best", **kwargs)
+
+
 def _log(x: float) -> float:
     return math.log10(x)
 
@@ -26,7 +31,7 @@ def test_interval_interpolates_log_lr_between_sampled_points(tmp_path):
         trial("a3", "adam", 1e-3, [0.60, 0.55]), trial("a4", "adam", 1e-2, [0.30, 0.30]),
         trial("g1", "adagrad", 1e-3, [0.33, 0.35]), trial("g2", "adagrad", 1e-2, [0.31, 0.31]),
     ], epochs=2)
-    spots = find_sweet_spots(load_results(folder), delta=0.02)
+    spots = near_best(load_results(folder), delta=0.02)
     assert spots.best.optimizer == "adam" and spots.best.value == pytest.approx(0.60)
     assert spots.threshold == pytest.approx(0.60 * 0.98)
     (interval,) = _spot(spots, "adam").intervals
@@ -45,7 +50,7 @@ def test_no_sweet_spot_anywhere_when_the_best_run_sits_at_the_floor(tmp_path):
         trial("a", "adam", 1e-4, rows=[row(1, 0.30, entropy=0.0), row(2, 0.305, entropy=0.0)]),
         trial("b", "adam", 1e-2, rows=[row(1, 0.30, entropy=0.0), row(2, 0.30, entropy=0.0)]),
     ], epochs=2)
-    spots = find_sweet_spots(load_results(folder))
+    spots = near_best(load_results(folder))
     assert spots.best is not None and "floor" in spots.note
     assert all(not s.found for s in spots.optimizers)
 
@@ -55,7 +60,7 @@ def test_edges_of_the_sampled_range_are_open_and_one_lr_has_width_zero(tmp_path)
         trial("a1", "adam", 1e-5, [0.60]), trial("a2", "adam", 1e-4, [0.40]),
         trial("w1", "adamw", 3e-4, [0.595]),
     ], epochs=1)
-    spots = find_sweet_spots(load_results(folder), delta=0.02)
+    spots = near_best(load_results(folder), delta=0.02)
     (adam,) = _spot(spots, "adam").intervals
     assert adam.lower_open and not adam.upper_open and adam.lower_lr == pytest.approx(1e-5)
     assert _log(adam.upper_lr) == pytest.approx(-5 + 0.012 / 0.2)
@@ -71,7 +76,7 @@ def test_weight_decay_gives_a_region_of_lr_intervals_per_decay(tmp_path):
               (1e-4, 0.1): 0.40, (1e-3, 0.1): 0.45}
     folder = write_results(tmp_path / "r", [trial(f"t{i}", "adam", lr, [v], wd=wd) for i, ((lr, wd), v) in enumerate(values.items())],
                            epochs=1)
-    spots = find_sweet_spots(load_results(folder), delta=0.02)
+    spots = near_best(load_results(folder), delta=0.02)
     (region,) = spots.regions
     by_wd = {s.weight_decay: s.intervals for s in region.slices}
     (wd0,) = by_wd[0.0]
@@ -91,7 +96,7 @@ def test_seeds_score_a_configuration_by_mean_minus_std(tmp_path):
         trial("s0", "adam", 1e-4, [0.60], seed=0), trial("s1", "adam", 1e-4, [0.62], seed=1),
         trial("u0", "adam", 1e-3, [0.50], seed=0), trial("u1", "adam", 1e-3, [0.70], seed=1),  # one lucky seed
     ], epochs=1)
-    spots = find_sweet_spots(load_results(folder), delta=0.02)
+    spots = near_best(load_results(folder), delta=0.02)
     steady = 0.61 - math.sqrt(2 * 0.01 ** 2)  # sample std of (0.60, 0.62)
     lucky = 0.60 - math.sqrt(2 * 0.1 ** 2)
     assert spots.best.lr == pytest.approx(1e-4) and spots.best.value == pytest.approx(steady)
@@ -113,7 +118,7 @@ def test_asha_stopped_trials_are_censored_and_the_folder_is_read_at_the_budget(t
         trial("g", "adagrad", 1e-2, [0.50], status="early_stopped"),
     ], epochs=3)
     results = load_results(folder)
-    spots = find_sweet_spots(results)
+    spots = near_best(results)
     assert (spots.comparison.epoch, spots.comparison.budget, spots.comparison.source) == (3, 3, "budget")
     assert spots.comparison.rule.startswith("epoch 3 (the budget, train.epochs)")
     assert spots.best.lr == pytest.approx(1e-4) and spots.best.value == pytest.approx(0.70)
@@ -127,7 +132,7 @@ def test_asha_stopped_trials_are_censored_and_the_folder_is_read_at_the_budget(t
     assert adam.verdict == "found" and adam.censored == ("cut",)
     assert adagrad.verdict == "unknown" and not adagrad.found and adagrad.censored == ("g",)
     assert spots.verdict_text(adagrad) == "unknown (no trial reached 3 epochs)"
-    at1 = find_sweet_spots(results, epoch=1)
+    at1 = near_best(results, epoch=1)
     assert at1.comparison.source == "user" and not at1.comparison.censored
     assert at1.best.optimizer == "adagrad" and at1.best.value == pytest.approx(0.50)
 
@@ -135,7 +140,7 @@ def test_asha_stopped_trials_are_censored_and_the_folder_is_read_at_the_budget(t
 def test_edges_carry_their_resolution_in_decades(tmp_path):
     values = {-5: 0.30, -4.5: 0.50, -4: 0.60, -3.5: 0.60, -3: 0.40}
     folder = write_results(tmp_path / "r", [trial(f"t{k}", "adam", 10 ** k, [v]) for k, v in values.items()], epochs=1)
-    (interval,) = _spot(find_sweet_spots(load_results(folder), delta=0.02), "adam").intervals
+    (interval,) = _spot(near_best(load_results(folder), delta=0.02), "adam").intervals
     # The threshold 0.588 is crossed 0.12 of the way from 1e-4 down to 10^-4.5, and 0.06 of the way
     # from 10^-3.5 up to 1e-3: the edges are 0.44 and 0.47 decade from those non-qualifying lrs.
     assert _log(interval.lower_lr) == pytest.approx(-4.06) and _log(interval.upper_lr) == pytest.approx(-3.47)
@@ -151,7 +156,7 @@ def test_a_collapse_stopped_trial_is_a_known_failure_that_bounds_an_interval(tmp
         trial("d", "adamw", 1e-5, [0.50, 0.55, 0.60]), trial("e", "adamw", 1e-4, [0.50, 0.58, 0.60]),
         trial("f", "adamw", 1e-3, rows=collapsed[:1], status="early_stopped"),  # ASHA-stopped at the floor: unknown at epoch 3
     ], epochs=3, collapse_patience=2)
-    spots = find_sweet_spots(load_results(folder))
+    spots = near_best(load_results(folder))
     assert spots.comparison.scores["c"].outcome == "failed" and spots.comparison.scores["c"].reason == "stopped collapsed at epoch 2"
     failed = next(c for c in spots.configs if c.trial_ids == ("c",))
     assert failed.collapsed and failed.failed and failed.value == -math.inf
@@ -167,7 +172,7 @@ def test_a_diverged_lr_bounds_the_interval_at_its_neighbour(tmp_path):
         trial("b", "adam", 1e-4, rows=[row(1, 0.60), row(2, 0.0, diverged=1)], status="diverged"),
         trial("c", "adam", 1e-3, [0.60, 0.60]),
     ], epochs=2)
-    spots = find_sweet_spots(load_results(folder), epoch=2)
+    spots = near_best(load_results(folder), epoch=2)
     low, high = _spot(spots, "adam").intervals
     assert (low.lower_lr, low.upper_lr) == pytest.approx((1e-5, 1e-5))
     assert (high.lower_lr, high.upper_lr) == pytest.approx((1e-3, 1e-3))
@@ -183,11 +188,11 @@ def test_nan_metrics_are_skipped_and_losses_are_minimised(tmp_path):
         trial("c", "adam", 1e-2, [0.40, 0.41]),
     ], epochs=2)
     results = load_results(folder)
-    spots = find_sweet_spots(results)
+    spots = near_best(results)
     assert math.isnan(spots.comparison.scores["b"].value)
     assert sorted(c.lr for c in spots.configs) == pytest.approx([1e-4, 1e-2])  # b has no score: not a point
     assert spots.best.lr == pytest.approx(1e-4) and spots.best.value == pytest.approx(0.55)
-    loss = find_sweet_spots(load_results(folder, metric="val_loss"))
+    loss = near_best(load_results(folder, metric="val_loss"))
     assert loss.mode == "min" and loss.best.lr == pytest.approx(1e-4)  # val_loss = 0.4 − 0.01 × P@1
     assert loss.threshold == pytest.approx(loss.best.value * 1.02)
 
@@ -195,4 +200,31 @@ def test_nan_metrics_are_skipped_and_losses_are_minimised(tmp_path):
 def test_negative_delta_is_refused(tmp_path):
     folder = write_results(tmp_path / "r", [trial("a", "adam", 1e-4, [0.5])], epochs=1)
     with pytest.raises(ValueError, match="delta"):
-        find_sweet_spots(load_results(folder), delta=-0.1)
+        near_best(load_results(folder), delta=-0.1)
+
+
+def test_the_trains_rule_gives_each_optimizer_its_region_above_the_floor_whatever_the_best_run(tmp_path):
+    # adam trains far better than adagrad; near-best sees only adam, trains sees both regions
+    folder = write_results(tmp_path / "r", [
+        trial("a1", "adam", 1e-5, [0.31, 0.31]), trial("a2", "adam", 1e-4, [0.50, 0.60]), trial("a3", "adam", 1e-3, [0.30, 0.30]),
+        trial("g1", "adagrad", 1e-3, [0.31, 0.31]), trial("g2", "adagrad", 1e-2, [0.36, 0.40]),
+        trial("g3", "adagrad", 1e-1, [0.30, 0.30]),
+    ], epochs=2)
+    results = load_results(folder)
+    trains = find_sweet_spots(results)  # the default rule
+    assert trains.rule == "trains" and trains.floor == pytest.approx(FLOOR + 0.01)
+    assert trains.threshold == pytest.approx(1.02 * (FLOOR + 0.01))
+    assert _spot(trains, "adagrad").found and _spot(trains, "adam").found
+    (g,) = _spot(trains, "adagrad").intervals
+    # from (-3, 0.31) to (-2, 0.40) the line crosses 0.3162 at -3 + 0.0062/0.09
+    assert _log(g.lower_lr) == pytest.approx(-3 + (1.02 * 0.31 - 0.31) / 0.09)
+    near = find_sweet_spots(results, rule="near-best")
+    assert _spot(near, "adam").found and not _spot(near, "adagrad").found
+
+
+def test_the_trains_rule_falls_back_to_near_best_for_a_metric_without_a_floor(tmp_path):
+    folder = write_results(tmp_path / "r", [trial("a1", "adam", 1e-4, [0.5]), trial("a2", "adam", 1e-3, [0.4])], epochs=1)
+    spots = find_sweet_spots(load_results(folder, metric="val_p3"))
+    assert spots.rule == "near-best" and "no majority-label floor" in spots.note
+    with pytest.raises(ValueError, match="rule must be one of"):
+        find_sweet_spots(load_results(folder), rule="best")

@@ -61,14 +61,16 @@ def _inside(lr: float, spot) -> bool:
     return any(i.lower_lr * (1 - 1e-9) <= lr <= i.upper_lr * (1 + 1e-9) for i in spot.intervals)
 
 
+@pytest.mark.parametrize("rule", ["trains", "near-best"])
 @pytest.mark.parametrize("seed", range(100))
-def test_sweet_spots_at_the_budget_hold_their_invariants(tmp_path, seed):
+def test_sweet_spots_at_the_budget_hold_their_invariants(tmp_path, seed, rule):
     rng = random.Random(seed)
     budget, delta = rng.choice([3, 4]), rng.choice([0.02, 0.1, 0.3])
     drawn = _random_trials(rng, budget)
     fate = {t["trial_id"]: f for f, t in drawn}
     spots = find_sweet_spots(load_results(write_results(tmp_path / "all", [t for _, t in drawn], epochs=budget,
-                                                        collapse_patience=2)), delta=delta)
+                                                        collapse_patience=2)), delta=delta, rule=rule)
+    assert spots.rule == rule
     assert spots.comparison.epoch == budget and spots.comparison.source == "budget"
     by_name = {s.optimizer: s for s in spots.optimizers}
 
@@ -100,7 +102,7 @@ def test_sweet_spots_at_the_budget_hold_their_invariants(tmp_path, seed):
     kept = [t for f, t in drawn if f not in CENSORED_FATES]
     if kept:
         without = find_sweet_spots(load_results(write_results(tmp_path / "kept", kept, epochs=budget, collapse_patience=2)),
-                                   delta=delta)
+                                   delta=delta, rule=rule)
         assert without.threshold == spots.threshold
         for spot in without.optimizers:
             before = by_name[spot.optimizer]
