@@ -5,7 +5,7 @@ An unknown key or a value of the wrong type fails with the key's dotted name:
     >>> load_experiment_dict({"train": {"epochs": "three"}})
     Traceback (most recent call last):
     ...
-    search.config.ConfigError: train.epochs: expected int, got 'three'
+    sweetspot.search.config.ConfigError: train.epochs: expected int, got 'three'
 """
 
 from __future__ import annotations
