@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -153,19 +154,30 @@ def _trainable(config: ExperimentConfig, prepared: Prepared):
     )
 
 
-def _tuner(config: ExperimentConfig, trainable, folder: str):
+@dataclass
+class SearchComponents:
+    """What chooses, schedules and stops trials: built here once for `sweetspot search` and for the
+    replay benchmark (bench/replay.py), so both run the same searcher, scheduler and stoppers."""
+
+    searcher: Any  # a Tune search algorithm (grid: BasicVariantGenerator; tpe/random: OptunaSearch)
+    scheduler: Any  # told the metric and mode by Tune (TuneConfig), not here
+    stoppers: list[Any]
+    num_samples: int
+    param_space: dict[str, Any]
+    grid: list[dict[str, Any]] | None  # a grid's trial configurations, in the order they run
+
+
+def search_components(config: ExperimentConfig) -> SearchComponents:
     import optuna
-    from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator, Repeater
     from ray.tune.search.optuna import OptunaSearch
-    from ray.tune.stopper import CombinedStopper
 
-    from sweetspot.search.records import SummaryCallback
     from sweetspot.search.stoppers import CollapseStopper, DivergedStopper
 
     search = config.search
     param_space: dict[str, Any] = {}
+    configs = None
     if search.algorithm == "grid":
         configs = trial_configs(config)
         searcher, num_samples = BasicVariantGenerator(points_to_evaluate=configs, max_concurrent=search.max_concurrent_trials), len(configs)
@@ -188,11 +200,25 @@ def _tuner(config: ExperimentConfig, trainable, folder: str):
         scheduler = FIFOScheduler()
     stoppers = ([DivergedStopper()] if search.stop_on_diverged else []) + \
                ([CollapseStopper(search.stop_on_collapse)] if search.stop_on_collapse else [])
+    return SearchComponents(searcher=searcher, scheduler=scheduler, stoppers=stoppers, num_samples=num_samples,
+                            param_space=param_space, grid=configs)
+
+
+def build_tuner(config: ExperimentConfig, trainable, folder: str):
+    """The Tuner of a new search: `search_components`, the run records and the results folder."""
+    from ray import tune
+    from ray.tune.stopper import CombinedStopper
+
+    from sweetspot.search.records import SummaryCallback
+
+    search = config.search
+    parts = search_components(config)
     return tune.Tuner(
         trainable,
-        param_space=param_space,
+        param_space=parts.param_space,
         tune_config=tune.TuneConfig(
-            metric=search.metric, mode=search.mode, search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
+            metric=search.metric, mode=search.mode, search_alg=parts.searcher, scheduler=parts.scheduler,
+            num_samples=parts.num_samples,
             max_concurrent_trials=None if search.algorithm == "grid" else search.max_concurrent_trials,
             trial_dirname_creator=_trial_dirname,
             # A new trial reuses a finished trial's worker process: no process start and no
@@ -202,7 +228,7 @@ def _tuner(config: ExperimentConfig, trainable, folder: str):
         run_config=tune.RunConfig(
             name=config.name,
             storage_path=folder.rsplit("/", 1)[0] if storage.is_uri(folder) else str(Path(folder).parent),
-            stop=CombinedStopper(*stoppers) if stoppers else None,
+            stop=CombinedStopper(*parts.stoppers) if parts.stoppers else None,
             failure_config=tune.FailureConfig(max_failures=search.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=search.checkpoints_to_keep),
             callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs,
@@ -245,7 +271,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     if resume:
         tuner = tune.Tuner.restore(folder, trainable=trainable, resume_unfinished=True, resume_errored=retry_errored)
     else:
-        tuner = _tuner(config, trainable, folder)
+        tuner = build_tuner(config, trainable, folder)
     tuner.fit()
     return folder
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real datasets are, and an isolated prepared-data cache."""
+"""Shared fixtures: where the real datasets are, an isolated prepared-data cache, a local Ray."""
 
 from __future__ import annotations
 
@@ -37,3 +37,14 @@ def minilm_path() -> str:
     from sweetspot.trainable.model import tokenizer_name
 
     return tokenizer_name("minilm-l6")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray of 2 CPUs, started once per test module."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
