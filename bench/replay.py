@@ -331,7 +331,68 @@ def _truth_summary(truth) -> dict[str, Any]:
 
 
 def _json_default(x):
-    return None if isinstance(x, float) and not math.isfinite(x) else str(x)
+    return str(x)
+
+
+def _strict(x: Any) -> Any:
+    """The report with non-finite floats as strings ("inf"), so the file is strict JSON."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_strict(v) for v in x]
+    return x
+
+
+DOCS = REPO / "docs" / "benchmarks.md"
+START, END = "<!-- recovery:start (written by bench/replay.py) -->", "<!-- recovery:end -->"
+
+
+def _fmt(x: Any, spec: str) -> str:
+    if x is None:
+        return "–"
+    return str(x) if isinstance(x, str) or math.isinf(x) else format(x, spec)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The "Sweet-spot recovery" section of docs/benchmarks.md, from the benchmark's JSON."""
+    lines = [START, "## Sweet-spot recovery (`bench/replay.py`)", "",
+             "Search methods replayed against the ground-truth tables (`bench/tables/`, from `bench/ground_truth.py`):",
+             "each replayed trial returns the table's recorded epochs for the nearest table lr (in log10) and a seed",
+             "drawn per configuration; the answer is the analysis's own sweet spots (`trains` rule) of the replay's",
+             "trials, scored against the table's by `sweetspot.analysis.recovery.score`. Edge errors in decades over",
+             "every edge of every replay; IoU in log10 lr; regret relative to the table's best configuration;",
+             "trial-epochs as a fraction of the full grid's (5 optimizers × 9 lrs × 2 seeds × 3 epochs).", ""]
+    for name, entry in report.items():
+        truth = ", ".join(f"{o} {'–'.join(f'{lo:.2g}' for lo in v['intervals'][0]) if v['intervals'] else v['verdict']}"
+                          for o, v in entry.get("truth", {}).items())
+        lines += [f"### {name} (table at commit {str(entry.get('table_commit'))[:10]})", "", f"Truth: {truth}.", "",
+                  "| method | replays | edge error median | edge error p90 | verdict agreement | IoU median | regret median | regret p90 | trial-epochs | s |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for method, m in entry.get("methods", {}).items():
+            lines.append(f"| {method} | {m['replays']} | {_fmt(m['edge_error_median'], '.2f')} | {_fmt(m['edge_error_p90'], '.2f')} "
+                         f"| {_fmt(m['verdict_agreement'], '.2f')} | {_fmt(m['iou_median'], '.2f')} "
+                         f"| {_fmt(m['regret_median'], '.3f')} | {_fmt(m['regret_p90'], '.3f')} "
+                         f"| {_fmt(m['trial_epochs_fraction'], '.2f')} | {m['seconds']:.0f} |")
+        real = entry.get("real_path", {})
+        if real:
+            agree = ", ".join(f"{m} {'agrees' if r['agrees'] else 'DISAGREES'}" for m, r in real.items())
+            lines += ["", f"One replay per method through the real `sweetspot search` path (a Tuner built by the runner, "
+                          f"trials reporting the table's rows), one trial at a time, against the fast path: {agree}."]
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_docs(report: dict[str, Any]) -> None:
+    text = DOCS.read_text()
+    section = markdown(report)
+    if START in text:
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    DOCS.write_text(text)
 
 
 def main() -> None:
@@ -343,7 +404,9 @@ def main() -> None:
                                                              "compared with the fast path at one trial at a time")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
-    from sweetspot.analysis.sweetspot import find_sweet_spots
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per study created is noise here
 
     report = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
     if args.real:
@@ -357,7 +420,8 @@ def main() -> None:
                     "agrees": agree, "trials": len(both["real"]), "score": both["real_score"]}
                 print(f"{name} {method}: the real search path {'agrees' if agree else 'DISAGREES'} with the fast path "
                       f"({len(both['real'])} trials)", flush=True)
-        Path(args.out).write_text(json.dumps(report, indent=1, default=_json_default))
+        Path(args.out).write_text(json.dumps(_strict(report), indent=1, default=_json_default))
+        write_docs(report)
         return
     for name in args.tables:
         table = Table.load(name)
@@ -374,7 +438,8 @@ def main() -> None:
                     recoveries.append(score_replay(truth, results))
             entry["methods"][method] = {**summarise(recoveries), "seconds": round(time.time() - start, 1)}
             print(f"{name} {method}: {entry['methods'][method]}", flush=True)
-    Path(args.out).write_text(json.dumps(report, indent=1, default=_json_default))
+    Path(args.out).write_text(json.dumps(_strict(report), indent=1, default=_json_default))
+    write_docs(json.loads(Path(args.out).read_text()))
 
 
 if __name__ == "__main__":

@@ -304,9 +304,14 @@ def _read_jsonl(cfg: DataConfig, folder: Path | None) -> RawDataset:
             for key, name in (("data.text_field", cfg.text_field), ("data.labels_field", cfg.labels_field)):
                 if name not in obj:
                     raise DataError(f"{where}: unknown column {name!r} ({key}); keys are: {', '.join(obj)}")
-            examples.append(Example(_text(obj[cfg.text_field], cfg, where), _split_labels(obj[cfg.labels_field], cfg, where), where))
+            examples.append(_example(obj, cfg, where))
         splits[split] = examples
     return RawDataset(splits=splits)
+
+
+def _example(record: dict[str, Any], cfg: DataConfig, where: str) -> Example:
+    """One document from a record with the configured text and labels fields."""
+    return Example(_text(record[cfg.text_field], cfg, where), _split_labels(record[cfg.labels_field], cfg, where), where)
 
 
 def _read_csv(cfg: DataConfig, folder: Path | None) -> RawDataset:
@@ -316,8 +321,7 @@ def _read_csv(cfg: DataConfig, folder: Path | None) -> RawDataset:
         for line, row in _csv_rows(path, cfg.encoding):
             if not examples:
                 _check_columns(path, list(row), cfg)
-            where = f"{path}:{line}"
-            examples.append(Example(_text(row[cfg.text_field], cfg, where), _split_labels(row[cfg.labels_field], cfg, where), where))
+            examples.append(_example(row, cfg, f"{path}:{line}"))
         splits[split] = examples
     return RawDataset(splits=splits)
 
