@@ -51,6 +51,13 @@ def _commit() -> str:
     return sha + ("-dirty" if dirty else "")
 
 
+def _machine() -> dict:
+    import torch
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+
+
 def _finished(folder: Path) -> bool:
     """Every trial of the grid has ended (none pending, running or errored)."""
     summary = folder / "summary.json"
@@ -79,7 +86,7 @@ def run(name: str, storage: str, overrides: list[str]) -> Path:
     start = time.time()
     rc = subprocess.run(command, cwd=REPO).returncode
     segment = {"command": " ".join(["sweetspot", *command[3:]]), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start)),
-               "wall_s": round(time.time() - start, 1), "exit_code": rc, "commit": _commit()}
+               "wall_s": round(time.time() - start, 1), "exit_code": rc, "commit": _commit(), "machine": _machine()}
     runs_file = folder / RUNS_FILE
     segments = json.loads(runs_file.read_text()) if runs_file.is_file() else []
     runs_file.write_text(json.dumps([*segments, segment], indent=1))
@@ -95,16 +102,13 @@ def export(name: str, folder: Path) -> Path:
     if not _finished(folder):
         raise SystemExit(f"{name}: {folder} has unfinished trials; run without --export-only to finish them")
     segments = json.loads((folder / RUNS_FILE).read_text()) if (folder / RUNS_FILE).is_file() else []
-    import torch
-
     table = {
         "name": name,
         "config_file": str(EXPERIMENTS[name].relative_to(REPO)),
         "commit": segments[-1]["commit"] if segments else _commit(),
         "wall_s": round(sum(s["wall_s"] for s in segments), 1),
         "segments": segments,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                    "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"},
+        "machine": segments[-1].get("machine") if segments else None,  # where the grid ran
         **results_to_table(load_results(str(folder))),
     }
     TABLES.mkdir(parents=True, exist_ok=True)
