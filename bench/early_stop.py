@@ -163,7 +163,11 @@ def main() -> None:
     args = parser.parse_args()
     tables = [load(name) for name in TABLES]
     replays = {t.name: replay(t) for t in tables}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip() or None
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    # the code that produced the figures; "-dirty" when tracked files differ from it
+    commit = (git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")) or None
     result = {
         "command": "python bench/early_stop.py", "commit": commit, "rule": RULE,
         "healthy": "best val_p1 over epochs <= the budget >= (1 + delta) x (majority_p1 + collapse_p1_margin): "

@@ -152,7 +152,8 @@ def early_verdict(rows: Sequence[dict[str, Any]], *, budget_epochs: float, entro
         return verdict(None, f"falling toward the plateau: {need:.3g} epochs to reach it, {left:.3g} left")
     if ratio[-1] < 1 / (1 + plateau_tol):
         return verdict(None, f"training loss {ratio[-1]:.3g} x the prior plateau: below it, it learns more than the prior")
-    return verdict(None, "on the plateau, its embeddings or predictions still differ across documents")
+    return verdict(None, f"on the plateau, not collapsed onto it {since}: embedding rank up to "
+                         f"{max(r[keys.VAL_EMBED_RANK] for r in span):.3g}, training loss up to {max(ratio):.3g} x the plateau")
 
 
 def _finite(x: Any) -> bool:
