@@ -13,11 +13,22 @@ import time
 
 import optuna
 import pytest
+import yaml
 
 from tests.conftest import REPO
 from sweetspot.trainable.optimizers import default_lr
 
-SLICE = "data: {source: go_emotions, max_len: 48, train_limit: 320, validation_limit: 64, test_limit: 32}"
+SLICE = {"source": "go_emotions", "max_len": 48, "train_limit": 320, "validation_limit": 64, "test_limit": 32}
+ONE_TRIAL = {"algorithm": "grid", "space": {"optimizer": ["adam"], "lr": [0.001], "weight_decay": [0.0]}}
+
+
+def _experiment(tmp_path, name, *, train, search, storage_path=None, data=SLICE, file=None):
+    """Writes `<file or name>.yaml`: the tiny model on a go_emotions slice (320 documents: 20 steps
+    an epoch at batch 16), results in tmp_path/results unless `storage_path` says otherwise."""
+    path = tmp_path / f"{file or name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "storage_path": storage_path or str(tmp_path / "results"), "data": data,
+                                    "model": {"name": "tiny-distilbert"}, "train": train, "search": search}))
+    return path
 
 
 def _cli(*args, env, timeout=600):
@@ -47,19 +58,9 @@ def test_seed_protocol_preset_expands_to_the_studys_25_trials(env):
 
 
 def test_collapse_stopper_ends_collapsed_trials_and_says_why_with_a_storage_uri(tmp_path, env):
-    config = tmp_path / "collapse.yaml"
-    config.write_text(f"""
-name: collapse
-storage_path: file://{tmp_path / 'results'}
-{SLICE}
-model: {{name: tiny-distilbert}}
-train: {{epochs: 4, batch_size: 16}}
-search:
-  algorithm: grid
-  space: {{optimizer: [adam], lr: [0.5], weight_decay: [0.0]}}
-  scheduler: {{name: fifo}}
-  stop_on_collapse: 2
-""")
+    config = _experiment(tmp_path, "collapse", storage_path=f"file://{tmp_path / 'results'}", train={"epochs": 4, "batch_size": 16},
+                         search={"algorithm": "grid", "space": {"optimizer": ["adam"], "lr": [0.5], "weight_decay": [0.0]},
+                                 "scheduler": {"name": "fifo"}, "stop_on_collapse": 2})
     run = _cli("search", str(config), env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     folder = f"file://{tmp_path / 'results' / 'collapse'}"
@@ -91,20 +92,9 @@ def _summary(folder):
 
 
 def test_killed_driver_resumes_without_losing_or_rerunning_finished_trials(tmp_path, env):
-    config = tmp_path / "kill.yaml"
-    config.write_text(f"""
-name: kill
-storage_path: {tmp_path / 'results'}
-{SLICE}
-model: {{name: tiny-distilbert}}
-train: {{epochs: 2, batch_size: 16}}
-search:
-  algorithm: tpe
-  num_samples: 6
-  space: {{optimizer: [adam, adamw], lr: {{low: 1.0e-4, high: 1.0e-2}}}}
-  scheduler: {{name: fifo}}
-  max_concurrent_trials: 2
-""")
+    config = _experiment(tmp_path, "kill", train={"epochs": 2, "batch_size": 16},
+                         search={"algorithm": "tpe", "num_samples": 6, "max_concurrent_trials": 2, "scheduler": {"name": "fifo"},
+                                 "space": {"optimizer": ["adam", "adamw"], "lr": {"low": 1e-4, "high": 1e-2}}})
     folder = tmp_path / "results" / "kill"
     driver = subprocess.Popen([sys.executable, "-m", "sweetspot.cli", "search", str(config)], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -150,20 +140,9 @@ def test_resume_refuses_an_empty_folder_and_a_different_config(tmp_path, env):
 
 
 def test_tpe_with_seeds_runs_every_sampled_configuration_once_per_seed(tmp_path, env):
-    config = tmp_path / "seeds.yaml"
-    config.write_text(f"""
-name: seeds
-storage_path: {tmp_path / 'results'}
-{SLICE}
-model: {{name: tiny-distilbert}}
-train: {{epochs: 1, batch_size: 16, seed: 7}}
-search:
-  algorithm: tpe
-  num_samples: 2
-  seeds: 2
-  space: {{optimizer: [adam, adamw], lr: {{low: 1.0e-4, high: 1.0e-2}}}}
-  scheduler: {{name: fifo}}
-""")
+    config = _experiment(tmp_path, "seeds", train={"epochs": 1, "batch_size": 16, "seed": 7},
+                         search={"algorithm": "tpe", "num_samples": 2, "seeds": 2, "scheduler": {"name": "fifo"},
+                                 "space": {"optimizer": ["adam", "adamw"], "lr": {"low": 1e-4, "high": 1e-2}}})
     run = _cli("search", str(config), env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     folder = tmp_path / "results" / "seeds"
