@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from sweetspot.data.config import DataConfig
+from sweetspot.layout import LayoutError, check_name
 from sweetspot.trainable.config import ModelConfig, TrainConfig
 
 
@@ -268,7 +269,10 @@ def _check_values(c: ExperimentConfig) -> None:
         if not ok:
             raise ConfigError(message)
 
-    need(bool(c.name) and "/" not in c.name, f"name: must be a non-empty folder name, got {c.name!r}")
+    try:  # one plain folder name: `..` or `.` would put the results (and --overwrite's delete) outside storage_path
+        check_name(c.name)
+    except LayoutError as e:
+        raise ConfigError(str(e)) from None
     need(c.train.epochs >= 1, "train.epochs: must be >= 1")
     need(c.train.batch_size >= 1, "train.batch_size: must be >= 1")
     need(c.train.schedule in ("constant", "linear"), f"train.schedule: expected constant or linear, got {c.train.schedule!r}")

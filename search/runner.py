@@ -10,6 +10,7 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import yaml
 
@@ -118,6 +119,30 @@ def _check_resumable(config: ExperimentConfig, folder: str) -> None:
     differ = _differences(_comparable(saved), _comparable(to_dict(config)))
     if differ:
         raise ConfigError(f"{folder}: holds an experiment from a different config (differs in: {', '.join(differ)})")
+
+
+def _local_path(location: str) -> Path | None:
+    """A local path or `file://` URI as a path; `None` for an object store."""
+    if not storage.is_uri(location):
+        return Path(location).expanduser()
+    parsed = urlparse(location)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def _delete_results(config: ExperimentConfig, folder: str) -> None:
+    """Deletes the results folder `<storage_path>/<name>` and provably nothing outside it: `name`
+    is one plain folder name, and on a local disk the folder's real path (links resolved) must be
+    exactly `<real storage_path>/<name>`."""
+    name = layout.check_name(config.name)
+    target, parent = _local_path(folder), _local_path(config.storage_path)
+    if target is not None and parent is not None:
+        inside = target.resolve() == parent.resolve() / name
+    else:
+        inside = folder == storage.join(config.storage_path, name)
+    if not inside:
+        where = target.resolve() if target is not None else folder
+        raise ConfigError(f"{folder}: not deleted: it is {where}, not the folder {name!r} inside storage_path {config.storage_path}")
+    storage.delete_dir(folder)
 
 
 def _trainable(config: ExperimentConfig, prepared: Prepared):
@@ -234,7 +259,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     # Before the first write or delete: bad data or a cluster that refuses us changes no folder.
     _init_ray(address, dashboard)
     if replace:
-        storage.delete_dir(folder)
+        _delete_results(config, folder)
     if not resume:
         resolved = {**to_dict(config), "prepared_path": str(prepared.path)}
         storage.write_text(storage.join(folder, layout.CONFIG_FILE), yaml.safe_dump(resolved, sort_keys=False))

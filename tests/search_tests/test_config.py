@@ -45,6 +45,9 @@ def test_required_key_names_exist_with_defaults():
         ({"data": {"max_len": 2.5}}, "data.max_len: expected int"),
         ({"model": {"pooling": "max"}}, "model.pooling: expected cls or mean"),
         ({"train": {"epochs": 0}}, "train.epochs: must be >= 1"),
+        ({"name": ".."}, "name: '..' is not a plain folder name"),
+        ({"name": "."}, "name: '.' is not a plain folder name"),
+        ({"name": "a/b"}, "name: 'a/b' is not a plain folder name"),
     ],
 )
 def test_bad_values_fail_with_the_dotted_key(raw, message):

@@ -1,6 +1,7 @@
 """The experiment driver through the CLI on a real local Ray: the study's grid, the collapse
-stopper, a storage URI, run records, the Optuna study database, and resuming after the driver
-was killed with SIGKILL."""
+stopper, a storage URI, run records, the Optuna study database, schedulers counting epochs,
+--overwrite deleting only the experiment, and resuming after the driver was killed with SIGKILL
+(from the newest checkpoint, on the same data)."""
 
 from __future__ import annotations
 
@@ -173,3 +174,17 @@ def test_overwrite_keeps_the_old_results_when_the_new_search_cannot_start(tmp_pa
     run = _cli("search", str(config), "--overwrite", env=env, timeout=120)
     assert run.returncode == 2 and "no such folder" in run.stderr and run.stderr.count("\n") == 1
     assert (old / "summary.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("name", ["..", "."])
+def test_overwrite_with_a_name_outside_the_experiment_deletes_nothing(tmp_path, env, name):
+    # Seen before names were checked: `name: ..` with --overwrite deleted storage_path's parent.
+    (tmp_path / "results" / "other").mkdir(parents=True)
+    (tmp_path / "results" / "other" / "summary.json").write_text("{}")
+    (tmp_path / "beside.txt").write_text("keep")
+    config = _experiment(tmp_path, name, file="exp", train={"epochs": 1}, search=ONE_TRIAL)
+    run = _cli("search", str(config), "--overwrite", env=env, timeout=300)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr[-3000:]
+    assert f"exp.yaml: name: '{name}' is not a plain folder name" in run.stderr
+    assert (tmp_path / "results" / "other" / "summary.json").read_text() == "{}"
+    assert (tmp_path / "beside.txt").read_text() == "keep" and config.is_file()
