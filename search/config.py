@@ -62,8 +62,9 @@ class SpaceConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Trial scheduler: `asha` (ASHAScheduler, max_t = train.epochs) or `fifo` (every trial runs
-    all epochs, as the study did)."""
+    """Trial scheduler: `asha` (ASHAScheduler on the reported `epoch`, max_t = train.epochs, so
+    rungs are epochs whatever `train.eval_every_steps` is) or `fifo` (every trial runs all epochs,
+    as the study did)."""
 
     name: str = "asha"
     grace_period: int = 1
@@ -83,8 +84,8 @@ class SearchConfig:
         max_concurrent_trials: Trials running at once.
         metric, mode: What the searcher and scheduler optimise (set once, here).
         seed: Seed of the sampler.
-        stop_on_collapse: End a trial once `collapsed` held for this many consecutive evaluations
-            (`None`: never).
+        stop_on_collapse: End a trial once `collapsed` held at every evaluation through this many
+            consecutive epoch ends (`None`: never).
         stop_on_diverged: End a trial whose loss became NaN or inf (it also ends itself).
         max_failures: Retries of a failed trial, each from its last checkpoint.
         checkpoints_to_keep: Checkpoints kept per trial (the latest ones).

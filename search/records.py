@@ -16,6 +16,7 @@ from typing import Any
 from ray import tune
 
 from sweetspot import layout, storage
+from sweetspot.search.stoppers import collapsed_epochs
 from sweetspot.trainable import keys
 
 STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "errored"}
@@ -26,8 +27,8 @@ class SummaryCallback(tune.Callback):
     trial's end and the experiment's end. `folder` is a local path or a storage URI.
 
     Statuses: `pending`, `running`, `terminated` (all epochs), `early_stopped` (stopped by the
-    scheduler before `max_epochs`), `collapsed` (stopped after `collapse_patience` collapsed
-    evaluations in a row), `diverged`, `errored` (with the error's last line).
+    scheduler before `max_epochs`), `collapsed` (stopped after `collapse_patience` epochs collapsed,
+    `stoppers.collapsed_epochs`), `diverged`, `errored` (with the error's last line).
     """
 
     def __init__(self, folder: str | Path, *, metric: str, mode: str, max_epochs: int,
@@ -78,11 +79,7 @@ class SummaryCallback(tune.Callback):
         scored = [r for r in rows if self.metric in r and not r.get(keys.DIVERGED)]
         pick = max if self.mode == "max" else min
         best = pick(scored, key=lambda r: r[self.metric]) if scored else {}
-        streak = 0
-        for row in reversed(rows):
-            if not row.get(keys.COLLAPSED):
-                break
-            streak += 1
+        streak = collapsed_epochs(rows)
         epochs = int(last.get(keys.EPOCH, 0))
         status, error = STATUS.get(trial.status, "terminated"), None
         if trial.status == "ERROR":
@@ -91,7 +88,7 @@ class SummaryCallback(tune.Callback):
             if last.get(keys.DIVERGED):
                 status, error = "diverged", "stopped: the training loss became NaN or inf"
             elif self.collapse_patience and streak >= self.collapse_patience and epochs < self.max_epochs:
-                status, error = "collapsed", f"stopped: collapsed for {streak} consecutive evaluations"
+                status, error = "collapsed", f"stopped: collapsed for {streak} consecutive epochs"
             elif epochs < self.max_epochs:
                 status = "early_stopped"
         return {"trial_id": trial.trial_id, "status": status, "config": dict(trial.config),

@@ -206,7 +206,9 @@ def _tuner(config: ExperimentConfig, trainable, folder: str):
             searcher = Repeater(searcher, repeat=search.seeds)
         num_samples = search.num_samples * search.seeds
     if search.scheduler.name == "asha":
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.train.epochs,
+        # Rungs and max_t in epochs, read from the reported `epoch` (fractional with
+        # train.eval_every_steps): training_iteration counts reports, not epochs.
+        scheduler = ASHAScheduler(time_attr=keys.EPOCH, max_t=config.train.epochs,
                                   grace_period=search.scheduler.grace_period, reduction_factor=search.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()

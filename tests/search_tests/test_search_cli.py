@@ -67,12 +67,12 @@ def test_collapse_stopper_ends_collapsed_trials_and_says_why_with_a_storage_uri(
     folder = f"file://{tmp_path / 'results' / 'collapse'}"
     status = json.loads(_cli("status", folder, "--json", env=env).stdout)
     (trial,) = status["trials"]
-    assert trial["status"] == "collapsed" and trial["epochs"] == 2  # of 4: stopped after 2 collapsed evaluations
-    assert trial["error"] == "stopped: collapsed for 2 consecutive evaluations"
+    assert trial["status"] == "collapsed" and trial["epochs"] == 2  # of 4: stopped after 2 collapsed epochs
+    assert trial["error"] == "stopped: collapsed for 2 consecutive epochs"
     rows = [json.loads(l) for l in (tmp_path / "results" / "collapse" / f"trial_{trial['trial_id']}" / "result.json").read_text().splitlines()]
     assert [r["collapsed"] for r in rows] == [1, 1] and rows[-1]["val_pred_entropy"] <= 0.2 * rows[-1]["val_true_entropy"]
     table = _cli("status", folder, env=env).stdout
-    assert "collapsed" in table and "stopped: collapsed for 2 consecutive evaluations" in table
+    assert "collapsed" in table and "stopped: collapsed for 2 consecutive epochs" in table
 
 
 def _wait_for(predicate, timeout):
@@ -188,3 +188,17 @@ def test_overwrite_with_a_name_outside_the_experiment_deletes_nothing(tmp_path, 
     assert f"exp.yaml: name: '{name}' is not a plain folder name" in run.stderr
     assert (tmp_path / "results" / "other" / "summary.json").read_text() == "{}"
     assert (tmp_path / "beside.txt").read_text() == "keep" and config.is_file()
+
+
+def test_asha_counts_epochs_when_trials_report_several_times_an_epoch(tmp_path, env):
+    # 320 documents / 16 = 20 steps an epoch: a report every 3 steps gives 7 reports an epoch. With
+    # ASHA on training_iteration (max_t = epochs = 2) the trial stopped after 2 reports.
+    config = _experiment(tmp_path, "asha", train={"epochs": 2, "batch_size": 16, "eval_every_steps": 3},
+                         search={**ONE_TRIAL, "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2}})
+    run = _cli("search", str(config), env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = tmp_path / "results" / "asha"
+    (trial,) = json.loads(_cli("status", str(folder), "--json", env=env).stdout)["trials"]
+    rows = [json.loads(l) for l in (folder / f"trial_{trial['trial_id']}" / "result.json").read_text().splitlines()]
+    assert len(rows) >= 2 * 7 and rows[-1]["epoch"] == 2 and rows[-1]["step"] == 40
+    assert trial["status"] == "terminated" and trial["epochs"] == 2
