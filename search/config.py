@@ -80,7 +80,8 @@ class SearchConfig:
             combination of the space's lists, `num_samples` is ignored).
         num_samples: Configurations to sample (`tpe`, `random`).
         seeds: Runs of every configuration, with seeds `train.seed`, `train.seed + 1`, ...
-            (`tpe`/`random` then report each configuration's mean to the searcher).
+            (`tpe`/`random` then report each configuration's mean to the searcher, so they refuse
+            more than one seed with `asha`, which would stop seeds at different epochs).
         max_concurrent_trials: Trials running at once.
         metric, mode: What the searcher and scheduler optimise (set once, here).
         seed: Seed of the sampler.
@@ -290,6 +291,11 @@ def _check_values(c: ExperimentConfig) -> None:
     need(c.search.max_concurrent_trials >= 1, "search.max_concurrent_trials: must be >= 1")
     need(c.search.algorithm in ("tpe", "random", "grid"), f"search.algorithm: expected tpe, random or grid, got {c.search.algorithm!r}")
     need(c.search.seeds >= 1, "search.seeds: must be >= 1")
+    # Repeater averages a configuration's seeds for Optuna; ASHA stops seeds at different epochs,
+    # so that mean would mix epochs (Ray's docs warn against Repeater with early stopping).
+    need(c.search.seeds == 1 or c.search.algorithm == "grid" or c.search.scheduler.name != "asha",
+         f"search.seeds: {c.search.seeds} seeds with scheduler asha would give Optuna means over different epochs; "
+         "use scheduler fifo, or seeds: 1")
     need(c.search.stop_on_collapse is None or c.search.stop_on_collapse >= 1, "search.stop_on_collapse: must be >= 1")
     need(c.search.max_failures >= 0, "search.max_failures: must be >= 0")
     need(c.search.checkpoints_to_keep >= 1, "search.checkpoints_to_keep: must be >= 1")
