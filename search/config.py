@@ -92,7 +92,8 @@ class SearchConfig:
         checkpoints_to_keep: Checkpoints kept per trial (the latest ones).
         study_storage: Where the Optuna study lives: an RDB URL (`postgresql://...`,
             `sqlite:///...`); `None` means `sqlite:///<results folder>/optuna.db` (or, when the
-            results go to a cloud URI, a SQLite file under ~/.cache/sweetspot/optuna/).
+            results go to a storage URI, `~/.cache/sweetspot/optuna/<name>-<hash of the results
+            URI>.db`, recorded in `sweetspot.yaml` as `optuna_storage`).
     """
 
     algorithm: str = "tpe"

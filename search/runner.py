@@ -6,6 +6,7 @@ a running cluster (`--address auto`, `ray://…`, or `RAY_ADDRESS`).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -47,14 +48,32 @@ def trial_configs(config: ExperimentConfig) -> list[dict[str, Any]]:
 
 
 def study_storage_url(config: ExperimentConfig) -> str:
+    """Where the Optuna study lives: `search.study_storage`, else `optuna.db` in the results
+    folder, else (results on a storage URI: SQLite needs a local file) a file beside the driver
+    named by the whole results location, so two experiments of one name never share a study."""
     if config.search.study_storage:
         return config.search.study_storage
     folder = experiment_dir(config)
-    if storage.is_uri(folder):  # SQLite needs a local file: keep the study beside the driver
-        local = Path.home() / ".cache" / "sweetspot" / "optuna" / f"{config.name}.db"
+    if storage.is_uri(folder):
+        digest = hashlib.sha256(folder.encode()).hexdigest()[:12]
+        local = Path.home() / ".cache" / "sweetspot" / "optuna" / f"{config.name}-{digest}.db"
         local.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{local}"
     return f"sqlite:///{Path(folder) / STUDY_FILE}"
+
+
+def _study_elsewhere(config: ExperimentConfig) -> str | None:
+    """The study's storage URL when the study lives outside the results folder (`search.study_storage`,
+    or results on a URI); `None` when it is the folder's own `optuna.db`, or there is none (grid)."""
+    if config.search.algorithm == "grid" or not (config.search.study_storage or storage.is_uri(experiment_dir(config))):
+        return None
+    return study_storage_url(config)
+
+
+def _study_exists(config: ExperimentConfig, url: str) -> bool:
+    import optuna
+
+    return config.name in optuna.get_all_study_names(storage=url)
 
 
 def _init_ray(address: str | None, dashboard: bool) -> None:
@@ -95,9 +114,14 @@ def _join_failure(error: BaseException) -> str:
     return str(chain[0]).splitlines()[0]
 
 
+# What sweetspot.yaml records beside the config: where the run's prepared data and its Optuna study
+# are. Neither is part of the config a resume compares.
+RECORDED = ("prepared_path", "optuna_storage")
+
+
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
     """A resolved config without what may legitimately differ between a run and its resume."""
-    return {k: v for k, v in resolved.items() if k not in ("storage_path", "prepared_path")}
+    return {k: v for k, v in resolved.items() if k not in ("storage_path", *RECORDED)}
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -249,6 +273,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
 
     folder = experiment_dir(config)
     replace = False
+    study_elsewhere = None if resume else _study_elsewhere(config)
     if resume:
         _check_resumable(config, folder)
     elif not storage.is_empty_dir(folder):
@@ -256,14 +281,23 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
             raise ConfigError(f"{folder}: already holds results (use another `name`, --resume to continue them, "
                               f"or --overwrite to replace them)")
         replace = True
+    if study_elsewhere and not overwrite and _study_exists(config, study_elsewhere):
+        # A new search must not silently continue an old study's trials.
+        raise ConfigError(f"{study_elsewhere}: already holds an Optuna study named {config.name!r} (use another `name`, "
+                          f"or --overwrite to start a new study)")
 
     prepared = prepare_data(config)
     # Before the first write or delete: bad data or a cluster that refuses us changes no folder.
     _init_ray(address, dashboard)
     if replace:
         _delete_results(config, folder)
+    if study_elsewhere and overwrite and _study_exists(config, study_elsewhere):
+        import optuna
+
+        optuna.delete_study(study_name=config.name, storage=study_elsewhere)
     if not resume:
-        resolved = {**to_dict(config), "prepared_path": str(prepared.path)}
+        resolved = {**to_dict(config), "prepared_path": str(prepared.path),
+                    "optuna_storage": None if config.search.algorithm == "grid" else study_storage_url(config)}
         storage.write_text(storage.join(folder, layout.CONFIG_FILE), yaml.safe_dump(resolved, sort_keys=False))
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # a bar per trial per epoch is noise
@@ -282,7 +316,8 @@ def load_saved_config(folder: str) -> ExperimentConfig:
     if not storage.exists(config_file):
         raise ConfigError(f"{folder}: holds no experiment to resume (no {layout.CONFIG_FILE})")
     saved = yaml.safe_load(storage.read_text(config_file))
-    saved.pop("prepared_path", None)
+    for key in RECORDED:
+        saved.pop(key, None)
     location = folder.rstrip("/")
     saved["storage_path"] = location.rsplit("/", 1)[0] if storage.is_uri(location) else str(Path(location).resolve().parent)
     saved["name"] = location.rsplit("/", 1)[1] if storage.is_uri(location) else Path(location).resolve().name

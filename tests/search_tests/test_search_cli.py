@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,3 +203,32 @@ def test_asha_counts_epochs_when_trials_report_several_times_an_epoch(tmp_path, 
     rows = [json.loads(l) for l in (folder / f"trial_{trial['trial_id']}" / "result.json").read_text().splitlines()]
     assert len(rows) >= 2 * 7 and rows[-1]["epoch"] == 2 and rows[-1]["step"] == 40
     assert trial["status"] == "terminated" and trial["epochs"] == 2
+
+
+def test_overwrite_with_a_uri_storage_path_starts_a_new_optuna_study(tmp_path, env):
+    config = _experiment(tmp_path, "uri-study", storage_path=f"file://{tmp_path / 'results'}", train={"epochs": 1, "batch_size": 16},
+                         search={"num_samples": 1, "scheduler": {"name": "fifo"},
+                                 "space": {"optimizer": ["adam", "adamw"], "lr_factor": {"low": 0.1, "high": 1.0}}})
+    env = {**env, "HOME": str(tmp_path / "home")}  # the study of URI results lives under ~/.cache/sweetspot/optuna
+    folder = tmp_path / "results" / "uri-study"
+
+    def study_trials():
+        (db,) = (tmp_path / "home" / ".cache" / "sweetspot" / "optuna").glob("uri-study*.db")
+        return db, optuna.load_study(study_name="uri-study", storage=f"sqlite:///{db}").trials
+
+    first = _cli("search", str(config), env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert len(study_trials()[1]) == 1
+    # --overwrite starts a new study: TPE does not continue from the replaced search's trials.
+    second = _cli("search", str(config), "--overwrite", env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    db, (trial,) = study_trials()
+    (record,) = json.loads(_cli("status", f"file://{folder}", "--json", env=env).stdout)["trials"]
+    assert trial.params["optimizer"] == record["config"]["optimizer"]
+    # The study is named by the whole results location, and sweetspot.yaml says where it is.
+    assert db.name.startswith("uri-study-") and yaml.safe_load((folder / "sweetspot.yaml").read_text())["optuna_storage"] == f"sqlite:///{db}"
+    # With the results folder gone (or on another machine), a new search refuses the old study.
+    shutil.rmtree(folder)
+    again = _cli("search", str(config), env=env, timeout=120)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr[-3000:]
+    assert "already holds an Optuna study named 'uri-study'" in again.stderr and not folder.exists()
