@@ -114,9 +114,9 @@ def _join_failure(error: BaseException) -> str:
     return str(chain[0]).splitlines()[0]
 
 
-# What sweetspot.yaml records beside the config: where the run's prepared data and its Optuna study
-# are. Neither is part of the config a resume compares.
-RECORDED = ("prepared_path", "optuna_storage")
+# What sweetspot.yaml records beside the config: where the run's prepared data and study are, and
+# the prepared data's fingerprint. None of it is part of the config a resume compares.
+RECORDED = ("prepared_path", "prepared_data", "optuna_storage")
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +133,8 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def _check_resumable(config: ExperimentConfig, folder: str) -> None:
+def _check_resumable(config: ExperimentConfig, folder: str) -> dict[str, Any]:
+    """The folder's saved config, when it holds an experiment of this config to resume."""
     import ray.tune
 
     config_file = storage.join(folder, layout.CONFIG_FILE)
@@ -143,6 +144,31 @@ def _check_resumable(config: ExperimentConfig, folder: str) -> None:
     differ = _differences(_comparable(saved), _comparable(to_dict(config)))
     if differ:
         raise ConfigError(f"{folder}: holds an experiment from a different config (differs in: {', '.join(differ)})")
+    return saved
+
+
+def _data_record(prepared: Prepared) -> dict[str, Any]:
+    """What identifies the prepared data: its cache key and what the key covers that a config
+    does not show (the input files' content hashes, the tokenizer's fingerprint)."""
+    m = prepared.manifest
+    return {"key": m["key"], "inputs": m["inputs"], "tokenizer": m["tokenizer"]["fingerprint"]}
+
+
+def _check_same_data(folder: str, saved: dict[str, Any], prepared: Prepared) -> None:
+    """Refuses to resume on other data than the search started on (the same config over changed
+    input files): the remaining trials would train on it, and the trials would not compare."""
+    before, now = saved.get("prepared_data"), _data_record(prepared)
+    if before is None:  # recorded before the fingerprint was: the prepared folder's name ends in the key
+        old_key, changed = Path(str(saved.get("prepared_path"))).name.rsplit("-", 1)[-1], []
+    else:
+        # An input's fingerprint is "<file name>:sha256:<content hash>": name the files that changed.
+        old_key = before["key"]
+        changed = [str(f).split(":")[0] for role, f in now["inputs"].items() if before["inputs"].get(role) != f]
+        changed += ["the tokenizer"] if before["tokenizer"] != now["tokenizer"] else []
+    if now["key"][:12] != old_key[:12]:
+        raise ConfigError(f"{folder}: the data changed since this search started (changed: {', '.join(changed) or 'the prepared data'}; "
+                          f"prepared key {old_key[:12]} in {layout.CONFIG_FILE}, {now['key'][:12]} now): resuming would "
+                          f"train the remaining trials on other data; start a new search instead")
 
 
 def _local_path(location: str) -> Path | None:
@@ -275,7 +301,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     replace = False
     study_elsewhere = None if resume else _study_elsewhere(config)
     if resume:
-        _check_resumable(config, folder)
+        saved = _check_resumable(config, folder)
     elif not storage.is_empty_dir(folder):
         if not overwrite:
             raise ConfigError(f"{folder}: already holds results (use another `name`, --resume to continue them, "
@@ -287,6 +313,8 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
                           f"or --overwrite to start a new study)")
 
     prepared = prepare_data(config)
+    if resume:
+        _check_same_data(folder, saved, prepared)
     # Before the first write or delete: bad data or a cluster that refuses us changes no folder.
     _init_ray(address, dashboard)
     if replace:
@@ -296,7 +324,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
 
         optuna.delete_study(study_name=config.name, storage=study_elsewhere)
     if not resume:
-        resolved = {**to_dict(config), "prepared_path": str(prepared.path),
+        resolved = {**to_dict(config), "prepared_path": str(prepared.path), "prepared_data": _data_record(prepared),
                     "optuna_storage": None if config.search.algorithm == "grid" else study_storage_url(config)}
         storage.write_text(storage.join(folder, layout.CONFIG_FILE), yaml.safe_dump(resolved, sort_keys=False))
 

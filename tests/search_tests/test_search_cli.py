@@ -232,3 +232,20 @@ def test_overwrite_with_a_uri_storage_path_starts_a_new_optuna_study(tmp_path, e
     again = _cli("search", str(config), env=env, timeout=120)
     assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr[-3000:]
     assert "already holds an Optuna study named 'uri-study'" in again.stderr and not folder.exists()
+
+
+def test_resume_refuses_when_the_input_files_changed(tmp_path, env, datasets_dir):
+    data = tmp_path / "go_emotions"
+    shutil.copytree(datasets_dir / "go_emotions", data)
+    config = _experiment(tmp_path, "data", data={**SLICE, "path": str(data)}, train={"epochs": 1, "batch_size": 16},
+                         search={**ONE_TRIAL, "scheduler": {"name": "fifo"}})
+    folder = tmp_path / "results" / "data"
+    run = _cli("search", str(config), env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = (folder / "summary.json").read_bytes()
+    with open(data / "train.tsv", "a") as f:  # one more labelled document
+        f.write("a document added after the search started\t3\tzzzzzzz\n")
+    resumed = _cli("resume", str(folder), env=env, timeout=300)
+    assert resumed.returncode == 2 and resumed.stderr.count("\n") == 1, resumed.stderr[-3000:]
+    assert "the data changed since this search started (changed: train.tsv;" in resumed.stderr
+    assert "sweetspot.yaml" in resumed.stderr and (folder / "summary.json").read_bytes() == summary
