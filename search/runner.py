@@ -19,7 +19,7 @@ from sweetspot.data.load import read_split
 from sweetspot.data.prepare import Prepared, prepare
 from sweetspot import layout, storage
 from sweetspot.search.config import ConfigError, ExperimentConfig, load_experiment_dict, to_dict
-from sweetspot.search.space import define_by_run, grid
+from sweetspot.search.space import define_by_run, grid, sampler
 from sweetspot.trainable import keys
 from sweetspot.trainable.model import tokenizer_name
 
@@ -245,12 +245,11 @@ def _tuner(config: ExperimentConfig, trainable, folder: str):
         searcher, num_samples = BasicVariantGenerator(points_to_evaluate=configs, max_concurrent=search.max_concurrent_trials), len(configs)
         param_space = {key: None for key in configs[0]}  # the keys the points fill in
     else:
-        sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "tpe"
-                   else optuna.samplers.RandomSampler(seed=search.seed))
         # A define-by-run space fixes the Optuna study at construction, and Tune never forwards
         # TuneConfig's metric/mode to it (it skips set_search_properties for an empty
         # param_space), so this searcher is the one place besides TuneConfig that is told them.
-        searcher = OptunaSearch(space=define_by_run(search.space), sampler=sampler, metric=search.metric, mode=search.mode,
+        searcher = OptunaSearch(space=define_by_run(search.space), sampler=sampler(search.algorithm, search.seed),
+                                metric=search.metric, mode=search.mode,
                                 storage=optuna.storages.RDBStorage(study_storage_url(config)), study_name=config.name)
         if search.seeds > 1:  # every sampled configuration runs with `seeds` seeds; Optuna sees their mean
             searcher = Repeater(searcher, repeat=search.seeds)

@@ -129,7 +129,8 @@ def test_killed_driver_resumes_without_losing_or_rerunning_finished_trials(tmp_p
     study = optuna.load_study(study_name="kill", storage=f"sqlite:///{folder / 'optuna.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 6 - 2  # trials in flight at the kill may be recorded again when they rerun
-    assert {round(t.params["lr"], 12) for t in complete} <= {round(t["config"]["lr"], 12) for t in status["trials"]}
+    # Each optimizer's lr is its own parameter (search/space.py).
+    assert {round(t.params[f"lr_{t.params['optimizer']}"], 12) for t in complete} <= {round(t["config"]["lr"], 12) for t in status["trials"]}
 
 
 def test_resume_refuses_an_empty_folder_and_a_different_config(tmp_path, env):
