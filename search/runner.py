@@ -235,6 +235,7 @@ def _tuner(config: ExperimentConfig, trainable, folder: str):
     from ray.tune.search.optuna import OptunaSearch
     from ray.tune.stopper import CombinedStopper
 
+    from sweetspot.search.checkpoints import ResumeFromNewestCheckpoint
     from sweetspot.search.records import SummaryCallback
     from sweetspot.search.stoppers import CollapseStopper, DivergedStopper
 
@@ -281,7 +282,8 @@ def _tuner(config: ExperimentConfig, trainable, folder: str):
             failure_config=tune.FailureConfig(max_failures=search.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=search.checkpoints_to_keep),
             callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs,
-                                       collapse_patience=search.stop_on_collapse)],
+                                       collapse_patience=search.stop_on_collapse),
+                       ResumeFromNewestCheckpoint()],
         ),
     )
 

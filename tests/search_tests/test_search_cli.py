@@ -76,13 +76,13 @@ def test_collapse_stopper_ends_collapsed_trials_and_says_why_with_a_storage_uri(
     assert "collapsed" in table and "stopped: collapsed for 2 consecutive epochs" in table
 
 
-def _wait_for(predicate, timeout):
+def _wait_for(predicate, timeout, interval=1.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(1)
+        time.sleep(interval)
     raise AssertionError("timed out")
 
 
@@ -250,3 +250,50 @@ def test_resume_refuses_when_the_input_files_changed(tmp_path, env, datasets_dir
     assert resumed.returncode == 2 and resumed.stderr.count("\n") == 1, resumed.stderr[-3000:]
     assert "the data changed since this search started (changed: train.tsv;" in resumed.stderr
     assert "sweetspot.yaml" in resumed.stderr and (folder / "summary.json").read_bytes() == summary
+
+
+def test_killed_driver_resumes_a_trial_from_its_newest_checkpoint(tmp_path, env):
+    # Tune resumes a trial from the checkpoint its experiment snapshot names, and the snapshot (with
+    # result.json) is uploaded every ~10 s (at once after `checkpoints_to_keep` checkpoints), while
+    # the trial writes its checkpoints as it goes. TUNE_GLOBAL_CHECKPOINT_S and checkpoints_to_keep
+    # widen that window so that the driver is always killed inside it: the snapshot knows no
+    # checkpoint, the disk holds several.
+    config = _experiment(tmp_path, "ckpt", train={"epochs": 2, "batch_size": 16, "eval_every_steps": 3},
+                         search={**ONE_TRIAL, "scheduler": {"name": "fifo"}, "checkpoints_to_keep": 20})
+    folder = tmp_path / "results" / "ckpt"
+
+    def checkpoint_steps():  # 20 steps an epoch, a report and a checkpoint every 3 steps
+        steps = {}
+        for state in folder.glob("trial_*/checkpoint_*/trainer_state.json"):
+            try:
+                steps[state.parent.name] = json.loads(state.read_text())["step"]
+            except (OSError, json.JSONDecodeError):
+                pass  # being written
+        return steps
+
+    driver = subprocess.Popen([sys.executable, "-m", "sweetspot.cli", "search", str(config)], cwd=REPO,
+                              env={**env, "TUNE_GLOBAL_CHECKPOINT_S": "3600"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: max(checkpoint_steps().values(), default=0) >= 9, timeout=300, interval=0.05)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the embedded Ray it started
+        driver.wait()
+    (trial_dir,) = folder.glob("trial_*")
+    names = sorted(p.name for p in trial_dir.glob("checkpoint_*"))
+    # The newest checkpoint may have been cut short by the kill (its report was never recorded):
+    # the trial redoes it from the one before, the newest one known to be complete.
+    resume_from = json.loads((trial_dir / names[-2] / "trainer_state.json").read_text())
+    assert 0 < resume_from["batch_in_epoch"] < 20  # killed mid-epoch, after a mid-epoch checkpoint
+    before = {name: (trial_dir / name / "model.safetensors").read_bytes() for name in names[:-1]}
+
+    resumed = _cli("resume", str(folder), env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = [json.loads(l) for l in (trial_dir / "result.json").read_text().splitlines()]
+    first_after = [r for r in rows if r.get("iterations_since_restore") == 1][-1]  # the resumed run's first report
+    assert first_after["step"] == resume_from["step"] + 3, (resume_from, first_after)
+    # No report is missing from the records, the ones before the resume included; none is doubled.
+    assert [r["step"] for r in rows] == sorted(set(range(3, 41, 3)) | {20, 40}), [r["step"] for r in rows]
+    # The checkpoints written before the kill were kept, not written over by a rerun.
+    for name, weights in before.items():
+        assert (trial_dir / name / "model.safetensors").read_bytes() == weights, name
