@@ -2,10 +2,11 @@
 
 An unknown key or a value of the wrong type fails with the key's dotted name:
 
-    >>> load_experiment_dict({"train": {"epochs": "three"}})
-    Traceback (most recent call last):
-    ...
-    sweetspot.search.config.ConfigError: train.epochs: expected int, got 'three'
+    >>> try:
+    ...     load_experiment_dict({"train": {"epochs": "three"}})
+    ... except ConfigError as e:
+    ...     print(e)
+    train.epochs: expected int, got 'three'
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from sweetspot.data.config import DataConfig
+from sweetspot.layout import LayoutError, check_name
 from sweetspot.trainable.config import ModelConfig, TrainConfig
 
 
@@ -61,8 +63,9 @@ class SpaceConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Trial scheduler: `asha` (ASHAScheduler, max_t = train.epochs) or `fifo` (every trial runs
-    all epochs, as the study did)."""
+    """Trial scheduler: `asha` (ASHAScheduler on the reported `epoch`, max_t = train.epochs, so
+    rungs are epochs whatever `train.eval_every_steps` is) or `fifo` (every trial runs all epochs,
+    as the study did)."""
 
     name: str = "asha"
     grace_period: int = 1
@@ -78,18 +81,20 @@ class SearchConfig:
             combination of the space's lists, `num_samples` is ignored).
         num_samples: Configurations to sample (`tpe`, `random`).
         seeds: Runs of every configuration, with seeds `train.seed`, `train.seed + 1`, ...
-            (`tpe`/`random` then report each configuration's mean to the searcher).
+            (`tpe`/`random` then report each configuration's mean to the searcher, so they refuse
+            more than one seed with `asha`, which would stop seeds at different epochs).
         max_concurrent_trials: Trials running at once.
         metric, mode: What the searcher and scheduler optimise (set once, here).
         seed: Seed of the sampler.
-        stop_on_collapse: End a trial once `collapsed` held for this many consecutive evaluations
-            (`None`: never).
+        stop_on_collapse: End a trial once `collapsed` held at every evaluation through this many
+            consecutive epoch ends (`None`: never).
         stop_on_diverged: End a trial whose loss became NaN or inf (it also ends itself).
         max_failures: Retries of a failed trial, each from its last checkpoint.
         checkpoints_to_keep: Checkpoints kept per trial (the latest ones).
         study_storage: Where the Optuna study lives: an RDB URL (`postgresql://...`,
             `sqlite:///...`); `None` means `sqlite:///<results folder>/optuna.db` (or, when the
-            results go to a cloud URI, a SQLite file under ~/.cache/sweetspot/optuna/).
+            results go to a storage URI, `~/.cache/sweetspot/optuna/<name>-<hash of the results
+            URI>.db`, recorded in `sweetspot.yaml` as `optuna_storage`).
     """
 
     algorithm: str = "tpe"
@@ -268,7 +273,10 @@ def _check_values(c: ExperimentConfig) -> None:
         if not ok:
             raise ConfigError(message)
 
-    need(bool(c.name) and "/" not in c.name, f"name: must be a non-empty folder name, got {c.name!r}")
+    try:  # one plain folder name: `..` or `.` would put the results (and --overwrite's delete) outside storage_path
+        check_name(c.name)
+    except LayoutError as e:
+        raise ConfigError(str(e)) from None
     need(c.train.epochs >= 1, "train.epochs: must be >= 1")
     need(c.train.batch_size >= 1, "train.batch_size: must be >= 1")
     need(c.train.schedule in ("constant", "linear"), f"train.schedule: expected constant or linear, got {c.train.schedule!r}")
@@ -285,6 +293,11 @@ def _check_values(c: ExperimentConfig) -> None:
     need(c.search.max_concurrent_trials >= 1, "search.max_concurrent_trials: must be >= 1")
     need(c.search.algorithm in ("tpe", "random", "grid"), f"search.algorithm: expected tpe, random or grid, got {c.search.algorithm!r}")
     need(c.search.seeds >= 1, "search.seeds: must be >= 1")
+    # Repeater averages a configuration's seeds for Optuna; ASHA stops seeds at different epochs,
+    # so that mean would mix epochs (Ray's docs warn against Repeater with early stopping).
+    need(c.search.seeds == 1 or c.search.algorithm == "grid" or c.search.scheduler.name != "asha",
+         f"search.seeds: {c.search.seeds} seeds with scheduler asha would give Optuna means over different epochs; "
+         "use scheduler fifo, or seeds: 1")
     need(c.search.stop_on_collapse is None or c.search.stop_on_collapse >= 1, "search.stop_on_collapse: must be >= 1")
     need(c.search.max_failures >= 0, "search.max_failures: must be >= 0")
     need(c.search.checkpoints_to_keep >= 1, "search.checkpoints_to_keep: must be >= 1")

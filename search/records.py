@@ -65,7 +65,7 @@ class SummaryCallback(tune.Callback):
         its result.json."""
         if trial.trial_id not in self._history:
             where = f"{layout.trial_folder(trial.trial_id)}/{layout.RESULT_FILE}"
-            self._history[trial.trial_id] = [layout.reported(r) for r in layout.parse_result_lines(_read_result_file(trial), where=where)]
+            self._history[trial.trial_id] = [layout.reported(r) for r in layout.parse_result_lines(read_result_file(trial), where=where)]
         return self._history[trial.trial_id]
 
     def _record(self, trial) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class SummaryCallback(tune.Callback):
         storage.write_text(storage.join(self.folder, layout.SUMMARY_FILE), json.dumps(summary, indent=1, default=str))
 
 
-def _read_result_file(trial) -> str:
+def read_result_file(trial) -> str:
     """The trial's result.json: from the driver's staging copy, else from the storage filesystem."""
     staged = Path(trial.local_path or "", layout.RESULT_FILE) if getattr(trial, "local_path", None) else None
     if staged is not None and staged.is_file():

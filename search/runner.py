@@ -6,11 +6,13 @@ a running cluster (`--address auto`, `ray://…`, or `RAY_ADDRESS`).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import yaml
 
@@ -18,7 +20,7 @@ from sweetspot.data.load import read_split
 from sweetspot.data.prepare import Prepared, prepare
 from sweetspot import layout, storage
 from sweetspot.search.config import ConfigError, ExperimentConfig, load_experiment_dict, to_dict
-from sweetspot.search.space import define_by_run, grid
+from sweetspot.search.space import define_by_run, grid, sampler
 from sweetspot.trainable import keys
 from sweetspot.trainable.model import tokenizer_name
 
@@ -47,14 +49,32 @@ def trial_configs(config: ExperimentConfig) -> list[dict[str, Any]]:
 
 
 def study_storage_url(config: ExperimentConfig) -> str:
+    """Where the Optuna study lives: `search.study_storage`, else `optuna.db` in the results
+    folder, else (results on a storage URI: SQLite needs a local file) a file beside the driver
+    named by the whole results location, so two experiments of one name never share a study."""
     if config.search.study_storage:
         return config.search.study_storage
     folder = experiment_dir(config)
-    if storage.is_uri(folder):  # SQLite needs a local file: keep the study beside the driver
-        local = Path.home() / ".cache" / "sweetspot" / "optuna" / f"{config.name}.db"
+    if storage.is_uri(folder):
+        digest = hashlib.sha256(folder.encode()).hexdigest()[:12]
+        local = Path.home() / ".cache" / "sweetspot" / "optuna" / f"{config.name}-{digest}.db"
         local.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{local}"
     return f"sqlite:///{Path(folder) / STUDY_FILE}"
+
+
+def _study_elsewhere(config: ExperimentConfig) -> str | None:
+    """The study's storage URL when the study lives outside the results folder (`search.study_storage`,
+    or results on a URI); `None` when it is the folder's own `optuna.db`, or there is none (grid)."""
+    if config.search.algorithm == "grid" or not (config.search.study_storage or storage.is_uri(experiment_dir(config))):
+        return None
+    return study_storage_url(config)
+
+
+def _study_exists(config: ExperimentConfig, url: str) -> bool:
+    import optuna
+
+    return config.name in optuna.get_all_study_names(storage=url)
 
 
 def _init_ray(address: str | None, dashboard: bool) -> None:
@@ -95,9 +115,14 @@ def _join_failure(error: BaseException) -> str:
     return str(chain[0]).splitlines()[0]
 
 
+# What sweetspot.yaml records beside the config: where the run's prepared data and study are, and
+# the prepared data's fingerprint. None of it is part of the config a resume compares.
+RECORDED = ("prepared_path", "prepared_data", "optuna_storage")
+
+
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
     """A resolved config without what may legitimately differ between a run and its resume."""
-    return {k: v for k, v in resolved.items() if k not in ("storage_path", "prepared_path")}
+    return {k: v for k, v in resolved.items() if k not in ("storage_path", *RECORDED)}
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -109,7 +134,8 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def _check_resumable(config: ExperimentConfig, folder: str) -> None:
+def _check_resumable(config: ExperimentConfig, folder: str) -> dict[str, Any]:
+    """The folder's saved config, when it holds an experiment of this config to resume."""
     import ray.tune
 
     config_file = storage.join(folder, layout.CONFIG_FILE)
@@ -119,6 +145,55 @@ def _check_resumable(config: ExperimentConfig, folder: str) -> None:
     differ = _differences(_comparable(saved), _comparable(to_dict(config)))
     if differ:
         raise ConfigError(f"{folder}: holds an experiment from a different config (differs in: {', '.join(differ)})")
+    return saved
+
+
+def _data_record(prepared: Prepared) -> dict[str, Any]:
+    """What identifies the prepared data: its cache key and what the key covers that a config
+    does not show (the input files' content hashes, the tokenizer's fingerprint)."""
+    m = prepared.manifest
+    return {"key": m["key"], "inputs": m["inputs"], "tokenizer": m["tokenizer"]["fingerprint"]}
+
+
+def _check_same_data(folder: str, saved: dict[str, Any], prepared: Prepared) -> None:
+    """Refuses to resume on other data than the search started on (the same config over changed
+    input files): the remaining trials would train on it, and the trials would not compare."""
+    before, now = saved.get("prepared_data"), _data_record(prepared)
+    if before is None:  # recorded before the fingerprint was: the prepared folder's name ends in the key
+        old_key, changed = Path(str(saved.get("prepared_path"))).name.rsplit("-", 1)[-1], []
+    else:
+        # An input's fingerprint is "<file name>:sha256:<content hash>": name the files that changed.
+        old_key = before["key"]
+        changed = [str(f).split(":")[0] for role, f in now["inputs"].items() if before["inputs"].get(role) != f]
+        changed += ["the tokenizer"] if before["tokenizer"] != now["tokenizer"] else []
+    if now["key"][:12] != old_key[:12]:
+        raise ConfigError(f"{folder}: the data changed since this search started (changed: {', '.join(changed) or 'the prepared data'}; "
+                          f"prepared key {old_key[:12]} in {layout.CONFIG_FILE}, {now['key'][:12]} now): resuming would "
+                          f"train the remaining trials on other data; start a new search instead")
+
+
+def _local_path(location: str) -> Path | None:
+    """A local path or `file://` URI as a path; `None` for an object store."""
+    if not storage.is_uri(location):
+        return Path(location).expanduser()
+    parsed = urlparse(location)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def _delete_results(config: ExperimentConfig, folder: str) -> None:
+    """Deletes the results folder `<storage_path>/<name>` and provably nothing outside it: `name`
+    is one plain folder name, and on a local disk the folder's real path (links resolved) must be
+    exactly `<real storage_path>/<name>`."""
+    name = layout.check_name(config.name)
+    target, parent = _local_path(folder), _local_path(config.storage_path)
+    if target is not None and parent is not None:
+        inside = target.resolve() == parent.resolve() / name
+    else:
+        inside = folder == storage.join(config.storage_path, name)
+    if not inside:
+        where = target.resolve() if target is not None else folder
+        raise ConfigError(f"{folder}: not deleted: it is {where}, not the folder {name!r} inside storage_path {config.storage_path}")
+    storage.delete_dir(folder)
 
 
 def _trainable(config: ExperimentConfig, prepared: Prepared):
@@ -183,18 +258,19 @@ def search_components(config: ExperimentConfig) -> SearchComponents:
         searcher, num_samples = BasicVariantGenerator(points_to_evaluate=configs, max_concurrent=search.max_concurrent_trials), len(configs)
         param_space = {key: None for key in configs[0]}  # the keys the points fill in
     else:
-        sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "tpe"
-                   else optuna.samplers.RandomSampler(seed=search.seed))
         # A define-by-run space fixes the Optuna study at construction, and Tune never forwards
         # TuneConfig's metric/mode to it (it skips set_search_properties for an empty
         # param_space), so this searcher is the one place besides TuneConfig that is told them.
-        searcher = OptunaSearch(space=define_by_run(search.space), sampler=sampler, metric=search.metric, mode=search.mode,
+        searcher = OptunaSearch(space=define_by_run(search.space), sampler=sampler(search.algorithm, search.seed),
+                                metric=search.metric, mode=search.mode,
                                 storage=optuna.storages.RDBStorage(study_storage_url(config)), study_name=config.name)
         if search.seeds > 1:  # every sampled configuration runs with `seeds` seeds; Optuna sees their mean
             searcher = Repeater(searcher, repeat=search.seeds)
         num_samples = search.num_samples * search.seeds
     if search.scheduler.name == "asha":
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=config.train.epochs,
+        # Rungs and max_t in epochs, read from the reported `epoch` (fractional with
+        # train.eval_every_steps): training_iteration counts reports, not epochs.
+        scheduler = ASHAScheduler(time_attr=keys.EPOCH, max_t=config.train.epochs,
                                   grace_period=search.scheduler.grace_period, reduction_factor=search.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()
@@ -209,6 +285,7 @@ def build_tuner(config: ExperimentConfig, trainable, folder: str):
     from ray import tune
     from ray.tune.stopper import CombinedStopper
 
+    from sweetspot.search.checkpoints import ResumeFromNewestCheckpoint
     from sweetspot.search.records import SummaryCallback
 
     search = config.search
@@ -232,7 +309,8 @@ def build_tuner(config: ExperimentConfig, trainable, folder: str):
             failure_config=tune.FailureConfig(max_failures=search.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=search.checkpoints_to_keep),
             callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs,
-                                       collapse_patience=search.stop_on_collapse)],
+                                       collapse_patience=search.stop_on_collapse),
+                       ResumeFromNewestCheckpoint()],
         ),
     )
 
@@ -249,21 +327,33 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
 
     folder = experiment_dir(config)
     replace = False
+    study_elsewhere = None if resume else _study_elsewhere(config)
     if resume:
-        _check_resumable(config, folder)
+        saved = _check_resumable(config, folder)
     elif not storage.is_empty_dir(folder):
         if not overwrite:
             raise ConfigError(f"{folder}: already holds results (use another `name`, --resume to continue them, "
                               f"or --overwrite to replace them)")
         replace = True
+    if study_elsewhere and not overwrite and _study_exists(config, study_elsewhere):
+        # A new search must not silently continue an old study's trials.
+        raise ConfigError(f"{study_elsewhere}: already holds an Optuna study named {config.name!r} (use another `name`, "
+                          f"or --overwrite to start a new study)")
 
     prepared = prepare_data(config)
+    if resume:
+        _check_same_data(folder, saved, prepared)
     # Before the first write or delete: bad data or a cluster that refuses us changes no folder.
     _init_ray(address, dashboard)
     if replace:
-        storage.delete_dir(folder)
+        _delete_results(config, folder)
+    if study_elsewhere and overwrite and _study_exists(config, study_elsewhere):
+        import optuna
+
+        optuna.delete_study(study_name=config.name, storage=study_elsewhere)
     if not resume:
-        resolved = {**to_dict(config), "prepared_path": str(prepared.path)}
+        resolved = {**to_dict(config), "prepared_path": str(prepared.path), "prepared_data": _data_record(prepared),
+                    "optuna_storage": None if config.search.algorithm == "grid" else study_storage_url(config)}
         storage.write_text(storage.join(folder, layout.CONFIG_FILE), yaml.safe_dump(resolved, sort_keys=False))
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # a bar per trial per epoch is noise
@@ -282,7 +372,8 @@ def load_saved_config(folder: str) -> ExperimentConfig:
     if not storage.exists(config_file):
         raise ConfigError(f"{folder}: holds no experiment to resume (no {layout.CONFIG_FILE})")
     saved = yaml.safe_load(storage.read_text(config_file))
-    saved.pop("prepared_path", None)
+    for key in RECORDED:
+        saved.pop(key, None)
     location = folder.rstrip("/")
     saved["storage_path"] = location.rsplit("/", 1)[0] if storage.is_uri(location) else str(Path(location).resolve().parent)
     saved["name"] = location.rsplit("/", 1)[1] if storage.is_uri(location) else Path(location).resolve().name

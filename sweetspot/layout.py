@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from sweetspot.trainable import keys
+from sweetspot.trainable.collapse import collapsed_epochs
 
 CONFIG_FILE = "sweetspot.yaml"
 SUMMARY_FILE = "summary.json"
@@ -118,11 +119,7 @@ def trial_record(*, trial_id: str, tune_status: str, config: dict[str, Any], row
     scored = [r for r in rows if metric in r and not r.get(keys.DIVERGED)]
     pick = max if mode == "max" else min
     best = pick(scored, key=lambda r: r[metric]) if scored else {}
-    streak = 0  # collapsed evaluations in a row, up to the last one
-    for row in reversed(rows):
-        if not row.get(keys.COLLAPSED):
-            break
-        streak += 1
+    streak = collapsed_epochs(rows)  # epoch ends the trial has stayed collapsed through, up to the last report
     epochs = int(last.get(keys.EPOCH, 0))
     status = RECORD_STATUS.get(tune_status, "terminated")
     error = error if status == "errored" else None
@@ -130,7 +127,7 @@ def trial_record(*, trial_id: str, tune_status: str, config: dict[str, Any], row
         if last.get(keys.DIVERGED):
             status, error = "diverged", "stopped: the training loss became NaN or inf"
         elif collapse_patience and streak >= collapse_patience and epochs < max_epochs:
-            status, error = "collapsed", f"stopped: collapsed for {streak} consecutive evaluations"
+            status, error = "collapsed", f"stopped: collapsed for {streak} consecutive epochs"
         elif epochs < max_epochs:
             status = "early_stopped"
     return {"trial_id": trial_id, "status": status, "config": dict(config), "folder": folder, "epochs": epochs,

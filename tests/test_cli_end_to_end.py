@@ -1,6 +1,6 @@
 """End to end through the CLI, as a user runs it: `sweetspot search` on a real local Ray
 (Optuna TPE + ASHA, 2 concurrent trials on this machine's CPUs, Ray Data inside the trials),
-then `sweetspot analyze --json` on the results folder."""
+then `sweetspot analyze --json` on the results folder, and the Optuna study beside it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 
 from tests.conftest import REPO
@@ -31,10 +32,15 @@ data: {{source: go_emotions, max_len: 48, train_limit: 320, validation_limit: 96
 model: {{name: tiny-distilbert}}
 train: {{epochs: 2, batch_size: 16}}
 search:
-  num_samples: 4
+  num_samples: 8
   max_concurrent_trials: 2
+  # val_loss never ties (val_p1 often does, at the floor), so ASHA's rung always ranks the trials;
+  # reduction factor 4 keeps the top quarter at epoch 1: ASHA stops a trial that reaches the rung
+  # below that quantile of those before it, so all 8 continue with probability about 4e-4.
+  metric: val_loss
+  mode: min
   space: {{optimizer: [adam, adamw], lr: {{low: 1.0e-4, high: 1.0e-2}}}}
-  scheduler: {{name: asha, grace_period: 1, reduction_factor: 2}}
+  scheduler: {{name: asha, grace_period: 1, reduction_factor: 4}}
 resources: {{cpus_per_trial: 1}}
 """)
     env = {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"),
@@ -48,7 +54,7 @@ resources: {{cpus_per_trial: 1}}
     assert analyze.returncode == 0, analyze.stderr
     summary = json.loads(analyze.stdout)
     trials = summary["trials"]
-    assert len(trials) == 4
+    assert len(trials) == 8
     assert 0.0 < summary["majority_p1"] < 1.0
     for trial in trials:
         assert trial["status"] in ("terminated", "early_stopped"), trial
@@ -66,6 +72,20 @@ resources: {{cpus_per_trial: 1}}
         assert state["epoch"] == trial["epochs"] and state["step"] == trial["epochs"] * 20  # 320 docs / 16
     assert any(t["epochs"] == 2 for t in trials)
     assert (folder / "sweetspot.yaml").is_file()
+
+    # ASHA stopped at least one trial at its epoch-1 rung.
+    stopped = [t for t in trials if t["status"] == "early_stopped"]
+    assert stopped and all(t["epochs"] == 1 for t in stopped), [(t["status"], t["epochs"]) for t in trials]
+    # The Optuna study holds every trial, each with the parameters the trial ran and the value of
+    # its last report (what OptunaSearch tells it when the trial ends, stopped or not).
+    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert len(study.trials) == 8 and {t.state for t in study.trials} == {optuna.trial.TrialState.COMPLETE}
+    ran = []
+    for trial in trials:
+        params = json.loads((folder / f"trial_{trial['trial_id']}" / "params.json").read_text())
+        ran.append((params["optimizer"], params[f"lr_{params['optimizer']}"], trial["history"][-1]["val_loss"]))
+    told = [(t.params["optimizer"], t.params[f"lr_{t.params['optimizer']}"], t.value) for t in study.trials]
+    assert sorted(told) == sorted(ran), (told, ran)
 
     # Two trials really ran at the same time on the two CPUs (and neither hung).
     spans = []

@@ -158,3 +158,17 @@ def early_verdict(rows: Sequence[dict[str, Any]], *, budget_epochs: float, entro
 
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def collapsed_epochs(rows: Iterable[dict[str, Any]]) -> int:
+    """The epochs a trial has stayed collapsed: the epoch ends (whole `epoch` values) reported
+    within its newest run of collapsed evaluations. Any evaluation that is not collapsed, at an
+    epoch end or between, ends the run."""
+    ends = set()
+    for row in reversed(list(rows)):
+        if not row.get(keys.COLLAPSED):
+            break
+        epoch = row.get(keys.EPOCH)
+        if isinstance(epoch, (int, float)) and float(epoch).is_integer():
+            ends.add(float(epoch))  # a set: an epoch end reported twice counts once
+    return len(ends)

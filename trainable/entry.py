@@ -9,6 +9,7 @@ under Ray Train's TorchTrainer (DDP) started inside the trial, each worker on a 
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import tempfile
@@ -26,6 +27,8 @@ from sweetspot.trainable.config import ModelConfig, TrainConfig, TrialParams
 from sweetspot.trainable.loop import TrainerState, fit, load_checkpoint, save_checkpoint
 from sweetspot.trainable.model import build_model
 from sweetspot.trainable.optimizers import build_optimizer, build_scheduler, param_groups
+
+REPORT_FILE = "report.json"  # each checkpoint carries its report: a resume may outrun Tune's records (search/checkpoints.py)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def train_fn(config: dict[str, Any], *, settings: TrialSettings, train_data: Any
     def report(metrics: dict[str, float], state: TrainerState) -> None:
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(Path(folder), model, optimizer, scheduler, state)
+            (Path(folder) / REPORT_FILE).write_text(json.dumps(metrics))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     node_id = ray.get_runtime_context().get_node_id()  # where this trial ran (multi-node placement)
@@ -143,6 +147,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
             return
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(Path(folder), model, optimizer, scheduler, state)
+            (Path(folder) / REPORT_FILE).write_text(json.dumps(metrics))
             ray_train.report(metrics, checkpoint=ray_train.Checkpoint.from_directory(folder))
 
     fit(ddp, optimizer, scheduler, train=settings.train, state=state, train_batches=train_batches,

@@ -45,6 +45,10 @@ def test_required_key_names_exist_with_defaults():
         ({"data": {"max_len": 2.5}}, "data.max_len: expected int"),
         ({"model": {"pooling": "max"}}, "model.pooling: expected cls or mean"),
         ({"train": {"epochs": 0}}, "train.epochs: must be >= 1"),
+        ({"name": ".."}, "name: '..' is not a plain folder name"),
+        ({"name": "."}, "name: '.' is not a plain folder name"),
+        ({"name": "a/b"}, "name: 'a/b' is not a plain folder name"),
+        ({"search": {"seeds": 2}}, "search.seeds: 2 seeds with scheduler asha would give Optuna means over different epochs"),
     ],
 )
 def test_bad_values_fail_with_the_dotted_key(raw, message):
@@ -52,6 +56,16 @@ def test_bad_values_fail_with_the_dotted_key(raw, message):
         load_experiment_dict(raw)
     assert str(e.value).startswith(message.split(":")[0]), str(e.value)
     assert message in str(e.value)
+
+
+def test_seeds_with_asha_are_refused_only_where_optuna_averages_them():
+    # tpe/random average a configuration's seeds for Optuna (Repeater); a grid's trials stand alone.
+    assert load_experiment_dict({"search": {"seeds": 2, "scheduler": {"name": "fifo"}}}).search.seeds == 2
+    grid = {"algorithm": "grid", "seeds": 2, "space": {"optimizer": ["adam"], "lr_factor": [1.0]}}
+    assert load_experiment_dict({"search": grid}).search.scheduler.name == "asha"
+    for algorithm in ("tpe", "random"):
+        with pytest.raises(ConfigError, match="search.seeds"):
+            load_experiment_dict({"search": {"algorithm": algorithm, "seeds": 3, "scheduler": {"name": "asha"}}})
 
 
 def test_floats_written_without_a_dot_are_numbers():
