@@ -55,6 +55,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "tpe-asha": {"search.algorithm": "tpe", "search.num_samples": 25, "search.scheduler.name": "asha"},
     "tpe-asha-collapse": {"search.algorithm": "tpe", "search.num_samples": 25, "search.scheduler.name": "asha",
                           "search.stop_on_collapse": 2},
+    # the early collapse stop decides within epoch 1 from evaluations every third of an epoch
+    "tpe-asha-early": {"search.algorithm": "tpe", "search.num_samples": 25, "search.scheduler.name": "asha",
+                       "search.stop_early_collapse": True, "train.eval_every_steps": 50},
 }
 SAMPLED_RANGE = {"low": 0.001, "high": 10.0}  # the study's range of lr factors, for the sampling methods
 COMMON = {"search.seeds": 1, "search.max_concurrent_trials": 2, "search.stop_on_diverged": True, "search.scheduler.grace_period": 1,
@@ -117,8 +120,8 @@ class Table:
         raw = json.loads(json.dumps(self.doc["config"]))  # a deep copy
         raw.pop("prepared_path", None)
         sampled = {"search.space.lr_factor": SAMPLED_RANGE} if METHODS[method]["search.algorithm"] != "grid" else {}
-        for dotted, value in {**COMMON, **sampled, **METHODS[method], "search.seed": replay_seed, "storage_path": storage,
-                              "name": f"replay-{method}-{replay_seed}", "train.eval_every_steps": None,
+        for dotted, value in {**COMMON, **sampled, "train.eval_every_steps": None, **METHODS[method],
+                              "search.seed": replay_seed, "storage_path": storage, "name": f"replay-{method}-{replay_seed}",
                               **(extra or {})}.items():
             node = raw
             *parents, leaf = dotted.split(".")
@@ -152,7 +155,7 @@ def simulate(table: Table, config, replay_seed: int, *, workdir: str):
 
     from sweetspot import layout
     from sweetspot.analysis.results import Results, TrialResult
-    from sweetspot.search.runner import experiment_dir, search_components
+    from sweetspot.search.runner import early_collapse_rule, experiment_dir, search_components
 
     Path(experiment_dir(config)).mkdir(parents=True, exist_ok=True)  # where the Optuna study lives
     parts = search_components(config)
@@ -190,7 +193,8 @@ def simulate(table: Table, config, replay_seed: int, *, workdir: str):
         history = [layout.reported(row) for row in r.rows[: r.done]]
         record = layout.trial_record(trial_id=r.trial_id, tune_status="TERMINATED", config=r.config, rows=history,
                                      metric=metric, mode=config.search.mode, max_epochs=budget,
-                                     collapse_patience=config.search.stop_on_collapse)
+                                     collapse_patience=config.search.stop_on_collapse,
+                                     early_collapse=early_collapse_rule(config))
         finished.append(TrialResult(trial_id=r.trial_id, status=record["status"], config=r.config, history=history))
 
     while True:

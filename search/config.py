@@ -88,6 +88,9 @@ class SearchConfig:
         seed: Seed of the sampler.
         stop_on_collapse: End a trial once `collapsed` held at every evaluation through this many
             consecutive epoch ends (`None`: never).
+        stop_early_collapse: End a trial within its first epoch once the early collapse rule
+            (`trainable.collapse.early_verdict`) calls it doomed: collapsed onto the label prior, or
+            too slow to leave the floor within `train.epochs`. Needs `train.eval_every_steps`.
         stop_on_diverged: End a trial whose loss became NaN or inf (it also ends itself).
         max_failures: Retries of a failed trial, each from its last checkpoint.
         checkpoints_to_keep: Checkpoints kept per trial (the latest ones).
@@ -107,6 +110,7 @@ class SearchConfig:
     space: SpaceConfig = field(default_factory=SpaceConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     stop_on_collapse: int | None = None
+    stop_early_collapse: bool = False
     stop_on_diverged: bool = True
     max_failures: int = 0
     checkpoints_to_keep: int = 1
@@ -299,6 +303,9 @@ def _check_values(c: ExperimentConfig) -> None:
          f"search.seeds: {c.search.seeds} seeds with scheduler asha would give Optuna means over different epochs; "
          "use scheduler fifo, or seeds: 1")
     need(c.search.stop_on_collapse is None or c.search.stop_on_collapse >= 1, "search.stop_on_collapse: must be >= 1")
+    need(not c.search.stop_early_collapse or c.train.eval_every_steps is not None,
+         "search.stop_early_collapse: decides from evaluations within the first epoch; set train.eval_every_steps "
+         "(e.g. a third of an epoch's steps)")
     need(c.search.max_failures >= 0, "search.max_failures: must be >= 0")
     need(c.search.checkpoints_to_keep >= 1, "search.checkpoints_to_keep: must be >= 1")
     if c.search.algorithm == "grid":

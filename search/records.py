@@ -27,10 +27,11 @@ class SummaryCallback(tune.Callback):
     """
 
     def __init__(self, folder: str | Path, *, metric: str, mode: str, max_epochs: int,
-                 collapse_patience: int | None = None, interval_s: float = 5.0):
+                 collapse_patience: int | None = None, early_collapse: dict[str, float] | None = None,
+                 interval_s: float = 5.0):
         self.folder = str(folder)
         self.metric, self.mode, self.max_epochs = metric, mode, max_epochs
-        self.collapse_patience = collapse_patience
+        self.collapse_patience, self.early_collapse = collapse_patience, early_collapse
         self.interval_s = interval_s
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._written = 0.0
@@ -75,6 +76,7 @@ class SummaryCallback(tune.Callback):
         return layout.trial_record(
             trial_id=trial.trial_id, tune_status=trial.status, config=dict(trial.config), rows=self._rows(trial),
             metric=self.metric, mode=self.mode, max_epochs=self.max_epochs, collapse_patience=self.collapse_patience,
+            early_collapse=self.early_collapse,
             folder=Path(trial.local_path).name if getattr(trial, "local_path", None) else None, error=error)
 
     def _write(self, trials, force: bool = False) -> None:

@@ -242,13 +242,23 @@ class SearchComponents:
     grid: list[dict[str, Any]] | None  # a grid's trial configurations, in the order they run
 
 
+def early_collapse_rule(config: ExperimentConfig) -> dict[str, float] | None:
+    """The early collapse rule's thresholds (`trainable.collapse.early_verdict`), when the search
+    stops on it: the same for the stopper and the run records."""
+    if not config.search.stop_early_collapse:
+        return None
+    train = config.train
+    return {"budget_epochs": train.epochs, "entropy_fraction": train.collapse_entropy_fraction,
+            "p1_margin": train.collapse_p1_margin}
+
+
 def search_components(config: ExperimentConfig) -> SearchComponents:
     import optuna
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator, Repeater
     from ray.tune.search.optuna import OptunaSearch
 
-    from sweetspot.search.stoppers import CollapseStopper, DivergedStopper
+    from sweetspot.search.stoppers import CollapseStopper, DivergedStopper, EarlyCollapseStopper
 
     search = config.search
     param_space: dict[str, Any] = {}
@@ -274,8 +284,10 @@ def search_components(config: ExperimentConfig) -> SearchComponents:
                                   grace_period=search.scheduler.grace_period, reduction_factor=search.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()
+    early = early_collapse_rule(config)
     stoppers = ([DivergedStopper()] if search.stop_on_diverged else []) + \
-               ([CollapseStopper(search.stop_on_collapse)] if search.stop_on_collapse else [])
+               ([CollapseStopper(search.stop_on_collapse)] if search.stop_on_collapse else []) + \
+               ([EarlyCollapseStopper(**early)] if early else [])
     return SearchComponents(searcher=searcher, scheduler=scheduler, stoppers=stoppers, num_samples=num_samples,
                             param_space=param_space, grid=configs)
 
@@ -309,7 +321,7 @@ def build_tuner(config: ExperimentConfig, trainable, folder: str):
             failure_config=tune.FailureConfig(max_failures=search.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=search.checkpoints_to_keep),
             callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs,
-                                       collapse_patience=search.stop_on_collapse),
+                                       collapse_patience=search.stop_on_collapse, early_collapse=early_collapse_rule(config)),
                        ResumeFromNewestCheckpoint()],
         ),
     )

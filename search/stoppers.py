@@ -19,7 +19,7 @@ from typing import Any
 from ray import tune
 
 from sweetspot.trainable import keys
-from sweetspot.trainable.collapse import collapsed_epochs
+from sweetspot.trainable.collapse import collapsed_epochs, early_verdict
 
 
 class CollapseStopper(tune.Stopper):
@@ -38,6 +38,32 @@ class CollapseStopper(tune.Stopper):
         row = {k: result.get(k) for k in (keys.EPOCH, keys.COLLAPSED)}
         self._run[trial_id] = self._run[trial_id] + [row] if row[keys.COLLAPSED] else []
         return collapsed_epochs(self._run[trial_id]) >= self.patience
+
+    def stop_all(self) -> bool:
+        return False
+
+
+class EarlyCollapseStopper(tune.Stopper):
+    """Ends a trial that `trainable.collapse.early_verdict` calls doomed, from the reports of its
+    first epoch (calibrated on the ground-truth tables: bench/early_stop.py stops no healthy run).
+
+    Example:
+        >>> on_prior = {"val_pred_entropy": 0.0, "val_true_entropy": 0.8, "val_p1": 0.39, "majority_p1": 0.39,
+        ...             "val_embed_rank": 1.0, "train_loss_recent": 0.151, "prior_bce": 0.150}
+        >>> stop = EarlyCollapseStopper(budget_epochs=3, entropy_fraction=0.2, p1_margin=0.01)
+        >>> [stop("t1", {**on_prior, "epoch": e}) for e in (1 / 3, 2 / 3)]
+        [False, True]
+    """
+
+    def __init__(self, *, budget_epochs: float, entropy_fraction: float, p1_margin: float):
+        self.budget_epochs, self.entropy_fraction, self.p1_margin = budget_epochs, entropy_fraction, p1_margin
+        self._rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self._rows[trial_id].append(dict(result))
+        verdict = early_verdict(self._rows[trial_id], budget_epochs=self.budget_epochs,
+                                entropy_fraction=self.entropy_fraction, p1_margin=self.p1_margin)
+        return verdict.doomed is True
 
     def stop_all(self) -> bool:
         return False

@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from sweetspot.trainable import keys
-from sweetspot.trainable.collapse import collapsed_epochs
+from sweetspot.trainable.collapse import collapsed_epochs, early_verdict
 
 CONFIG_FILE = "sweetspot.yaml"
 SUMMARY_FILE = "summary.json"
@@ -100,13 +100,15 @@ RECORD_STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused",
 
 def trial_record(*, trial_id: str, tune_status: str, config: dict[str, Any], rows: list[dict[str, Any]], metric: str,
                  mode: str, max_epochs: int, collapse_patience: int | None = None, folder: str | None = None,
-                 error: str | None = None) -> dict[str, Any]:
+                 error: str | None = None, early_collapse: dict[str, float] | None = None) -> dict[str, Any]:
     """One trial's run record, from Tune's status (`PENDING`, `RUNNING`, `PAUSED`, `ERROR`,
     `TERMINATED`) and its reported rows (`reported` keys, epoch order).
 
     Statuses: `pending`, `running`, `paused`, `errored` (with `error`, the error's last line), and for
     an ended trial: `diverged` (its last report says so), `collapsed` (stopped after
-    `collapse_patience` collapsed evaluations in a row, before `max_epochs`), `early_stopped`
+    `collapse_patience` collapsed epochs in a row, or doomed by the early collapse rule
+    `trainable.collapse.early_verdict` called with `early_collapse` as its thresholds, before
+    `max_epochs`), `early_stopped`
     (stopped by the scheduler before `max_epochs`), else `terminated`.
 
     Example:
@@ -128,6 +130,8 @@ def trial_record(*, trial_id: str, tune_status: str, config: dict[str, Any], row
             status, error = "diverged", "stopped: the training loss became NaN or inf"
         elif collapse_patience and streak >= collapse_patience and epochs < max_epochs:
             status, error = "collapsed", f"stopped: collapsed for {streak} consecutive epochs"
+        elif early_collapse and epochs < max_epochs and (verdict := early_verdict(rows, **early_collapse)).doomed:
+            status, error = "collapsed", f"stopped early: {verdict.reason}"
         elif epochs < max_epochs:
             status = "early_stopped"
     return {"trial_id": trial_id, "status": status, "config": dict(config), "folder": folder, "epochs": epochs,

@@ -41,7 +41,7 @@ def test_a_continuous_lr_maps_to_the_nearest_table_lr_in_log10(replay):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("method", ["grid", "random-asha", "tpe-asha", "tpe-asha-collapse"])
+@pytest.mark.parametrize("method", ["grid", "random-asha", "tpe-asha", "tpe-asha-collapse", "tpe-asha-early"])
 def test_the_real_search_path_agrees_with_the_fast_path_trial_for_trial(replay, method, ray_local):
     table = replay.Table.load("go_emotions")
     with tempfile.TemporaryDirectory() as work:
