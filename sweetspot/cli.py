@@ -125,6 +125,12 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def _ray_options(p) -> None:
+    """Where the trials run: `search` and `resume` take the same two options."""
+    p.add_argument("--address", help="Ray cluster to join ('auto', 'HOST:PORT', 'ray://…'); default: $RAY_ADDRESS, else an embedded local Ray")
+    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the embedded local Ray (a cluster has its own)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweetspot", description="Find where a BERT-family encoder fine-tunes on a multi-label text dataset.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -142,9 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run the hyperparameter search on Ray Tune",
                        description="Prepare the data, then run the experiment's search (Optuna TPE + ASHA) on an embedded local Ray or a cluster.")
     experiment_args(p)
-    p.add_argument("--address", help="Ray cluster to join ('auto', 'HOST:PORT', 'ray://…'); default: $RAY_ADDRESS, else an embedded local Ray")
+    _ray_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder of the same name")
-    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the embedded local Ray (a cluster has its own)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment in the results folder")
     p.add_argument("--retry-errored", action="store_true", help="with --resume: run errored trials again from their last checkpoint")
     p.add_argument("--dry-run", action="store_true", help="print the trial configurations of a grid and exit")
@@ -154,8 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue an interrupted search from its results folder",
                        description="Continue the experiment saved in RESULTS_DIR: finished trials are kept, unfinished ones continue from their last checkpoint.")
     p.add_argument("results_dir", metavar="RESULTS_DIR")
-    p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded local Ray)")
-    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the embedded local Ray")
+    _ray_options(p)
     p.add_argument("--retry-errored", action="store_true", help="run errored trials again from their last checkpoint")
     p.set_defaults(func=cmd_resume)
 
