@@ -10,6 +10,8 @@ from typing import Any, Sequence
 import yaml
 
 from sweetspot import layout
+from sweetspot.trainable.collapse import is_collapsed
+from sweetspot.trainable.config import TrainConfig
 
 FLOOR = 0.30  # majority_p1 of every hand-written trial
 TRUE_ENTROPY = 0.8
@@ -20,7 +22,9 @@ def row(epoch: float, p1: float, *, entropy: float = 0.6, top: int = 0, diverged
     return {"epoch": epoch, "step": int(epoch * 10), "train_loss": 0.5 / epoch, "val_loss": 0.4 - 0.01 * p1, "val_p1": p1,
             "val_p3": p1 / 2, "val_p5": p1 / 3, "val_pred_entropy": entropy, "val_true_entropy": TRUE_ENTROPY,
             "val_top_label": top, "majority_p1": FLOOR, "diverged": diverged,
-            "collapsed": int(entropy <= 0.2 * TRUE_ENTROPY and p1 <= FLOOR + 0.01), **extra}
+            "collapsed": int(is_collapsed(pred_entropy=entropy, true_entropy=TRUE_ENTROPY, p1=p1, majority_p1=FLOOR,
+                                          entropy_fraction=TrainConfig.collapse_entropy_fraction,
+                                          p1_margin=TrainConfig.collapse_p1_margin)), **extra}
 
 
 def trial(trial_id: str, optimizer: str, lr: float, p1s: Sequence[float] | None = None, *, wd: float = 0.0, seed: int | None = None,
