@@ -38,9 +38,9 @@ its lr is not proposed again, so a bracket whose midpoint came back unknown stay
 (`state`). Run it under FIFO; a collapse stopper saves epochs only if it never stops a healthy run
 (a stopped healthy run is a failed point inside the region, and moves its edge).
 
-Concurrency: every suggestion is a new (line, lr, seed), a pending trial's lr counting as sampled,
-and a bracket with a pending trial inside waits for it; with nothing to propose while trials run,
-`suggest` returns None (Tune asks again later), never blocks.
+Concurrency: every suggestion is a new (line, lr, seed): a running trial's lr counts as sampled, so
+a bracket whose midpoint runs waits for it; with nothing to propose while trials run, `suggest`
+returns None (Tune asks again later), never blocks.
 
 Why bisection and not a level-set acquisition (the straddle rule of Bryan et al. 2005, LSE of
 Gotovos et al. 2013): both need a surrogate model (a GP) per line, and with 5–10 points a line its
@@ -333,16 +333,13 @@ class EdgeSearch(Searcher):
             return "unknown", [], []
         candidates: list[tuple[tuple, float, int]] = []
         unresolved: list[tuple[float, float]] = []
-        xs = list(points)
 
         def bisect(a: float, b: float, at: float | None = None) -> None:
-            """Propose `at` (default: the midpoint) for the bracket (a, b), unless a trial runs inside
-            or it was tried already."""
+            """Propose `at` (default: the midpoint) for the bracket (a, b) unless it was sampled: then
+            its trial still runs, or came back unknown and the bracket stays unresolved."""
             unresolved.append((a, b))
-            if any(points[x].outcome == PENDING for x in xs if a < x < b or x == at):
-                return  # that trial will narrow this bracket
             at = _key((a + b) / 2) if at is None else at
-            if at not in points:  # else its trial came back unknown: the bracket stays unresolved
+            if at not in points:
                 candidates.append(((2, -(b - a)), at, self._first_seed))
 
         lo, hi = (_key(v) for v in self._ranges[i])
@@ -369,7 +366,7 @@ class EdgeSearch(Searcher):
             if best_x is None or not points[best_x].value > self._floor:
                 running = any(p.outcome == PENDING for p in points.values())  # an extra seed may still run
                 return "refining" if running else "dropped" if set(points) == set(probes) else "none", [], []
-            around = sorted({lo, hi, *xs})  # towards the best point from its neighbours (or the range's ends)
+            around = sorted({lo, hi, *points})  # towards the best point from its neighbours (or the range's ends)
             k = around.index(best_x)
             for a, b in [(around[j], around[j + 1]) for j in (k - 1, k) if 0 <= j < len(around) - 1]:
                 if b - a > self._resolution + _EPS:
