@@ -314,3 +314,36 @@ def test_replayed_on_a_ground_truth_table_it_agrees_with_the_grid(name):
         for line in search.state:
             assert [e for i in line.intervals for e in (i.lower_lr, i.upper_lr)] == pytest.approx(
                 [e for i in spots[line.optimizer].intervals for e in (i.lower_lr, i.upper_lr)])
+
+
+# ------------------------------------------------------------------------------------------------
+# Under a real Tune (a local Ray, a function trainable that reports the synthetic objective)
+
+CURVES = {"adam": plateau(-4, -3), "adagrad": flat}
+
+
+def _trainable(config: dict) -> None:
+    from ray import tune
+
+    for row in synthetic(CURVES)(config):
+        tune.report(row)
+
+
+def test_runs_under_a_real_tuner_to_the_same_answer(tmp_path):
+    import ray
+    from ray import tune
+
+    settings = dict(optimizers=list(CURVES), epochs=3)
+    expected = EdgeSearch(**settings)
+    FakeTune(expected, synthetic(CURVES), concurrency=2).run()
+    search = EdgeSearch(**settings)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        grid = tune.Tuner(_trainable, tune_config=tune.TuneConfig(search_alg=search, num_samples=100, max_concurrent_trials=2,
+                                                                  metric=keys.VAL_P1, mode="max"),
+                          run_config=tune.RunConfig(name="edges", storage_path=str(tmp_path), verbose=0)).fit()
+    finally:
+        ray.shutdown()
+    assert not grid.errors and len(grid) == sum(p.seeds for s in expected.state for p in s.points)  # ended by FINISHED
+    assert search.summary() == expected.summary()
+    assert list(tmp_path.glob("edges/searcher-state-*.pkl"))  # Tune saved the searcher's state with the experiment
