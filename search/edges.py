@@ -153,11 +153,15 @@ class EdgeSearch(Searcher):
         _check_metric(metric, mode)
         super().__init__(metric=metric, mode=mode)
         bounds = lr if lr is not None else lr_factor
-        problems = [(not optimizers, "optimizers: at least one"), (epochs < 1, f"epochs: {epochs} < 1"),
+        problems = [(not optimizers, "optimizers: at least one"),
+                    (epochs < 1, f"epochs: {epochs} < 1"),
                     (not 0 < bounds[0] < bounds[1], f"{'lr' if lr else 'lr_factor'}: need 0 < low < high, got {bounds}"),
-                    (not weight_decays, "weight_decays: at least one"), (probes < 2, f"probes: {probes} < 2"),
-                    (not resolution > 0, f"resolution: {resolution} decades, must be > 0"), (seeds < 1, f"seeds: {seeds} < 1"),
-                    (not noise >= 0, f"noise: {noise} < 0"), (max_trials is not None and max_trials < 1, f"max_trials: {max_trials} < 1"),
+                    (not weight_decays, "weight_decays: at least one"),
+                    (probes < 2, f"probes: {probes} < 2"),
+                    (not resolution > 0, f"resolution: {resolution} decades, must be > 0"),
+                    (seeds < 1, f"seeds: {seeds} < 1"),
+                    (not noise >= 0, f"noise: {noise} < 0"),
+                    (max_trials is not None and max_trials < 1, f"max_trials: {max_trials} < 1"),
                     (not delta >= 0, f"delta: {delta} < 0")]
         for bad, what in problems:
             if bad:
@@ -259,9 +263,12 @@ class EdgeSearch(Searcher):
         for i, (optimizer, decay) in enumerate(self._lines):
             phase, _, unresolved = self._plan(i)
             points = self._points(i)
-            scores = [ConfigScore(optimizer, _lr(x), decay, -math.inf if p.outcome == FAILED else p.value, p.value, 0.0,
-                                  (), p.outcome == FAILED) for x, p in points.items() if p.outcome in (SCORED, FAILED)]
-            intervals = lr_intervals(scores, level=self.level, mode="max", qualifies=self._qualifies) if self.level else ()
+            # the analysis's interval rule on the settled points (a failed point: -inf, it bounds an interval)
+            scores = [ConfigScore(optimizer=optimizer, lr=p.lr, weight_decay=decay, value=p.value if p.outcome == SCORED else -math.inf,
+                                  mean=p.value, std=0.0, trial_ids=(), diverged=False, collapsed=p.outcome == FAILED)
+                      for p in points.values() if p.outcome in (SCORED, FAILED)]
+            level = self.level
+            intervals = lr_intervals(scores, level=level, mode="max", qualifies=self._qualifies) if level is not None else ()
             out.append(LineState(optimizer=optimizer, weight_decay=decay, phase=phase, points=tuple(points.values()),
                                  intervals=intervals, unresolved=tuple((_lr(a), _lr(b)) for a, b in unresolved)))
         return tuple(out)
@@ -300,7 +307,9 @@ class EdgeSearch(Searcher):
             outcomes = {t.outcome for t in trials}
             values = [t.value for t in trials if t.outcome == SCORED]
             outcome = next((o for o in (PENDING, FAILED, SCORED) if o in outcomes), UNKNOWN)
-            value = statistics.fmean(values) - (statistics.stdev(values) if len(values) > 1 else 0.0) if outcome == SCORED else math.nan
+            value = math.nan
+            if outcome == SCORED:  # the analysis's configuration score: mean − std over seeds
+                value = statistics.fmean(values) - (statistics.stdev(values) if len(values) > 1 else 0.0)
             out[x] = PointState(lr=_lr(x), outcome=outcome, value=value, seeds=len(trials),
                                 qualifies=outcome == SCORED and self._qualifies(value))
         return out
