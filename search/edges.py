@@ -70,13 +70,13 @@ from typing import Any, Sequence
 from ray.tune.search import Searcher
 
 from sweetspot import layout
-from sweetspot.analysis.sweetspot import DEFAULT_DELTA, ConfigScore, Interval, lr_intervals
 from sweetspot.trainable import keys
 from sweetspot.trainable.optimizers import default_lr
 
 __all__ = ["EdgeSearch", "LineState", "PointState"]
 
 _EPS = 1e-9
+DEFAULT_DELTA = 0.02  # the analysis's default δ (search does not import the analysis; a test pins the two)
 PENDING, SCORED, FAILED, UNKNOWN = "pending", "scored", "failed", "unknown"  # a trial's (and a point's) outcome
 _ROW_KEYS = (keys.EPOCH, keys.COLLAPSED, keys.DIVERGED)  # what a running trial's rows keep, besides the metric
 
@@ -111,8 +111,7 @@ class LineState:
     optimizer: str
     weight_decay: float
     phase: str  # "probing", "refining", "found", "none", "dropped" (all probes at the floor) or "unknown"
-    points: tuple[PointState, ...]  # in lr order
-    intervals: tuple[Interval, ...]  # where it trains so far, by the analysis's own interval rule
+    points: tuple[PointState, ...]  # in lr order; the analysis turns them into intervals
     unresolved: tuple[tuple[float, float], ...] = ()  # (lr, lr) brackets left wider than the resolution
 
 
@@ -258,19 +257,12 @@ class EdgeSearch(Searcher):
 
     @property
     def state(self) -> tuple[LineState, ...]:
-        """Every line: its phase, points, intervals and unresolved brackets."""
+        """Every line: its phase, points and unresolved brackets."""
         out = []
         for i, (optimizer, decay) in enumerate(self._lines):
             phase, _, unresolved = self._plan(i)
-            points = self._points(i)
-            # the analysis's interval rule on the settled points (a failed point: -inf, it bounds an interval)
-            scores = [ConfigScore(optimizer=optimizer, lr=p.lr, weight_decay=decay, value=p.value if p.outcome == SCORED else -math.inf,
-                                  mean=p.value, std=0.0, trial_ids=(), diverged=False, collapsed=p.outcome == FAILED)
-                      for p in points.values() if p.outcome in (SCORED, FAILED)]
-            level = self.level
-            intervals = lr_intervals(scores, level=level, mode="max", qualifies=self._qualifies) if level is not None else ()
-            out.append(LineState(optimizer=optimizer, weight_decay=decay, phase=phase, points=tuple(points.values()),
-                                 intervals=intervals, unresolved=tuple((_lr(a), _lr(b)) for a, b in unresolved)))
+            out.append(LineState(optimizer=optimizer, weight_decay=decay, phase=phase, points=tuple(self._points(i).values()),
+                                 unresolved=tuple((_lr(a), _lr(b)) for a, b in unresolved)))
         return tuple(out)
 
     @property
@@ -282,10 +274,10 @@ class EdgeSearch(Searcher):
         """One line of text per line of the search, for logs."""
         out = []
         for s in self.state:
-            where = ", ".join(f"{i.lower_lr:.3g}..{i.upper_lr:.3g}" for i in s.intervals) or "-"
-            extra = f"; unresolved {len(s.unresolved)}" if s.unresolved else ""
-            out.append(f"{s.optimizer} wd={s.weight_decay:g}: {s.phase} ({sum(p.seeds for p in s.points)} trials; "
-                       f"trains at {where}{extra})")
+            good = [p.lr for p in s.points if p.qualifies]
+            where = f"qualifying lrs {min(good):.3g}..{max(good):.3g}" if good else "no qualifying lr"
+            extra = f"; {len(s.unresolved)} bracket(s) unresolved" if s.unresolved else ""
+            out.append(f"{s.optimizer} wd={s.weight_decay:g}: {s.phase} ({sum(p.seeds for p in s.points)} trials; {where}{extra})")
         return out
 
     # --------------------------------------------------------------------------------------------

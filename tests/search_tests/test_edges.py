@@ -17,7 +17,8 @@ from ray.tune.search import Searcher
 from sweetspot import layout
 from sweetspot.analysis.recovery import score
 from sweetspot.analysis.results import results_from_table
-from sweetspot.analysis.sweetspot import find_sweet_spots
+from sweetspot.analysis.sweetspot import DEFAULT_DELTA, find_sweet_spots
+from sweetspot.search import edges as edges_module
 from sweetspot.search.edges import EdgeSearch
 from sweetspot.search.stoppers import CollapseStopper
 from sweetspot.trainable import keys
@@ -97,9 +98,29 @@ def synthetic(curves: dict, *, epochs: int = 3, seed_noise=None):
     return evaluate
 
 
-def edges(line) -> tuple[float, float]:
-    """log10 of the outermost edges of a line's intervals."""
-    return math.log10(line.intervals[0].lower_lr), math.log10(line.intervals[-1].upper_lr)
+SYNTHETIC = {"train": {"epochs": 3, "collapse_p1_margin": 0.01}, "search": {"metric": keys.VAL_P1, "mode": "max"}}
+
+
+def analyse(configs: list[dict], *, config: dict = SYNTHETIC, collapse_patience: int | None = None):
+    """The analysis's sweet spots (`find_sweet_spots`) of the trials FakeTune ran, with the statuses
+    their run records would get."""
+    epochs = config["train"]["epochs"]
+    trials = [{"trial_id": f"t{i}", "config": {k: c[k] for k in ("optimizer", "lr", "weight_decay", "seed")},
+               "history": c["_rows"],
+               "status": layout.trial_record(trial_id=f"t{i}", tune_status="TERMINATED", config={}, rows=c["_rows"],
+                                             metric=keys.VAL_P1, mode="max", max_epochs=epochs,
+                                             collapse_patience=collapse_patience)["status"]}
+              for i, c in enumerate(configs)]
+    return find_sweet_spots(results_from_table({"config": config, "trials": trials}))
+
+
+def edges(intervals) -> tuple[float, float]:
+    """log10 of the outermost edges of the analysis's intervals."""
+    return math.log10(intervals[0].lower_lr), math.log10(intervals[-1].upper_lr)
+
+
+def spot(answer, optimizer: str):
+    return next(s for s in answer.optimizers if s.optimizer == optimizer)
 
 
 def flat(x: float) -> float:
@@ -115,7 +136,7 @@ def test_finds_the_edges_of_a_trained_region_and_drops_a_collapsed_optimizer_wit
     search = EdgeSearch(optimizers=["adam", "adagrad"], epochs=3, max_trials=12)
     configs = FakeTune(search, synthetic({"adam": curve, "adagrad": flat})).run()
     adam, adagrad = search.state
-    (true_low, true_high), (low, high) = crossings(curve), edges(adam)
+    (true_low, true_high), (low, high) = crossings(curve), edges(spot(analyse(configs), "adam").intervals)
     assert adam.phase == "found" and abs(low - true_low) <= 0.25 and abs(high - true_high) <= 0.25
     assert adagrad.phase == "dropped" and search.dropped == (("adagrad", 0.0),)
     assert sum(c["optimizer"] == "adagrad" for c in configs) == 4  # its probes, nothing more
@@ -175,11 +196,13 @@ def test_a_search_restored_with_other_settings_is_refused(tmp_path):
 def test_two_weight_decays_give_the_edges_per_decay():
     curves = {("adamw", 0.0): plateau(-4, -3), ("adamw", 0.1): plateau(-5, -4.5), "adamw": flat}
     search = EdgeSearch(optimizers=["adamw"], epochs=3, weight_decays=(0.0, 0.1), lr_factor=(1e-4, 10.0))
-    FakeTune(search, synthetic(curves)).run()
-    for line in search.state:
-        true_low, true_high = crossings(curves[("adamw", line.weight_decay)])
-        low, high = edges(line)
-        assert line.phase == "found" and abs(low - true_low) <= 0.25 and abs(high - true_high) <= 0.25
+    configs = FakeTune(search, synthetic(curves)).run()
+    assert [line.phase for line in search.state] == ["found", "found"]
+    (region,) = analyse(configs).regions  # the analysis's 2-D answer: one interval list per decay
+    assert [s.weight_decay for s in region.slices] == [0.0, 0.1]
+    for piece in region.slices:
+        (true_low, true_high), (low, high) = crossings(curves[("adamw", piece.weight_decay)]), edges(piece.intervals)
+        assert abs(low - true_low) <= 0.25 and abs(high - true_high) <= 0.25
 
 
 def test_an_edge_within_the_noise_gets_a_second_seed_which_can_move_it():
@@ -193,7 +216,7 @@ def test_an_edge_within_the_noise_gets_a_second_seed_which_can_move_it():
     (line,) = search.state
     at = {p.lr: p for p in line.points}
     assert not at[1e-4].qualifies and at[1e-3].qualifies and at[1e-3].seeds == 2
-    low, _ = edges(line)
+    low, _ = edges(spot(analyse(configs), "adam").intervals)
     assert -4 < low < -3.5  # between 1e-4, which fails on two seeds, and the peak
 
 
@@ -289,13 +312,7 @@ def replay_table(table: dict, *, offset: int = 0, concurrency: int = 2, collapse
                         margin=config["train"]["collapse_p1_margin"], collapse_patience=collapse_patience, **settings)
     stopper = CollapseStopper(collapse_patience) if collapse_patience else None
     configs = FakeTune(search, table_evaluate(table, offset=offset), concurrency=concurrency, stopper=stopper).run()
-    trials = [{"trial_id": f"t{i}", "config": {k: c[k] for k in ("optimizer", "lr", "weight_decay", "seed")},
-               "history": c["_rows"],
-               "status": layout.trial_record(trial_id=f"t{i}", tune_status="TERMINATED", config={}, rows=c["_rows"],
-                                             metric=keys.VAL_P1, mode="max", max_epochs=epochs,
-                                             collapse_patience=collapse_patience)["status"]}
-              for i, c in enumerate(configs)]
-    answer = find_sweet_spots(results_from_table({"config": config, "trials": trials}))
+    answer = analyse(configs, config=config, collapse_patience=collapse_patience)
     return search, score(answer, find_sweet_spots(results_from_table(table))), answer
 
 
@@ -309,11 +326,15 @@ def test_replayed_on_a_ground_truth_table_it_agrees_with_the_grid(name):
         assert statistics.median(errors) <= 0.25 and errors[int(0.9 * (len(errors) - 1))] <= 0.5
         assert recovery.regret <= 0.01
         assert recovery.trial_epochs_fraction <= 0.5  # without an early collapse stop; see the report
-        # the searcher's own picture is the analysis's answer on the same trials
-        spots = {s.optimizer: s for s in answer.optimizers}
+        # the searcher qualifies the same configurations as the analysis does on the trials it ran
         for line in search.state:
-            assert [e for i in line.intervals for e in (i.lower_lr, i.upper_lr)] == pytest.approx(
-                [e for i in spots[line.optimizer].intervals for e in (i.lower_lr, i.upper_lr)])
+            ours = sorted(p.lr for p in line.points if p.qualifies)
+            theirs = sorted(c.lr for c in answer.configs if c.optimizer == line.optimizer and answer.qualifies(c.value))
+            assert ours == pytest.approx(theirs)
+
+
+def test_the_searchers_default_delta_is_the_analysiss():
+    assert edges_module.DEFAULT_DELTA == DEFAULT_DELTA
 
 
 # ------------------------------------------------------------------------------------------------
