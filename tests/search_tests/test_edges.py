@@ -1,0 +1,370 @@
+"""The region search (search/edges.py), driven as Tune drives a searcher: suggest, report, complete.
+
+No Ray cluster: `FakeTune` plays Tune's part (up to `concurrency` trials at once, the oldest running
+one finishing first, a stopper cutting a trial's reports), on a synthetic objective or replaying a
+committed ground-truth table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+from ray.tune.search import Searcher
+
+from sweetspot import layout
+from sweetspot.analysis.recovery import score
+from sweetspot.analysis.results import results_from_table
+from sweetspot.analysis.sweetspot import DEFAULT_DELTA, find_sweet_spots
+from sweetspot.search import edges as edges_module
+from sweetspot.search.edges import EdgeSearch
+from sweetspot.search.stoppers import CollapseStopper
+from sweetspot.trainable import keys
+from tests.conftest import REPO
+
+MAJORITY = 0.39  # majority_p1 of the synthetic objective: F = 0.40, the level L = 1.02 F = 0.408
+LEVEL = 1.02 * (MAJORITY + 0.01)
+
+
+class FakeTune:
+    """Tune's side of the searcher API. `evaluate(config)` gives a trial's reported rows; `stopper`
+    (a Tune stopper) cuts them after the row it stops at. Each suggested config gets "_epochs", the
+    epochs its trial ran, and "_rows", the rows it reported."""
+
+    def __init__(self, search: EdgeSearch, evaluate, *, concurrency: int = 1, stopper=None):
+        self.search, self.evaluate, self.concurrency, self.stopper = search, evaluate, concurrency, stopper
+        self.running: list[tuple[str, dict]] = []
+        self.configs: list[dict] = []
+        self.finished = False
+
+    def suggest(self) -> None:
+        while not self.finished and len(self.running) < self.concurrency:
+            trial_id = f"t{len(self.configs)}"
+            config = self.search.suggest(trial_id)
+            if config is None or config == Searcher.FINISHED:
+                self.finished = config == Searcher.FINISHED
+                return
+            self.running.append((trial_id, config))
+            self.configs.append(config)
+
+    def complete_oldest(self) -> None:
+        trial_id, config = self.running.pop(0)
+        rows = []
+        for row in self.evaluate(config):
+            rows.append(row)
+            self.search.on_trial_result(trial_id, row)
+            if self.stopper is not None and self.stopper(trial_id, row):
+                break
+        config["_epochs"], config["_rows"] = (rows[-1][keys.EPOCH] if rows else 0), rows
+        self.search.on_trial_complete(trial_id, rows[-1] if rows else None)
+
+    def run(self, limit: int = 500) -> list[dict]:
+        """Until the searcher is done and no trial runs; returns the suggested configs in order."""
+        while True:
+            self.suggest()
+            if not self.running:
+                assert self.finished, "suggest() waits with no trial running"
+                return self.configs
+            assert len(self.configs) < limit
+            self.complete_oldest()
+
+
+def plateau(low: float, high: float, *, top: float = 0.6, slope: float = 0.5):
+    """val_p1 over x = log10 lr: `top` on [low, high], falling `slope` per decade outside, never below
+    the majority label's P@1 (what a collapsed run predicts)."""
+    def value(x: float) -> float:
+        return max(MAJORITY, top - slope * max(0.0, low - x, x - high))
+    return value
+
+
+def crossings(value, lo: float = -8.0, hi: float = 1.0) -> tuple[float, float]:
+    """The outermost x where `value` reaches LEVEL, to 1e-3 decade."""
+    inside = [x for x in (lo + k * 1e-3 for k in range(int((hi - lo) / 1e-3) + 1)) if value(x) >= LEVEL]
+    return inside[0], inside[-1]
+
+
+def synthetic(curves: dict, *, epochs: int = 3, seed_noise=None):
+    """`evaluate` for FakeTune: curves[(optimizer, weight_decay)] or curves[optimizer] is val_p1 at the
+    budget over x = log10 lr, reached linearly from the floor; `seed_noise(config)` is added to it.
+    A run at the floor reports `collapsed` from its first epoch."""
+    def evaluate(config: dict) -> list[dict]:
+        name = config["optimizer"]
+        curve = curves.get((name, config["weight_decay"])) or curves[name]
+        final = curve(math.log10(config["lr"])) + (seed_noise(config) if seed_noise else 0.0)
+        return [{keys.EPOCH: e, keys.VAL_P1: MAJORITY + (final - MAJORITY) * e / epochs, keys.MAJORITY_P1: MAJORITY,
+                 keys.COLLAPSED: int(final <= MAJORITY)} for e in range(1, epochs + 1)]
+    return evaluate
+
+
+SYNTHETIC = {"train": {"epochs": 3, "collapse_p1_margin": 0.01}, "search": {"metric": keys.VAL_P1, "mode": "max"}}
+
+
+def analyse(configs: list[dict], *, config: dict = SYNTHETIC, collapse_patience: int | None = None):
+    """The analysis's sweet spots (`find_sweet_spots`) of the trials FakeTune ran, with the statuses
+    their run records would get."""
+    epochs = config["train"]["epochs"]
+    trials = [{"trial_id": f"t{i}", "config": {k: c[k] for k in ("optimizer", "lr", "weight_decay", "seed")},
+               "history": c["_rows"],
+               "status": layout.trial_record(trial_id=f"t{i}", tune_status="TERMINATED", config={}, rows=c["_rows"],
+                                             metric=keys.VAL_P1, mode="max", max_epochs=epochs,
+                                             collapse_patience=collapse_patience)["status"]}
+              for i, c in enumerate(configs)]
+    return find_sweet_spots(results_from_table({"config": config, "trials": trials}))
+
+
+def edges(intervals) -> tuple[float, float]:
+    """log10 of the outermost edges of the analysis's intervals."""
+    return math.log10(intervals[0].lower_lr), math.log10(intervals[-1].upper_lr)
+
+
+def spot(answer, optimizer: str):
+    return next(s for s in answer.optimizers if s.optimizer == optimizer)
+
+
+def flat(x: float) -> float:
+    return MAJORITY  # never leaves the floor
+
+
+# ------------------------------------------------------------------------------------------------
+# Synthetic objectives
+
+
+def test_finds_the_edges_of_a_trained_region_and_drops_a_collapsed_optimizer_within_its_budget():
+    curve = plateau(-4, -3)  # adam trains on [1e-4, 1e-3]; adagrad never leaves the floor
+    search = EdgeSearch(optimizers=["adam", "adagrad"], epochs=3, max_trials=12)
+    configs = FakeTune(search, synthetic({"adam": curve, "adagrad": flat})).run()
+    adam, adagrad = search.state
+    (true_low, true_high), (low, high) = crossings(curve), edges(spot(analyse(configs), "adam").intervals)
+    assert adam.phase == "found" and abs(low - true_low) <= 0.25 and abs(high - true_high) <= 0.25
+    assert adagrad.phase == "dropped" and search.dropped == (("adagrad", 0.0),)
+    assert sum(c["optimizer"] == "adagrad" for c in configs) == 4  # its probes, nothing more
+    assert len(configs) < 12 and not adam.unresolved  # resolved before the budget ran out
+    assert search.suggest("more") == Searcher.FINISHED
+
+
+def test_several_suggestions_before_any_result_are_distinct_and_then_wait():
+    search = EdgeSearch(optimizers=["adam", "adagrad", "adadelta"], epochs=3, weight_decays=(0.0, 0.01))
+    configs = [search.suggest(f"t{i}") for i in range(30)]
+    probes = [c for c in configs if isinstance(c, dict)]
+    assert len(probes) == 3 * 2 * 4 and configs[len(probes):] == [None] * (30 - len(probes))  # waits, not FINISHED
+    assert len({(c["optimizer"], c["weight_decay"], c["lr"], c["seed"]) for c in probes}) == len(probes)
+
+
+def test_concurrent_trials_never_sample_the_same_point_twice():
+    curves = {"adam": plateau(-4, -3, top=0.43), "adagrad": plateau(-3, -1.5), "adadelta": flat}
+    noise = lambda c: -0.01 * (c["seed"] % 2)  # noqa: E731  second seeds score lower
+    search = EdgeSearch(optimizers=list(curves), epochs=3)
+    configs = FakeTune(search, synthetic(curves, seed_noise=noise), concurrency=6).run()
+    sampled = [(c["optimizer"], c["lr"], c["seed"]) for c in configs]
+    assert len(set(sampled)) == len(sampled)
+    assert any(c["seed"] == 1 for c in configs)  # the extra seeds are among them
+    assert [s.phase for s in search.state] == ["found", "found", "dropped"]
+
+
+def test_save_and_restore_continue_exactly_as_an_uninterrupted_search(tmp_path):
+    curves = {"adam": plateau(-4, -3, top=0.43), "adagrad": plateau(-3, -1.5), "adadelta": flat}
+    evaluate = synthetic(curves, seed_noise=lambda c: -0.03 * (c["seed"] % 2))
+    settings = dict(optimizers=list(curves), epochs=3, weight_decays=(0.0, 0.1))
+    uninterrupted = EdgeSearch(**settings)
+    whole = FakeTune(uninterrupted, evaluate, concurrency=3).run()
+
+    tune = FakeTune(EdgeSearch(**settings), evaluate, concurrency=3)
+    while len(tune.configs) < 20:  # stop mid-search, with trials running
+        tune.suggest()
+        tune.complete_oldest()
+    tune.suggest()
+    assert tune.running
+    tune.search.save_to_dir(str(tmp_path))  # what Tune does at each experiment checkpoint
+    tune.search = EdgeSearch(**settings)  # a new process: the searcher is built again, then restored
+    tune.search.restore_from_dir(str(tmp_path))
+    resumed = tune.run()
+    strip = lambda cs: [{k: v for k, v in c.items() if not k.startswith("_")} for c in cs]  # noqa: E731
+    assert strip(resumed) == strip(whole)
+    assert tune.search.summary() == uninterrupted.summary()
+
+
+def test_a_search_restored_with_other_settings_is_refused(tmp_path):
+    search = EdgeSearch(optimizers=["adam"], epochs=3)
+    search.suggest("t0")
+    search.save(str(tmp_path / "s.pkl"))
+    with pytest.raises(ValueError, match="other lines"):
+        EdgeSearch(optimizers=["adagrad"], epochs=3).restore(str(tmp_path / "s.pkl"))
+
+
+def test_two_weight_decays_give_the_edges_per_decay():
+    curves = {("adamw", 0.0): plateau(-4, -3), ("adamw", 0.1): plateau(-5, -4.5), "adamw": flat}
+    search = EdgeSearch(optimizers=["adamw"], epochs=3, weight_decays=(0.0, 0.1), lr_factor=(1e-4, 10.0))
+    configs = FakeTune(search, synthetic(curves)).run()
+    assert [line.phase for line in search.state] == ["found", "found"]
+    (region,) = analyse(configs).regions  # the analysis's 2-D answer: one interval list per decay
+    assert [s.weight_decay for s in region.slices] == [0.0, 0.1]
+    for piece in region.slices:
+        (true_low, true_high), (low, high) = crossings(curves[("adamw", piece.weight_decay)]), edges(piece.intervals)
+        assert abs(low - true_low) <= 0.25 and abs(high - true_high) <= 0.25
+
+
+def test_an_edge_within_the_noise_gets_a_second_seed_which_can_move_it():
+    # A tent peaking at 0.5 (1e-3.5): its qualifying edge points 1e-4 and 1e-3 score 0.44, within
+    # 2σ = 0.04 of L = 0.408. At 1e-4 the second seed scores 0.39: mean − std = 0.38 does not qualify.
+    tent = lambda x: max(MAJORITY, 0.5 - 0.12 * abs(x + 3.5))  # noqa: E731
+    noise = lambda c: -0.05 if c["seed"] == 1 and math.isclose(c["lr"], 1e-4) else 0.0  # noqa: E731
+    search = EdgeSearch(optimizers=["adam"], epochs=3)
+    configs = FakeTune(search, synthetic({"adam": tent}, seed_noise=noise)).run()
+    assert sorted(c["lr"] for c in configs if c["seed"] == 1) == [1e-4, 1e-3]
+    (line,) = search.state
+    at = {p.lr: p for p in line.points}
+    assert not at[1e-4].qualifies and at[1e-3].qualifies and at[1e-3].seeds == 2
+    low, _ = edges(spot(analyse(configs), "adam").intervals)
+    assert -4 < low < -3.5  # between 1e-4, which fails on two seeds, and the peak
+
+
+def test_one_seed_per_point_when_seeds_is_one():
+    tent = lambda x: max(MAJORITY, 0.5 - 0.12 * abs(x + 3.5))  # noqa: E731
+    configs = FakeTune(EdgeSearch(optimizers=["adam"], epochs=3, seeds=1), synthetic({"adam": tent})).run()
+    assert {c["seed"] for c in configs} == {0}
+
+
+def _report(search: EdgeSearch, trial_id: str, rows: list[dict]) -> None:
+    for row in rows:
+        search.on_trial_result(trial_id, {keys.MAJORITY_P1: MAJORITY, **row})
+    search.on_trial_complete(trial_id, {keys.MAJORITY_P1: MAJORITY, **rows[-1]})
+
+
+def test_a_collapse_stopped_or_diverged_trial_fails_and_a_truncated_one_is_unknown_and_not_resampled():
+    search = EdgeSearch(optimizers=["adam"], epochs=3, collapse_patience=2)
+    xs = [math.log10(search.suggest(f"t{i}")["lr"]) for i in range(4)]
+    assert xs == pytest.approx([-5.5, -4.5, -3.5, -2.5])
+    _report(search, "t0", [{"epoch": 1, "val_p1": 0.9}])  # stopped by ASHA after epoch 1: unknown
+    _report(search, "t1", [{"epoch": e, "val_p1": 0.39, "collapsed": 1} for e in (1, 2)])  # collapse stopper
+    _report(search, "t2", [{"epoch": e, "val_p1": 0.5} for e in (1, 2, 3)])  # reached the budget
+    _report(search, "t3", [{"epoch": 1, "val_p1": 0.5, "diverged": 1}])
+    (line,) = search.state
+    assert [(p.outcome, p.qualifies) for p in line.points] == [("unknown", False), ("failed", False), ("scored", True),
+                                                                ("failed", False)]
+    assert math.isnan(line.points[0].value)  # 0.9 at epoch 1 is not a score at the budget
+    nxt = [math.log10(search.suggest(f"t{i}")["lr"]) for i in (4, 5)]
+    assert nxt == pytest.approx([-4.0, -3.0])  # the brackets failed | qualifying
+    _report(search, "t4", [{"epoch": 1, "val_p1": 0.5}])  # the lower midpoint comes back truncated too
+    _report(search, "t5", [{"epoch": e, "val_p1": 0.39} for e in (1, 2, 3)])
+    assert search.suggest("t6") == Searcher.FINISHED  # the midpoint is not tried again
+    (line,) = search.state
+    assert line.phase == "found" and len(line.unresolved) == 1
+    assert line.unresolved[0] == pytest.approx((10 ** -4.5, 10 ** -3.5))
+
+
+def test_max_trials_ends_the_search():
+    search = EdgeSearch(optimizers=["adam", "adagrad"], epochs=3, max_trials=3)
+    assert [isinstance(search.suggest(f"t{i}"), dict) for i in range(3)] == [True] * 3
+    assert search.suggest("t3") == Searcher.FINISHED
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(metric="val_loss", mode="min"), "metric/mode must be val_p1/max"),
+    (dict(optimizers=["adamx"]), "unknown optimizer 'adamx'"),
+    (dict(probes=1), "probes: 1 < 2"),
+    (dict(lr_factor=(10.0, 0.1)), r"lr_factor: need 0 < low < high"),
+    (dict(resolution=0.0), "resolution: 0.0 decades"),
+])
+def test_bad_settings_fail_with_one_line_naming_them(settings, message):
+    with pytest.raises(ValueError, match=message):
+        EdgeSearch(**{"optimizers": ["adam"], "epochs": 3, **settings})
+
+
+def test_a_search_whose_trials_report_no_majority_floor_is_an_error():
+    search = EdgeSearch(optimizers=["adam"], epochs=1)
+    search.suggest("t0")
+    with pytest.raises(ValueError, match="trial t0 reported no majority_p1"):
+        search.on_trial_complete("t0", {"epoch": 1, "val_p1": 0.5})
+
+
+# ------------------------------------------------------------------------------------------------
+# Replaying a ground-truth table (bench/tables): a trial gets the table's rows for the grid lr
+# nearest its lr in log10, and the table's seed (the point's seed index + `offset`) mod its seeds.
+
+
+def load_table(name: str) -> dict:
+    return json.loads((REPO / "bench" / "tables" / f"{name}.json").read_text())
+
+
+def table_evaluate(table: dict, *, offset: int = 0, first_seed: int = 0):
+    rows: dict[tuple, dict[int, list]] = {}
+    for t in table["trials"]:
+        c = t["config"]
+        rows.setdefault((c["optimizer"], c["weight_decay"], c["lr"]), {})[c["seed"]] = t["history"]
+
+    def evaluate(config: dict) -> list[dict]:
+        here = [k for k in rows if k[:2] == (config["optimizer"], config["weight_decay"])]
+        nearest = min(here, key=lambda k: (abs(math.log10(k[2]) - math.log10(config["lr"])), k[2]))
+        seeds = sorted(rows[nearest])
+        return rows[nearest][seeds[(config["seed"] - first_seed + offset) % len(seeds)]]
+    return evaluate
+
+
+def replay_table(table: dict, *, offset: int = 0, concurrency: int = 2, collapse_patience: int | None = None, **settings):
+    """One replay of the region search against `table`: (the searcher, its `Recovery` against the
+    table's own sweet spots, the answer's `SweetSpots` from the trials it ran)."""
+    config = table["config"]
+    space, epochs = config["search"]["space"], config["train"]["epochs"]
+    search = EdgeSearch(optimizers=space["optimizer"], epochs=epochs, weight_decays=space["weight_decay"],
+                        lr_factor=(min(space["lr_factor"]), max(space["lr_factor"])),
+                        margin=config["train"]["collapse_p1_margin"], collapse_patience=collapse_patience, **settings)
+    stopper = CollapseStopper(collapse_patience) if collapse_patience else None
+    configs = FakeTune(search, table_evaluate(table, offset=offset), concurrency=concurrency, stopper=stopper).run()
+    answer = analyse(configs, config=config, collapse_patience=collapse_patience)
+    return search, score(answer, find_sweet_spots(results_from_table(table))), answer
+
+
+@pytest.mark.parametrize("name", ["go_emotions", "reuters_all"])
+def test_replayed_on_a_ground_truth_table_it_agrees_with_the_grid(name):
+    table = load_table(name)
+    for offset in (0, 1):  # which of the table's two seeds a point's first trial gets
+        search, recovery, answer = replay_table(table, offset=offset)
+        assert recovery.agreement == 1.0, [(o.optimizer, o.truth, o.answer) for o in recovery.optimizers if not o.agree]
+        errors = sorted(recovery.edge_errors)
+        assert statistics.median(errors) <= 0.25 and errors[int(0.9 * (len(errors) - 1))] <= 0.5
+        assert recovery.regret <= 0.01
+        assert recovery.trial_epochs_fraction <= 0.5  # without an early collapse stop; see the report
+        # the searcher qualifies the same configurations as the analysis does on the trials it ran
+        for line in search.state:
+            ours = sorted(p.lr for p in line.points if p.qualifies)
+            theirs = sorted(c.lr for c in answer.configs if c.optimizer == line.optimizer and answer.qualifies(c.value))
+            assert ours == pytest.approx(theirs)
+
+
+def test_the_searchers_default_delta_is_the_analysiss():
+    assert edges_module.DEFAULT_DELTA == DEFAULT_DELTA
+
+
+# ------------------------------------------------------------------------------------------------
+# Under a real Tune (a local Ray, a function trainable that reports the synthetic objective)
+
+CURVES = {"adam": plateau(-4, -3), "adagrad": flat}
+
+
+def _trainable(config: dict) -> None:
+    from ray import tune
+
+    for row in synthetic(CURVES)(config):
+        tune.report(row)
+
+
+def test_runs_under_a_real_tuner_to_the_same_answer(tmp_path):
+    import ray
+    from ray import tune
+
+    settings = dict(optimizers=list(CURVES), epochs=3)
+    expected = EdgeSearch(**settings)
+    FakeTune(expected, synthetic(CURVES), concurrency=2).run()
+    search = EdgeSearch(**settings)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        grid = tune.Tuner(_trainable, tune_config=tune.TuneConfig(search_alg=search, num_samples=100, max_concurrent_trials=2,
+                                                                  metric=keys.VAL_P1, mode="max"),
+                          run_config=tune.RunConfig(name="edges", storage_path=str(tmp_path), verbose=0)).fit()
+    finally:
+        ray.shutdown()
+    assert not grid.errors and len(grid) == sum(p.seeds for s in expected.state for p in s.points)  # ended by FINISHED
+    assert search.summary() == expected.summary()
+    assert list(tmp_path.glob("edges/searcher-state-*.pkl"))  # Tune saved the searcher's state with the experiment
