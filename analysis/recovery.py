@@ -142,7 +142,7 @@ def _regret(answer: SweetSpots, truth: SweetSpots) -> float | None:
     picked = _truth_at(truth, answer.best)
     if picked is None:
         return None
-    if not math.isfinite(picked.value):
+    if picked.failed or not math.isfinite(picked.value):
         return math.inf  # the configuration the answer picks fails in the truth
     best = truth.best.value
     gap = best - picked.value if truth.mode == "max" else picked.value - best

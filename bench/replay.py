@@ -58,6 +58,10 @@ METHODS: dict[str, dict[str, Any]] = {
     # the early collapse stop decides within epoch 1 from evaluations every third of an epoch
     "tpe-asha-early": {"search.algorithm": "tpe", "search.num_samples": 25, "search.scheduler.name": "asha",
                        "search.stop_early_collapse": True, "train.eval_every_steps": 50},
+    # the region search (search/edges.py), alone and with the early collapse stop
+    "edges": {"search.algorithm": "edges", "search.num_samples": 60, "search.scheduler.name": "fifo"},
+    "edges-early": {"search.algorithm": "edges", "search.num_samples": 60, "search.scheduler.name": "fifo",
+                    "search.stop_early_collapse": True, "train.eval_every_steps": 50},
 }
 SAMPLED_RANGE = {"low": 0.001, "high": 10.0}  # the study's range of lr factors, for the sampling methods
 COMMON = {"search.seeds": 1, "search.max_concurrent_trials": 2, "search.stop_on_diverged": True, "search.scheduler.grace_period": 1,
@@ -99,10 +103,12 @@ class Table:
         return min(self.lrs[optimizer], key=lambda x: (abs(math.log10(x) - math.log10(lr)), x))
 
     def seed_for(self, replay_seed: int, config: dict[str, Any]) -> int:
-        """The table seed a trial draws: a stable hash of the replay's seed and the configuration."""
+        """The table seed a trial draws: a stable hash of the replay's seed and the configuration,
+        offset by the trial's own seed (so a configuration's second seed reads the other table seed)."""
         key = json.dumps([replay_seed, config["optimizer"], f"{float(config['lr']):.12g}",
-                          f"{float(config.get('weight_decay', 0.0)):.12g}", config.get("seed")])
-        return self.seeds[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(self.seeds)]
+                          f"{float(config.get('weight_decay', 0.0)):.12g}"])
+        drawn = int(hashlib.sha256(key.encode()).hexdigest(), 16) + int(config.get("seed", 0))
+        return self.seeds[drawn % len(self.seeds)]
 
     def lookup(self, replay_seed: int, config: dict[str, Any], experiment=None) -> list[dict[str, Any]]:
         """The reports of the table's trial nearest to `config`, as `experiment` would make them:
@@ -152,6 +158,7 @@ def simulate(table: Table, config, replay_seed: int, *, workdir: str):
     """Runs the search of `config` against the table; returns its `Results` (trial histories cut
     where the search stopped them) and the trial-epochs it used."""
     from ray.tune.schedulers import TrialScheduler
+    from ray.tune.search import Searcher
 
     from sweetspot import layout
     from sweetspot.analysis.results import Results, TrialResult
@@ -166,16 +173,21 @@ def simulate(table: Table, config, replay_seed: int, *, workdir: str):
     suggested, running, finished = 0, [], []
     clock, order, used = 0, 0, 0
 
+    finished_early: list[bool] = []
+
     def start(now: int) -> bool:
         nonlocal suggested, order
-        if len(running) >= config.search.max_concurrent_trials or suggested >= parts.num_samples:
+        if len(running) >= config.search.max_concurrent_trials or suggested >= parts.num_samples or finished_early:
             return False
         trial_id = f"{suggested:05d}"
         if pending is not None:
             trial_config = pending.pop(0)
         else:
             trial_config = searcher.suggest(trial_id)
-            if trial_config is None:  # e.g. a Repeater waiting for its group
+            if trial_config is None:  # waiting for running trials (a Repeater's group, the edges search)
+                return False
+            if trial_config == Searcher.FINISHED:  # the searcher is done before num_samples
+                finished_early.append(True)
                 return False
         trial_config = {**trial_config}
         trial_config.setdefault("seed", config.train.seed)

@@ -77,9 +77,11 @@ class SearchConfig:
     """How trials are chosen and run.
 
     Attributes:
-        algorithm: `tpe` (Optuna TPE), `random` (Optuna's random sampler) or `grid` (every
-            combination of the space's lists, `num_samples` is ignored).
-        num_samples: Configurations to sample (`tpe`, `random`).
+        algorithm: `tpe` (Optuna TPE), `random` (Optuna's random sampler), `grid` (every
+            combination of the space's lists, `num_samples` is ignored) or `edges` (the region search,
+            search/edges.py: per optimizer, where val_p1 beats the majority-label floor and where that
+            region's edges are; with the fifo scheduler).
+        num_samples: Configurations to sample (`tpe`, `random`; `edges`: at most).
         seeds: Runs of every configuration, with seeds `train.seed`, `train.seed + 1`, ...
             (`tpe`/`random` then report each configuration's mean to the searcher, so they refuse
             more than one seed with `asha`, which would stop seeds at different epochs).
@@ -295,7 +297,15 @@ def _check_values(c: ExperimentConfig) -> None:
     need(c.data.top_k_labels is None or c.data.top_k_labels >= 1, "data.top_k_labels: must be >= 1")
     need(c.search.num_samples >= 1, "search.num_samples: must be >= 1")
     need(c.search.max_concurrent_trials >= 1, "search.max_concurrent_trials: must be >= 1")
-    need(c.search.algorithm in ("tpe", "random", "grid"), f"search.algorithm: expected tpe, random or grid, got {c.search.algorithm!r}")
+    need(c.search.algorithm in ("tpe", "random", "grid", "edges"),
+         f"search.algorithm: expected tpe, random, grid or edges, got {c.search.algorithm!r}")
+    need(c.search.algorithm != "edges" or c.search.scheduler.name == "fifo",
+         "search.scheduler.name: the edges search reads every trial at the budget; use fifo (and "
+         "search.stop_early_collapse to end doomed trials early)")
+    need(c.search.algorithm != "edges" or c.search.seeds == 1,
+         "search.seeds: the edges search chooses its own seeds (a second one at an edge within the noise); leave it at 1")
+    need(c.search.algorithm != "edges" or c.search.metric == "val_p1" and c.search.mode == "max",
+         "search.metric: the edges search finds where val_p1 beats the majority-label floor; it needs val_p1, max")
     need(c.search.seeds >= 1, "search.seeds: must be >= 1")
     # Repeater averages a configuration's seeds for Optuna; ASHA stops seeds at different epochs,
     # so that mean would mix epochs (Ray's docs warn against Repeater with early stopping).

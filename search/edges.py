@@ -138,6 +138,8 @@ class EdgeSearch(Searcher):
         delta: δ of the level (1 + δ)·F (the analysis's `--delta`).
         margin: `train.collapse_p1_margin`, the margin of F over majority_p1.
         collapse_patience: `search.stop_on_collapse`: how the collapse stopper's stops are recognised.
+        early_collapse: The early collapse rule's thresholds when `search.stop_early_collapse` is on
+            (`runner.early_collapse_rule`): how its stops are recognised.
         metric, mode: Must be `val_p1` and `max`: the level needs the majority-label floor.
 
     Raises:
@@ -148,7 +150,8 @@ class EdgeSearch(Searcher):
                  lr: tuple[float, float] | None = None, weight_decays: Sequence[float] = (0.0,), probes: int = 4,
                  resolution: float = 0.5, seeds: int = 2, noise: float = 0.02, max_trials: int | None = None,
                  first_seed: int = 0, delta: float = DEFAULT_DELTA, margin: float = 0.01,
-                 collapse_patience: int | None = None, metric: str = keys.VAL_P1, mode: str = "max"):
+                 collapse_patience: int | None = None, early_collapse: dict[str, float] | None = None,
+                 metric: str = keys.VAL_P1, mode: str = "max"):
         _check_metric(metric, mode)
         super().__init__(metric=metric, mode=mode)
         bounds = lr if lr is not None else lr_factor
@@ -173,6 +176,7 @@ class EdgeSearch(Searcher):
         self._epochs, self._probes, self._resolution, self._seeds = epochs, probes, resolution, seeds
         self._noise, self._max_trials, self._first_seed = noise, max_trials, first_seed
         self._delta, self._margin, self._collapse_patience = delta, margin, collapse_patience
+        self._early_collapse = early_collapse
         self._trials: dict[str, _Trial] = {}  # by Tune's trial id, in suggestion order
         self._floor: float | None = None  # F, from the first report carrying majority_p1
 
@@ -216,7 +220,7 @@ class EdgeSearch(Searcher):
             self.on_trial_result(trial_id, result)  # Tune passes the last result here; it may be unseen
         record = layout.trial_record(trial_id=trial_id, tune_status="ERROR" if error else "TERMINATED", config={},
                                      rows=trial.rows, metric=self._metric, mode=self._mode, max_epochs=self._epochs,
-                                     collapse_patience=self._collapse_patience)
+                                     collapse_patience=self._collapse_patience, early_collapse=self._early_collapse)
         values = [float(r[self._metric]) for r in trial.rows
                   if float(r.get(keys.EPOCH, math.inf)) <= self._epochs + _EPS and _finite(r.get(self._metric))]
         if record["status"] in ("diverged", "collapsed"):

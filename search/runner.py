@@ -267,6 +267,8 @@ def search_components(config: ExperimentConfig) -> SearchComponents:
         configs = trial_configs(config)
         searcher, num_samples = BasicVariantGenerator(points_to_evaluate=configs, max_concurrent=search.max_concurrent_trials), len(configs)
         param_space = {key: None for key in configs[0]}  # the keys the points fill in
+    elif search.algorithm == "edges":
+        searcher, num_samples = _edge_search(config), search.num_samples
     else:
         # A define-by-run space fixes the Optuna study at construction, and Tune never forwards
         # TuneConfig's metric/mode to it (it skips set_search_properties for an empty
@@ -290,6 +292,27 @@ def search_components(config: ExperimentConfig) -> SearchComponents:
                ([EarlyCollapseStopper(**early)] if early else [])
     return SearchComponents(searcher=searcher, scheduler=scheduler, stoppers=stoppers, num_samples=num_samples,
                             param_space=param_space, grid=configs)
+
+
+def _edge_search(config: ExperimentConfig):
+    """The region search (search/edges.py) over the experiment's space."""
+    from sweetspot.search.config import Range
+    from sweetspot.search.edges import EdgeSearch
+
+    space, search, train = config.search.space, config.search, config.train
+
+    def bounds(value) -> tuple[float, float]:
+        values = (value.low, value.high) if isinstance(value, Range) else (min(value), max(value))
+        return float(values[0]), float(values[1])
+
+    decays = space.weight_decay if isinstance(space.weight_decay, tuple) else (space.weight_decay,)
+    if isinstance(space.weight_decay, Range):
+        raise ConfigError("search.space.weight_decay: the edges search takes a list of weight decays (edges per decay), not a range")
+    return EdgeSearch(optimizers=space.optimizer, epochs=train.epochs,
+                      lr=bounds(space.lr) if space.lr is not None else None, lr_factor=bounds(space.lr_factor),
+                      weight_decays=[float(d) for d in decays], max_trials=search.num_samples, first_seed=train.seed,
+                      margin=train.collapse_p1_margin, collapse_patience=search.stop_on_collapse,
+                      early_collapse=early_collapse_rule(config))
 
 
 def build_tuner(config: ExperimentConfig, trainable, folder: str):

@@ -111,3 +111,20 @@ def test_cli_reports_a_config_error_in_one_line_with_exit_code_2(tmp_path):
         assert proc.returncode == 2
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "search.num_sample: unknown key" in lines[0], proc.stderr
+
+
+def test_the_edges_search_is_built_from_the_experiment_and_refuses_asha_and_seeds():
+    from sweetspot.search.edges import EdgeSearch
+    from sweetspot.search.runner import search_components
+
+    base = {"search": {"algorithm": "edges", "num_samples": 30, "scheduler": {"name": "fifo"},
+                       "space": {"optimizer": ["adam", "adagrad"], "lr_factor": {"low": 0.001, "high": 10.0},
+                                 "weight_decay": [0.0, 0.01]}}}
+    parts = search_components(load_experiment_dict(base))
+    assert isinstance(parts.searcher, EdgeSearch) and parts.num_samples == 30 and parts.grid is None
+    with pytest.raises(ConfigError, match="search.scheduler.name: the edges search reads every trial at the budget"):
+        load_experiment_dict({"search": {**base["search"], "scheduler": {"name": "asha"}}})
+    with pytest.raises(ConfigError, match="search.seeds: the edges search chooses its own seeds"):
+        load_experiment_dict({"search": {**base["search"], "seeds": 2}})
+    with pytest.raises(ConfigError, match="search.stop_early_collapse: decides from evaluations within the first epoch"):
+        load_experiment_dict({"search": {**base["search"], "stop_early_collapse": True}})
