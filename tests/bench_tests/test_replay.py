@@ -41,15 +41,15 @@ def test_a_continuous_lr_maps_to_the_nearest_table_lr_in_log10(replay):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("method", ["grid", "random-asha", "tpe-asha", "tpe-asha-collapse", "tpe-asha-early"])
+@pytest.mark.parametrize("method", ["grid", "random-asha", "tpe-asha", "tpe-asha-collapse", "tpe-asha-early", "edges", "edges-early"])
 def test_the_real_search_path_agrees_with_the_fast_path_trial_for_trial(replay, method, ray_local):
     table = replay.Table.load("go_emotions")
     with tempfile.TemporaryDirectory() as work:
         both = replay.compare_paths(table, method, 3, work)
-    assert len(both["fast"]) == 25
+    assert len(both["fast"]) >= 20
     assert both["fast"] == both["real"]
     assert both["fast_score"] == both["real_score"]
-    if method != "grid":  # ASHA stopped some trials early: they cost fewer epochs
+    if "asha" in method:  # ASHA stopped some trials early: they cost fewer epochs
         assert any(status == "early_stopped" for *_, status in both["real"])
 
 
