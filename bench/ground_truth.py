@@ -103,13 +103,13 @@ def export(name: str, folder: Path) -> Path:
         raise SystemExit(f"{name}: {folder} has unfinished trials; run without --export-only to finish them")
     segments = json.loads((folder / RUNS_FILE).read_text()) if (folder / RUNS_FILE).is_file() else []
     table = {
+        **results_to_table(load_results(str(folder))),  # first: the keys below describe the run, not the folder
         "name": name,
         "config_file": str(EXPERIMENTS[name].relative_to(REPO)),
         "commit": segments[-1]["commit"] if segments else _commit(),
         "wall_s": round(sum(s["wall_s"] for s in segments), 1),
         "segments": segments,
         "machine": segments[-1].get("machine") if segments else None,  # where the grid ran
-        **results_to_table(load_results(str(folder))),
     }
     TABLES.mkdir(parents=True, exist_ok=True)
     out = TABLES / f"{name}.json"
