@@ -41,8 +41,8 @@ class TrialSettings:
     num_train: int  # training documents (sets the steps of an epoch, for the lr schedule)
     pad_id: int
     majority_p1: float  # validation P@1 of the most-frequent-label predictor
+    prior_bce: float  # the label-prior plateau of the training split (Prepared.label_prior_bce)
     threads: int  # torch threads: Ray sets OMP_NUM_THREADS=1 in workers, so set it explicitly
-    prior_bce: float = float("nan")  # the label-prior plateau of the training split (Prepared.label_prior_bce)
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     driver_cpu: float = 0.0  # CPUs the trial's own process holds when it drives DDP workers

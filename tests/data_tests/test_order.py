@@ -48,7 +48,7 @@ def _epoch(ds, seed, epoch, rank=0, workers=1) -> list[int]:
 def _trial_epoch(ds, seed, epoch) -> list[dict]:
     """The batches a one-worker trial with `seed` trains on in `epoch` (as `trainable.entry` builds them)."""
     settings = TrialSettings(model=ModelConfig(), train=TrainConfig(batch_size=16, bucket_window=WINDOW // 16), num_labels=2,
-                             num_train=ROWS, pad_id=0, majority_p1=0.5, threads=1)
+                             num_train=ROWS, pad_id=0, majority_p1=0.5, prior_bce=0.69, threads=1)
     train_batches, _ = _batch_factories(settings, seed, ds, {})
     return list(train_batches(epoch))
 

@@ -36,7 +36,8 @@ def setup(tmp_path_factory, datasets_dir, minilm_path):
     ray.data.DataContext.get_current().enable_progress_bars = False
     settings = TrialSettings(model=ModelConfig(name="tiny-distilbert"), train=TrainConfig(epochs=3, batch_size=16),
                              num_labels=prepared.num_labels, num_train=128, pad_id=0,
-                             majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"], threads=1)
+                             majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"],
+                             prior_bce=prepared.label_prior_bce(), threads=1)
     data = {"train_data": read_split(prepared.split_dir("train")), "val_data": read_split(prepared.split_dir("validation")),
             "test_data": read_split(prepared.split_dir("test"))}
     yield settings, data
