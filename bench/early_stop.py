@@ -136,6 +136,8 @@ def margin(tables: list[Table], field: str, direction: str, *, steps: int = 40) 
 
 
 def markdown(result: dict) -> str:
+    """The tables of docs/benchmarks.md's section: the confusion and savings per table, the margins,
+    nearby settings."""
     lines = ["| table | trials | healthy | stopped: healthy | stopped: not healthy | kept: not healthy | "
              "not healthy stopped within epoch 1 | trial-epochs saved |", "|---|---|---|---|---|---|---|---|"]
     for name, s in result["tables"].items():
@@ -143,13 +145,16 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {s['trials']} | {s['healthy']} | **{c['stopped_healthy']}** | {c['stopped_unhealthy']} | "
                      f"{c['kept_unhealthy']} | {s['unhealthy_stopped_within_epoch_1']}/{s['trials'] - s['healthy']} "
                      f"({s['unhealthy_stopped_within_epoch_1_share']:.0%}) | {e['saved']:.1f} of {e['grid']:.0f} ({e['saved_share']:.0%}) |")
-    lines += ["", "| constant | chosen | first stops a healthy run at | × chosen | that run |", "|---|---|---|---|---|"]
+    lines += ["", "How close a healthy run came to being stopped: the value at which each threshold would first stop one,",
+              "the others as chosen (bisection over both tables):", "",
+              "| constant | chosen | first stops a healthy run at | × chosen | that run |", "|---|---|---|---|---|"]
     for field, m in result["margins"].items():
         at = "never" if m["first_healthy_stop_at"] is None else f"{m['first_healthy_stop_at']:.3g}"
         ratio = "" if m["ratio"] is None else f"{m['ratio']:.2f}"
         lines.append(f"| {field} | {m['chosen']:.3g} | {at} | {ratio} | {m['trial'] or ''} |")
     names = list(result["tables"])
-    lines += ["", "| setting | " + " | ".join(f"{n}: healthy stopped, saved" for n in names) + " |",
+    lines += ["", "Nearby settings (healthy runs stopped, share of trial-epochs saved):", "",
+              "| setting | " + " | ".join(f"{n}: healthy stopped, saved" for n in names) + " |",
               "|---|" + "---|" * len(names)]
     for variant, per in {"as chosen": {n: result["tables"][n] for n in names}, **result["variants"]}.items():
         cells = [f"{per[n]['confusion']['stopped_healthy']}, {per[n]['trial_epochs']['saved_share']:.0%}" for n in names]
@@ -179,6 +184,9 @@ def main() -> None:
     }
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(markdown(result))
+    from docsection import write_section  # bench/docsection.py
+
+    write_section("early_stop", markdown(json.loads(Path(args.out).read_text())))
 
 
 if __name__ == "__main__":

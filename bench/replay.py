@@ -361,10 +361,6 @@ def _strict(x: Any) -> Any:
     return x
 
 
-DOCS = REPO / "docs" / "benchmarks.md"
-START, END = "<!-- recovery:start (written by bench/replay.py) -->", "<!-- recovery:end -->"
-
-
 def _fmt(x: Any, spec: str) -> str:
     if x is None:
         return "–"
@@ -373,7 +369,7 @@ def _fmt(x: Any, spec: str) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     """The "Sweet-spot recovery" section of docs/benchmarks.md, from the benchmark's JSON."""
-    lines = [START, "## Sweet-spot recovery (`bench/replay.py`)", "",
+    lines = ["## Sweet-spot recovery (`bench/replay.py`)", "",
              "Search methods replayed against the ground-truth tables (`bench/tables/`, from `bench/ground_truth.py`):",
              "each replayed trial returns the table's recorded epochs for the nearest table lr (in log10) and a seed",
              "drawn per configuration; the answer is the analysis's own sweet spots (`trains` rule) of the replay's",
@@ -397,18 +393,35 @@ def markdown(report: dict[str, Any]) -> str:
             lines += ["", f"One replay per method through the real `sweetspot search` path (a Tuner built by the runner, "
                           f"trials reporting the table's rows), one trial at a time, against the fast path: {agree}."]
         lines.append("")
-    lines.append(END)
+    for name, entry in report.items():
+        for folder, real in entry.get("real_searches", {}).items():
+            lines += [f"### A real search on {name}: `{real['command']}`", "",
+                      f"Scored against the {name} table: {real['trials']} trials, trial-epochs "
+                      f"{real['trial_epochs']:.1f} = {real['trial_epochs_fraction']:.0%} of the grid's, wall "
+                      f"{real['wall_s'] / 60:.1f} min; verdict agreement {real['verdict_agreement']:.2f}, regret "
+                      f"{_fmt(real['regret'], '.3f')}, edge errors (decades) "
+                      f"{', '.join(f'{e:.3f}' for e in real['edge_errors'])}.", ""]
     return "\n".join(lines)
 
 
 def write_docs(report: dict[str, Any]) -> None:
-    text = DOCS.read_text()
-    section = markdown(report)
-    if START in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    from docsection import write_section  # bench/docsection.py
+
+    write_section("replay", markdown(report))
+
+
+def score_folder(table: Table, folder: str, *, command: str, wall_s: float) -> dict[str, Any]:
+    """A real search's results folder scored against the table (all its reports: a real search with
+    train.eval_every_steps reports mid-epoch too, as the grid did)."""
+    from sweetspot.analysis.recovery import score
+    from sweetspot.analysis.results import load_results
+    from sweetspot.analysis.sweetspot import find_sweet_spots
+
+    results = load_results(folder)
+    r = score(find_sweet_spots(results), find_sweet_spots(table.results))
+    return {"command": command, "wall_s": wall_s,
+            "trials": len(results.trials), "trial_epochs": r.trial_epochs, "trial_epochs_fraction": r.trial_epochs_fraction,
+            "verdict_agreement": r.agreement, "regret": r.regret, "edge_errors": list(r.edge_errors)}
 
 
 def main() -> None:
@@ -418,6 +431,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--real", action="store_true", help="one replay per method through the real search path, "
                                                              "compared with the fast path at one trial at a time")
+    parser.add_argument("--score", metavar="FOLDER", help="score a real search's results folder against the (one) table "
+                                                           "and add it to the report")
+    parser.add_argument("--search-command", default="sweetspot search", help="with --score: the command that ran it")
+    parser.add_argument("--wall-s", type=float, default=math.nan, help="with --score: its wall time, as it measured it")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     import optuna
@@ -425,6 +442,14 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per study created is noise here
 
     report = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    if args.score:
+        (name,) = args.tables
+        real = score_folder(Table.load(name), args.score, command=args.search_command, wall_s=args.wall_s)
+        report.setdefault(name, {"methods": {}}).setdefault("real_searches", {})[Path(args.score).name] = real
+        print(f"{name}: {real}")
+        Path(args.out).write_text(json.dumps(_strict(report), indent=1, default=_json_default))
+        write_docs(json.loads(Path(args.out).read_text()))
+        return
     if args.real:
         for name in args.tables:
             table = Table.load(name)
@@ -437,7 +462,7 @@ def main() -> None:
                 print(f"{name} {method}: the real search path {'agrees' if agree else 'DISAGREES'} with the fast path "
                       f"({len(both['real'])} trials)", flush=True)
         Path(args.out).write_text(json.dumps(_strict(report), indent=1, default=_json_default))
-        write_docs(report)
+        write_docs(json.loads(Path(args.out).read_text()))
         return
     for name in args.tables:
         table = Table.load(name)
