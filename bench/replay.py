@@ -90,9 +90,7 @@ class Table:
         """The table's sweet spots read as the replayed methods report: at epoch ends."""
         from sweetspot.analysis.sweetspot import find_sweet_spots
 
-        view = dataclasses.replace(self.results, trials=[dataclasses.replace(t, history=epoch_ends(t.history))
-                                                         for t in self.results.trials])
-        return find_sweet_spots(view, rule=rule)
+        return find_sweet_spots(at_epoch_ends(self.results), rule=rule)
 
     @classmethod
     def load(cls, name: str) -> "Table":
@@ -140,6 +138,11 @@ class Table:
 def epoch_ends(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The reports at whole epochs (what a search without `train.eval_every_steps` sees)."""
     return [r for r in rows if float(r.get("epoch", 0)).is_integer() or r.get("diverged")]
+
+
+def at_epoch_ends(results):
+    """`results` with every trial's history cut to its epoch ends."""
+    return dataclasses.replace(results, trials=[dataclasses.replace(t, history=epoch_ends(t.history)) for t in results.trials])
 
 
 # --- the fast path: Tune's order of calls without Ray --------------------------------------------
@@ -310,11 +313,17 @@ def compare_paths(table: Table, method: str, replay_seed: int, work: str) -> dic
 # --- scoring ---------------------------------------------------------------------------------------
 
 def score_replay(truth, results):
-    """The replay's answer (the analysis's own sweet spots of its trials) scored against the truth."""
+    """The replay's answer (the analysis's own sweet spots of its trials) scored against the truth.
+
+    Both are read at epoch ends: a method that evaluates mid-epoch (the early collapse stop's
+    signals) would otherwise score its trials by a best over more evaluations than the truth's, and
+    disagree with it where a mid-epoch peak crosses the level. Its cost counts every epoch it ran."""
     from sweetspot.analysis.recovery import score
     from sweetspot.analysis.sweetspot import find_sweet_spots
 
-    return score(find_sweet_spots(results, rule=truth.rule), truth)
+    r = score(find_sweet_spots(at_epoch_ends(results), rule=truth.rule), truth)
+    ran = find_sweet_spots(results, rule=truth.rule).comparison.scores.values()
+    return dataclasses.replace(r, trial_epochs=sum(s.last_epoch for s in ran))
 
 
 def _quantile(xs: list[float], q: float) -> float | None:

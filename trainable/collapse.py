@@ -62,6 +62,10 @@ SLOW_FACTOR = 2.0  # too slow: at its recent rate of fall (log loss per epoch), 
 HOLD_FRACTION = 1 / 9  # the evidence spans at least this share of the budget (1/3 epoch of 3: two reports 50 steps apart there)
 WINDOW_FRACTION = 1 / 3  # decide only from reports within this share of the budget (the first epoch of 3); later: undecided
 _EPOCH_TOL = 1e-3  # reported epochs are rounded (0.3333, 0.6667)
+# The keys of a run's rows that `is_collapsed`, `collapsed_epochs` and `early_verdict` read: what a
+# consumer of a run's reports (the region searcher) must keep to reach the verdict the records do.
+SIGNALS = (keys.EPOCH, keys.VAL_P1, keys.MAJORITY_P1, keys.COLLAPSED, keys.DIVERGED, keys.VAL_PRED_ENTROPY,
+           keys.VAL_TRUE_ENTROPY, keys.VAL_EMBED_RANK, keys.TRAIN_LOSS_RECENT, keys.PRIOR_BCE)
 ON_PRIOR = "collapsed onto the label prior"  # EarlyVerdict.cause
 TOO_SLOW = "too slow for the budget"
 
