@@ -413,10 +413,12 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(report: dict[str, Any]) -> None:
+def write_docs(report: dict[str, Any], out: str) -> None:
+    """The docs tables, from the committed figures only (a run with `--out` elsewhere leaves them)."""
     from docsection import write_section  # bench/docsection.py
 
-    write_section("replay", markdown(report))
+    if Path(out).resolve() == OUT.resolve():
+        write_section("replay", markdown(report))
 
 
 def score_folder(table: Table, folder: str, *, command: str, wall_s: float) -> dict[str, Any]:
@@ -457,7 +459,7 @@ def main() -> None:
         report.setdefault(name, {"methods": {}}).setdefault("real_searches", {})[Path(args.score).name] = real
         print(f"{name}: {real}")
         Path(args.out).write_text(json.dumps(_strict(report), indent=1, default=_json_default))
-        write_docs(json.loads(Path(args.out).read_text()))
+        write_docs(json.loads(Path(args.out).read_text()), args.out)
         return
     if args.real:
         for name in args.tables:
@@ -471,7 +473,7 @@ def main() -> None:
                 print(f"{name} {method}: the real search path {'agrees' if agree else 'DISAGREES'} with the fast path "
                       f"({len(both['real'])} trials)", flush=True)
         Path(args.out).write_text(json.dumps(_strict(report), indent=1, default=_json_default))
-        write_docs(json.loads(Path(args.out).read_text()))
+        write_docs(json.loads(Path(args.out).read_text()), args.out)
         return
     for name in args.tables:
         table = Table.load(name)
@@ -489,7 +491,7 @@ def main() -> None:
             entry["methods"][method] = {**summarise(recoveries), "seconds": round(time.time() - start, 1)}
             print(f"{name} {method}: {entry['methods'][method]}", flush=True)
     Path(args.out).write_text(json.dumps(_strict(report), indent=1, default=_json_default))
-    write_docs(json.loads(Path(args.out).read_text()))
+    write_docs(json.loads(Path(args.out).read_text()), args.out)
 
 
 if __name__ == "__main__":
