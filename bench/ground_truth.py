@@ -35,6 +35,13 @@ TABLES = REPO / "bench" / "tables"
 EXPERIMENTS = {  # table -> the experiment file that measures it
     "go_emotions": REPO / "examples" / "ground-truth-go_emotions-cpu.yaml",
     "reuters_all": REPO / "examples" / "ground-truth-reuters-all-cpu.yaml",
+    # docs/study.md: the weight-decay ablation twin, and the study's swapped default lrs of
+    # Adagrad (1) and Adadelta (0.01), whose lrs lie outside the grids above
+    "go_emotions_wd": REPO / "examples" / "ground-truth-go_emotions-wd-cpu.yaml",
+    "go_emotions_adagrad_study": REPO / "examples" / "ground-truth-go_emotions-adagrad-study-cpu.yaml",
+    "go_emotions_adadelta_study": REPO / "examples" / "ground-truth-go_emotions-adadelta-study-cpu.yaml",
+    "reuters_all_adagrad_study": REPO / "examples" / "ground-truth-reuters-all-adagrad-study-cpu.yaml",
+    "reuters_all_adadelta_study": REPO / "examples" / "ground-truth-reuters-all-adadelta-study-cpu.yaml",
 }
 RUNS_FILE = "ground_truth_runs.json"  # the run segments of one results folder (wall time, commands)
 FINISHED = {"terminated", "diverged", "collapsed", "early_stopped"}  # statuses of trials that ended on their own
