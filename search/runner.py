@@ -435,7 +435,7 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     try:
         tuner.fit()
     finally:
-        if trust_folder:  # the user vouched for this folder; a run from before signing has no SignStateCallback
+        if resume and trust_folder:  # the user vouched for this folder; a run from before signing has no SignStateCallback
             signing.sign(folder)
     return folder
 

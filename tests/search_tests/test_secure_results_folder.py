@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,27 @@ import yaml
 from sweetspot import signing
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.e2e
+
 SECRET = "s3cr3t-7f1c9e"  # the value of the study storage's ${VAR}: it must appear nowhere in the results
 SLICE = {"source": "go_emotions", "max_len": 48, "train_limit": 320, "validation_limit": 64, "test_limit": 32}
+
+
+DOCS = REPO / "docs" / "reliability.md"
+CASES_START, CASES_END = "<!-- security-cases:start -->", "<!-- security-cases:end -->"
+CASES: list[str] = []  # the rows of docs/reliability.md's table of security cases, as these tests saw them
+
+
+def _case(what: str, command: str, run, left: str, line: str | None = None, **paths: Path) -> None:
+    """Records a case for the docs table: its command, exit code, the line it printed (the last line
+    of stderr on an error, else of stdout; paths shown as their names), and what it left on disk."""
+    if line is None:
+        line = ((run.stderr if run.returncode else run.stdout).strip().splitlines() or [""])[-1]
+    for shown, path in paths.items():
+        line = line.replace(str(path), shown)
+    line = re.sub(r"-20[0-8]\d-\d\d-\d\d_\d\d-\d\d-\d\d\b", "-<time>", line)  # Tune's session stamp in a state file's name
+    assert "Traceback" not in run.stderr
+    CASES.append(f"| {what} | `{command}` | {run.returncode} | `{line}` | {left} |")
 
 
 def _cli(*args, env, timeout=300):
@@ -99,6 +119,8 @@ def test_the_embedded_ray_listens_on_loopback_only(searched):
     assert len({name for _, _, name in listening}) >= 3, listening  # the GCS, the raylet, trial workers at least
     exposed = sorted(s for s in listening if not ipaddress.ip_address(s[0].removeprefix("::ffff:")).is_loopback)
     assert exposed == []
+    CASES.append("| the embedded Ray while a search runs | `sweetspot search exp.yaml` | 0 | (every TCP socket the driver "
+                 "and its Ray processes listen on is on 127.0.0.1) | - |")
 
 
 def test_the_study_storage_secret_is_nowhere_in_the_results_folder_nor_the_output(searched):
@@ -114,6 +136,9 @@ def test_the_study_storage_secret_is_nowhere_in_the_results_folder_nor_the_outpu
     assert leaks == []  # sweetspot.yaml, Tune's pickles (tuner.pkl, searcher state), summary, report, csv, logs
     for out in (run, analyzed, status):
         assert SECRET not in out.stdout + out.stderr
+    _case("`search.study_storage: sqlite:///…/${SWEETSPOT_TEST_STUDY_DIR}/study.db`, the variable set", "sweetspot search exp.yaml",
+          run, "the study where the variable points; its value in no file of the results folder (`sweetspot.yaml` and "
+               "Tune's pickles hold `${…}`), nor in the output", **{"results/secure": folder})
 
 
 def test_a_literal_password_in_study_storage_is_refused_without_echoing_it(searched, tmp_path):
@@ -126,12 +151,16 @@ def test_a_literal_password_in_study_storage_is_refused_without_echoing_it(searc
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
     assert "search.study_storage: postgresql://ann:***@db.example/studies holds a password" in run.stderr
     assert "hunter2" not in run.stdout + run.stderr and not (tmp_path / "results").exists()
+    _case("`search.study_storage: postgresql://ann:hunter2@db.example/studies`", "sweetspot search exp.yaml", run,
+          "nothing (no results folder)", **{"exp.yaml": config})
     # A ${VAR} that is not set: named, nothing written.
     config.write_text(config.read_text().replace("hunter2", "${SWEETSPOT_NOT_SET_PW}"))
     run = _cli("search", str(config), env=env, timeout=120)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert "search.study_storage: the environment variable SWEETSPOT_NOT_SET_PW is not set" in run.stderr
     assert not (tmp_path / "results").exists()
+    _case("`search.study_storage: postgresql://ann:${SWEETSPOT_NOT_SET_PW}@…`, the variable not set", "sweetspot search exp.yaml",
+          run, "nothing")
 
 
 def test_the_search_signs_every_state_file_tune_wrote(searched):
@@ -158,10 +187,15 @@ def test_analyze_and_status_load_no_pickle_from_a_tampered_folder(searched, tmp_
     for planted in ["tuner.pkl", *[p.name for p in evil.glob("searcher-state-*.pkl")], "callback-states-2099.pkl",
                     *[f"{t}/error.pkl" for t in trials], *[f"{t}/params.pkl" for t in trials]]:
         (evil / planted).write_bytes(pickle.dumps(_Marker(marker)))
-    assert (analyzed := _cli("analyze", str(evil), "--no-baselines", "--out", str(tmp_path / "report"), env=env)).returncode == 0, \
-        analyzed.stderr[-3000:]
-    assert _cli("status", str(evil), env=env).returncode == 0
+    analyzed = _cli("analyze", str(evil), "--no-baselines", "--out", str(tmp_path / "report"), env=env)
+    assert analyzed.returncode == 0, analyzed.stderr[-3000:]
+    assert (status := _cli("status", str(evil), env=env)).returncode == 0
     assert not marker.exists()
+    left = "the report; no pickle loaded (the planted ones would have created a file)"
+    _case("malicious `tuner.pkl`, searcher state, `callback-states-*.pkl`, `trial_*/error.pkl`, `params.pkl`",
+          "sweetspot analyze results/secure --out report", analyzed, left, **{"report": tmp_path / "report"})
+    _case("the same folder", "sweetspot status results/secure", status, "nothing written; no pickle loaded",
+          line="the trial table")
 
 
 def test_resume_refuses_a_state_file_it_did_not_sign_naming_it(searched, tmp_path):
@@ -175,6 +209,9 @@ def test_resume_refuses_a_state_file_it_did_not_sign_naming_it(searched, tmp_pat
     assert run.stderr.startswith(f"sweetspot resume: error: {evil}/tuner.pkl: changed since sweetspot signed it")
     assert "--trust-results-folder" in run.stderr
     assert not marker.exists() and _tree(evil) == before
+    unchanged = "the folder unchanged; nothing unpickled"
+    _case("`tuner.pkl` replaced (by a pickle that runs code)", "sweetspot resume results/secure", run, unchanged,
+          **{"results/secure": evil})
     # A newer experiment state planted beside the signed one (Tune restores the newest): refused, named.
     shutil.copy(folder / "tuner.pkl", evil / "tuner.pkl")
     planted = evil / "experiment_state-2099-01-01_00-00-00.json"
@@ -183,15 +220,21 @@ def test_resume_refuses_a_state_file_it_did_not_sign_naming_it(searched, tmp_pat
     run = _cli("resume", str(evil), env=env, timeout=120)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert f"{planted}: not signed (absent from state-signature.json)" in run.stderr and not marker.exists()
+    _case("a newer `experiment_state-*.json` planted (Tune restores the newest)", "sweetspot resume results/secure", run,
+          unchanged, **{"results/secure": evil})
     # No signature at all (a folder from before signing, or another user's): refused.
     planted.unlink()
     (evil / "state-signature.json").unlink()
     run = _cli("resume", str(evil), env=env, timeout=120)
     assert run.returncode == 2 and ": not signed (no state-signature.json)" in run.stderr
+    _case("no `state-signature.json` (a folder from before signing, or copied without it)", "sweetspot resume results/secure",
+          run, unchanged, **{"results/secure": evil})
     # Signed with another user's key: refused, naming the signature file.
     other = {**env, signing.KEY_ENV: "another user's key"}
     run = _cli("resume", str(folder), env=other, timeout=120)
     assert run.returncode == 2 and f"{folder}/state-signature.json: not signed with this user's key" in run.stderr
+    _case("signed by another user's key", f"{signing.KEY_ENV}=… sweetspot resume results/secure", run, unchanged,
+          **{"results/secure": folder, "~/.config/sweetspot/signing_key": signing_key_file(env)})
 
 
 def test_resume_with_the_trust_flag_runs_an_unsigned_folder_and_signs_it(searched, tmp_path):
@@ -200,4 +243,48 @@ def test_resume_with_the_trust_flag_runs_an_unsigned_folder_and_signs_it(searche
     (trusted / "state-signature.json").unlink()
     run = _cli("resume", str(trusted), "--trust-results-folder", env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    signing.verify(str(trusted), key=(Path(env["XDG_CONFIG_HOME"]) / "sweetspot" / "signing_key").read_text().strip().encode())
+    signing.verify(str(trusted), key=signing_key_file(env).read_text().strip().encode())
+    _case("no `state-signature.json`, the user vouches for the folder", "sweetspot resume results/secure --trust-results-folder",
+          run, "the resumed experiment, signed again", **{"results/secure": trusted})
+
+
+def signing_key_file(env) -> Path:
+    return Path(env["XDG_CONFIG_HOME"]) / "sweetspot" / "signing_key"
+
+
+def test_a_signing_key_that_others_can_read_is_refused(searched, tmp_path):
+    _, folder, env, *_ = searched
+    key = tmp_path / "config" / "sweetspot" / "signing_key"
+    key.parent.mkdir(parents=True)
+    key.write_text("0123\n")
+    key.chmod(0o644)
+    run = _cli("resume", str(folder), env={**env, "XDG_CONFIG_HOME": str(tmp_path / "config")}, timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert f"{key}: the signing key is readable or writable by others (mode -rw-r--r--); run: chmod 600 {key}" in run.stderr
+    _case("the key file with mode 0644", "sweetspot resume results/secure", run, "nothing written",
+          **{"~/.config/sweetspot/signing_key": key})
+
+
+def test_signing_covers_a_results_folder_on_a_storage_uri(searched, tmp_path):
+    _, folder, *_ = searched
+    copy = _copy(folder, tmp_path)
+    uri, key = f"file://{copy}", b"a key"
+    signing.sign(uri, key=key)
+    signing.verify(uri, key=key)
+    (copy / "tuner.pkl").write_bytes(b"changed")
+    with pytest.raises(signing.SigningError, match=re.escape(f"{uri}/tuner.pkl: changed since sweetspot signed it")):
+        signing.verify(uri, key=key)
+
+
+def test_the_docs_list_these_cases():
+    """docs/reliability.md's table of security cases is what these tests saw (SWEETSPOT_WRITE_DOCS=1 rewrites it)."""
+    assert CASES, "run the whole module: the cases are recorded by the tests above"
+    text = DOCS.read_text() if DOCS.exists() else ""
+    table = "\n".join(["| case | command | exit | the line printed | left on disk |", "|---|---|---|---|---|", *CASES])
+    if os.environ.get("SWEETSPOT_WRITE_DOCS") == "1":
+        assert CASES_START in text and CASES_END in text, f"{DOCS}: no {CASES_START} … {CASES_END} markers"
+        head, rest = text.split(CASES_START, 1)
+        DOCS.write_text(f"{head}{CASES_START}\n{table}\n{CASES_END}{rest.split(CASES_END, 1)[1]}")
+        text = DOCS.read_text()
+    missing = [row for row in CASES if row not in text]
+    assert not missing, f"{DOCS} lacks these rows (SWEETSPOT_WRITE_DOCS=1 rewrites its table):\n" + "\n".join(missing)
