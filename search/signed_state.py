@@ -55,8 +55,11 @@ class SignStateCallback(tune.Callback):
         self._staging = context.experiment_driver_staging_path
         fs, results = context.storage_filesystem, context.experiment_fs_path
         if not Path(self._staging, TUNER_FILE).is_file():  # a new run: the Tuner wrote it straight to the results folder
-            with fs.open_input_stream(f"{results}/{TUNER_FILE}") as f:
-                self._tuner_digest = signing.digest(f.read())
+            try:
+                with fs.open_input_stream(f"{results}/{TUNER_FILE}") as f:
+                    self._tuner_digest = signing.digest(f.read())
+            except OSError:  # none to sign: a resume would find no experiment
+                self._tuner_digest = None
         if signing.state_files(self._staging):
             self._sign()
             with fs.open_output_stream(f"{results}/{layout.SIGNATURE_FILE}") as f:
