@@ -19,7 +19,6 @@ import base64
 import dataclasses
 import datetime
 import html
-import io
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -28,6 +27,7 @@ from sweetspot.analysis import figures
 from sweetspot import storage
 from sweetspot.analysis.baselines import Baselines, compute_baselines
 from sweetspot.analysis.collapse import CollapseReport, diagnose_collapse, read_labels
+from sweetspot.analysis.export import csv_bytes
 from sweetspot.analysis.importance import Importances, param_importances
 from sweetspot.analysis.results import Results, epoch_table, finite, trial_table
 from sweetspot.analysis.sweetspot import DEFAULT_DELTA, SweetSpots, find_sweet_spots
@@ -469,12 +469,6 @@ def _html(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Tab
     return "\n".join(out)
 
 
-def _csv(frame) -> bytes:
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False)
-    return buf.getvalue().encode("utf-8")
-
-
 def write_report(analysis: Analysis, folder: str | None = None, *, attention: bool = True) -> str:
     """Writes the report (see the module docstring) to `folder` (default `<results>/report`);
     returns its location. `attention=False` skips figure (f), the only one that loads models."""
@@ -498,8 +492,8 @@ def write_report(analysis: Analysis, folder: str | None = None, *, attention: bo
     trials["recovered"] = [diag[i].recovered if i in diag else None for i in trials["trial_id"]]
     trials["collapsed_onto"] = [";".join(_label_text(x) for x in diag[i].labels) if i in diag else None
                                 for i in trials["trial_id"]]
-    storage.write_bytes(storage.join(folder, "trials.csv"), _csv(trials))
-    storage.write_bytes(storage.join(folder, "epochs.csv"), _csv(epoch_table(r)))
+    storage.write_bytes(storage.join(folder, "trials.csv"), csv_bytes(trials))
+    storage.write_bytes(storage.join(folder, "epochs.csv"), csv_bytes(epoch_table(r)))
     storage.write_bytes(storage.join(folder, "report.md"), _markdown(analysis, figs, tables, summary).encode("utf-8"))
     storage.write_bytes(storage.join(folder, "report.html"), _html(analysis, figs, tables, summary).encode("utf-8"))
     return folder

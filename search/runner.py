@@ -18,7 +18,7 @@ import yaml
 
 from sweetspot.data.load import read_split
 from sweetspot.data.prepare import Prepared, prepare
-from sweetspot import layout, storage
+from sweetspot import layout, signing, storage
 from sweetspot.search.config import ConfigError, ExperimentConfig, load_experiment_dict, to_dict
 from sweetspot.search.space import define_by_run, grid, sampler
 from sweetspot.trainable import keys
@@ -74,7 +74,9 @@ def _study_elsewhere(config: ExperimentConfig) -> str | None:
 def _study_exists(config: ExperimentConfig, url: str) -> bool:
     import optuna
 
-    return config.name in optuna.get_all_study_names(storage=url)
+    from sweetspot.search.study import connect_url
+
+    return config.name in optuna.get_all_study_names(storage=connect_url(url))
 
 
 def _init_ray(address: str | None, dashboard: bool) -> None:
@@ -94,7 +96,21 @@ def _init_ray(address: str | None, dashboard: bool) -> None:
         # (ray.init() without an address would join it).
         # The dashboard's processes take CPU from the trials (measured: ~5% of a 2-core machine's
         # training throughput), so a local run starts it only when asked.
+        _loopback_only()
         ray.init(address="local", num_cpus=os.cpu_count(), log_to_driver=True, include_dashboard=dashboard)
+
+
+def _loopback_only() -> None:
+    """Makes the embedded Ray listen on 127.0.0.1 only. On Linux, Ray takes this machine's
+    routable address as the node's and its gRPC servers (GCS, raylet, workers, agents) listen on
+    every interface: anyone on the network could reach them. With Ray's single-machine mode
+    (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, its default on macOS and Windows) the node's address is
+    127.0.0.1 and every server listens there. Ray reads the setting when it is imported (this
+    driver already has), hence the constant too; the processes it starts read the environment."""
+    import ray._private.ray_constants as ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _join_failure(error: BaseException) -> str:
@@ -134,13 +150,19 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def _check_resumable(config: ExperimentConfig, folder: str) -> dict[str, Any]:
-    """The folder's saved config, when it holds an experiment of this config to resume."""
+def _check_resumable(config: ExperimentConfig, folder: str, *, trust_folder: bool = False) -> dict[str, Any]:
+    """The folder's saved config, when it holds an experiment of this config to resume whose Tune
+    state this user's sweetspot signed (`sweetspot.signing`), or `trust_folder`."""
     import ray.tune
 
     config_file = storage.join(folder, layout.CONFIG_FILE)
     if not storage.exists(config_file) or not ray.tune.Tuner.can_restore(folder):
         raise ConfigError(f"{folder}: holds no experiment to resume")
+    if not trust_folder:
+        try:
+            signing.verify(folder)
+        except signing.SigningError as e:
+            raise ConfigError(str(e)) from None
     saved = yaml.safe_load(storage.read_text(config_file))
     differ = _differences(_comparable(saved), _comparable(to_dict(config)))
     if differ:
@@ -253,12 +275,12 @@ def early_collapse_rule(config: ExperimentConfig) -> dict[str, float] | None:
 
 
 def search_components(config: ExperimentConfig) -> SearchComponents:
-    import optuna
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator, Repeater
     from ray.tune.search.optuna import OptunaSearch
 
     from sweetspot.search.stoppers import CollapseStopper, DivergedStopper, EarlyCollapseStopper
+    from sweetspot.search.study import StudyStorage
 
     search = config.search
     param_space: dict[str, Any] = {}
@@ -275,7 +297,7 @@ def search_components(config: ExperimentConfig) -> SearchComponents:
         # param_space), so this searcher is the one place besides TuneConfig that is told them.
         searcher = OptunaSearch(space=define_by_run(search.space), sampler=sampler(search.algorithm, search.seed),
                                 metric=search.metric, mode=search.mode,
-                                storage=optuna.storages.RDBStorage(study_storage_url(config)), study_name=config.name)
+                                storage=StudyStorage(study_storage_url(config)), study_name=config.name)
         if search.seeds > 1:  # every sampled configuration runs with `seeds` seeds; Optuna sees their mean
             searcher = Repeater(searcher, repeat=search.seeds)
         num_samples = search.num_samples * search.seeds
@@ -322,6 +344,7 @@ def build_tuner(config: ExperimentConfig, trainable, folder: str):
 
     from sweetspot.search.checkpoints import ResumeFromNewestCheckpoint
     from sweetspot.search.records import SummaryCallback
+    from sweetspot.search.signed_state import SignStateCallback
 
     search = config.search
     parts = search_components(config)
@@ -345,7 +368,7 @@ def build_tuner(config: ExperimentConfig, trainable, folder: str):
             checkpoint_config=tune.CheckpointConfig(num_to_keep=search.checkpoints_to_keep),
             callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs,
                                        collapse_patience=search.stop_on_collapse, early_collapse=early_collapse_rule(config)),
-                       ResumeFromNewestCheckpoint()],
+                       ResumeFromNewestCheckpoint(), SignStateCallback()],
         ),
     )
 
@@ -355,16 +378,26 @@ def _trial_dirname(trial) -> str:
 
 
 def run_search(config: ExperimentConfig, *, address: str | None = None, overwrite: bool = False,
-               dashboard: bool = False, resume: bool = False, retry_errored: bool = False) -> str:
-    """Runs the experiment (or resumes it) and returns its results folder."""
+               dashboard: bool = False, resume: bool = False, retry_errored: bool = False,
+               trust_folder: bool = False) -> str:
+    """Runs the experiment (or resumes it) and returns its results folder. A resume refuses a
+    folder whose Tune state does not verify (`sweetspot.signing`) unless `trust_folder`."""
     import ray
     from ray import tune
 
     folder = experiment_dir(config)
     replace = False
     study_elsewhere = None if resume else _study_elsewhere(config)
+    try:
+        signing.signing_key()  # made (or found unusable) before the run, not at its first save
+    except signing.SigningError as e:
+        raise ConfigError(str(e)) from None
+    if config.search.study_storage:
+        from sweetspot.search.study import check_no_secret
+
+        check_no_secret(config.search.study_storage)
     if resume:
-        saved = _check_resumable(config, folder)
+        saved = _check_resumable(config, folder, trust_folder=trust_folder)
     elif not storage.is_empty_dir(folder):
         if not overwrite:
             raise ConfigError(f"{folder}: already holds results (use another `name`, --resume to continue them, "
@@ -385,7 +418,9 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     if study_elsewhere and overwrite and _study_exists(config, study_elsewhere):
         import optuna
 
-        optuna.delete_study(study_name=config.name, storage=study_elsewhere)
+        from sweetspot.search.study import connect_url
+
+        optuna.delete_study(study_name=config.name, storage=connect_url(study_elsewhere))
     if not resume:
         resolved = {**to_dict(config), "prepared_path": str(prepared.path), "prepared_data": _data_record(prepared),
                     "optuna_storage": None if config.search.algorithm == "grid" else study_storage_url(config)}
@@ -397,7 +432,11 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
         tuner = tune.Tuner.restore(folder, trainable=trainable, resume_unfinished=True, resume_errored=retry_errored)
     else:
         tuner = build_tuner(config, trainable, folder)
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        if resume and trust_folder:  # the user vouched for this folder; a run from before signing has no SignStateCallback
+            signing.sign(folder)
     return folder
 
 

@@ -73,7 +73,7 @@ def cmd_search(args) -> int:
             print(f"{len(configs)} trials")
         return 0
     folder = run_search(config, address=args.address, overwrite=args.overwrite, dashboard=args.dashboard,
-                        resume=args.resume, retry_errored=args.retry_errored)
+                        resume=args.resume, retry_errored=args.retry_errored, trust_folder=args.trust_results_folder)
     print(f"results: {folder}\nnext: sweetspot analyze {folder}")
     return 0
 
@@ -82,7 +82,7 @@ def cmd_resume(args) -> int:
     from sweetspot.search.runner import load_saved_config, run_search
 
     folder = run_search(load_saved_config(args.results_dir), address=args.address, dashboard=args.dashboard,
-                        resume=True, retry_errored=args.retry_errored)
+                        resume=True, retry_errored=args.retry_errored, trust_folder=args.trust_results_folder)
     print(f"results: {folder}\nnext: sweetspot analyze {folder}")
     return 0
 
@@ -131,6 +131,12 @@ def _ray_options(p) -> None:
     p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the embedded local Ray (a cluster has its own)")
 
 
+def _trust_option(p) -> None:
+    p.add_argument("--trust-results-folder", action="store_true",
+                   help="resume even when the folder's Tune state is not signed by your sweetspot key (it is unpickled: "
+                        "only for a folder no one else can write)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweetspot", description="Find where a BERT-family encoder fine-tunes on a multi-label text dataset.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -152,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder of the same name")
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment in the results folder")
     p.add_argument("--retry-errored", action="store_true", help="with --resume: run errored trials again from their last checkpoint")
+    _trust_option(p)
     p.add_argument("--dry-run", action="store_true", help="print the trial configurations of a grid and exit")
     p.add_argument("--json", action="store_true", help="with --dry-run: print them as a JSON list")
     p.set_defaults(func=cmd_search)
@@ -161,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", metavar="RESULTS_DIR")
     _ray_options(p)
     p.add_argument("--retry-errored", action="store_true", help="run errored trials again from their last checkpoint")
+    _trust_option(p)
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("status", help="the run records of a search, while it runs or after",

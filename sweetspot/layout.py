@@ -8,6 +8,9 @@
         trial_<id>/params.json         PARAMS_FILE: the trial's sampled parameters (Tune)
         trial_<id>/result.json         RESULT_FILE: one JSON object per report (Tune)
         trial_<id>/checkpoint_<n>/     the latest checkpoint(s)
+        state-signature.json           SIGNATURE_FILE: HMACs of Tune's state files (sweetspot/signing.py)
+        tuner.pkl, experiment_state-*.json, search*-state-*, trial_<id>/error.pkl
+                                       Tune's state: pickles that only `resume` reads, after verifying them
 
 Example:
     >>> trial_folder("a1b2c3")
@@ -31,6 +34,8 @@ PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
 TRIAL_PREFIX = "trial_"
 CHECKPOINT_PREFIX = "checkpoint_"
+SIGNATURE_FILE = "state-signature.json"
+TRIAL_STATE_FILES = ("error.pkl",)  # a trial folder's files that Tune unpickles (an errored trial's error)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

@@ -156,3 +156,36 @@ def test_experiment_accepts_fractional_and_whole_gpus_per_trial(gpus):
 def test_experiment_refuses_negative_gpus_per_trial():
     with pytest.raises(ConfigError, match=r"resources\.gpus_per_trial: must be >= 0"):
         load_experiment_dict({"resources": {"gpus_per_trial": -0.5}})
+
+
+IAM = REPO / "examples" / "iam"
+
+
+def _statements(name: str) -> list[dict]:
+    import json
+
+    return json.loads((IAM / name).read_text())["Statement"]
+
+
+def test_gpu_workers_get_an_s3_only_profile_narrower_than_the_launchers_default():
+    # `ray up` gives the head `ray-autoscaler-v1` (AmazonEC2FullAccess + AmazonS3FullAccess); trials
+    # run their code on the workers, which need the results prefix on S3 and nothing else.
+    config = _load(AWS)
+    (worker,) = [t for name, t in config["available_node_types"].items() if name != config["head_node_type"]]
+    profile = worker["node_config"]["IamInstanceProfile"]["Name"]
+    assert profile == "sweetspot-gpu-worker" and profile != "ray-autoscaler-v1"
+    worker_policy = _statements("sweetspot-gpu-worker-policy.json")
+    actions = {a for s in worker_policy for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert actions and all(a.startswith("s3:") and "*" not in a for a in actions)
+    assert {s["Effect"] for s in worker_policy} == {"Allow"}
+    resources = {s["Resource"] for s in worker_policy}
+    assert resources == {"arn:aws:s3:::YOUR-BUCKET", "arn:aws:s3:::YOUR-BUCKET/sweetspot/*"}  # one bucket, one prefix
+    # The head may hand that role, and only it, to the instances it launches.
+    (pass_role,) = _statements("head-pass-worker-role.json")
+    assert pass_role["Action"] == "iam:PassRole" and pass_role["Resource"].endswith(":role/sweetspot-gpu-worker")
+    (trust,) = _statements("ec2-trust.json")
+    assert trust["Principal"] == {"Service": "ec2.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    # The file says how to create it, with these files.
+    text = AWS.read_text()
+    for name in ("ec2-trust.json", "sweetspot-gpu-worker-policy.json", "head-pass-worker-role.json"):
+        assert f"file://examples/iam/{name}" in text
