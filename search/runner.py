@@ -321,6 +321,7 @@ def build_tuner(config: ExperimentConfig, trainable, folder: str):
     from ray.tune.stopper import CombinedStopper
 
     from sweetspot.search.checkpoints import ResumeFromNewestCheckpoint
+    from sweetspot.search.live import InterruptWatch
     from sweetspot.search.records import SummaryCallback
 
     search = config.search
@@ -345,7 +346,7 @@ def build_tuner(config: ExperimentConfig, trainable, folder: str):
             checkpoint_config=tune.CheckpointConfig(num_to_keep=search.checkpoints_to_keep),
             callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs,
                                        collapse_patience=search.stop_on_collapse, early_collapse=early_collapse_rule(config)),
-                       ResumeFromNewestCheckpoint()],
+                       ResumeFromNewestCheckpoint(), InterruptWatch()],
         ),
     )
 
@@ -355,8 +356,10 @@ def _trial_dirname(trial) -> str:
 
 
 def run_search(config: ExperimentConfig, *, address: str | None = None, overwrite: bool = False,
-               dashboard: bool = False, resume: bool = False, retry_errored: bool = False) -> str:
-    """Runs the experiment (or resumes it) and returns its results folder."""
+               dashboard: bool = False, resume: bool = False, retry_errored: bool = False,
+               report_every: float | None = None) -> str:
+    """Runs the experiment (or resumes it) and returns its results folder. `report_every`: refresh
+    the report that often (seconds) while it runs (search/live.py)."""
     import ray
     from ray import tune
 
@@ -397,7 +400,10 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
         tuner = tune.Tuner.restore(folder, trainable=trainable, resume_unfinished=True, resume_errored=retry_errored)
     else:
         tuner = build_tuner(config, trainable, folder)
-    tuner.fit()
+    from sweetspot.search.live import LiveRun
+
+    with LiveRun(folder, report_every=report_every):  # run.json (running -> finished / interrupted), the refresh
+        tuner.fit()
     return folder
 
 
