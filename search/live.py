@@ -76,6 +76,7 @@ class LiveRun:
         self.analyze_args = analyze_args
         self.started = time.time()
         self.reports, self.last_report_s = 0, None
+        self._last_failure: str | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one writer of run.json at a time
         self._thread: threading.Thread | None = None
@@ -136,8 +137,9 @@ class LiveRun:
             self.reports, self.last_report_s = self.reports + 1, took
             print(f"sweetspot: report refreshed in {took:.1f} s: {storage.join(self.folder, 'report', 'report.html')}",
                   file=sys.stderr, flush=True)
-        else:
+        elif why != self._last_failure:  # once per reason (no trial has reported yet: every period until one has)
             print(f"sweetspot: report not refreshed: {why}", file=sys.stderr, flush=True)
+        self._last_failure = None if ok else why
         return ok
 
     def _write(self, state: str, *, ended: float | None = None, error: str | None = None) -> None:
