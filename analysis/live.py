@@ -226,3 +226,24 @@ def mark_markdown(text: str, p: PartialState, spots=None) -> str:
     quote = "\n".join("> " + line.replace("<", "&lt;").replace(">", "&gt;") if line else ">"
                       for line in format_partial(p, spots).splitlines())
     return quote + "\n\n" + text
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `5m`, `1.5h` (`sweetspot search --report-every`; here, not in
+    search/, so that the command line checks it without importing Ray).
+
+    Example:
+        >>> parse_duration("5m"), parse_duration("90"), parse_duration("1.5h")
+        (300.0, 90.0, 5400.0)
+    """
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    text = str(text).strip().lower()
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale is not None else text
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration (e.g. 30s, 5m, 1h)") from None
+    if not (seconds > 0) or seconds == float("inf"):
+        raise ValueError(f"{text!r}: must be a positive duration (e.g. 30s, 5m, 1h)")
+    return seconds

@@ -79,20 +79,24 @@ class LiveRun:
         self._last_failure: str | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one writer of run.json at a time
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def __enter__(self) -> "LiveRun":
         _interrupted.clear()
         self.started = time.time()
         self._write("running")
-        self._thread = threading.Thread(target=self._loop, name="sweetspot-live", daemon=True)
-        self._thread.start()
+        # Two threads: a refresh may take longer than a heartbeat period, and must not delay one.
+        loops = [self._beat] + ([self._refresh_loop] if self.report_every is not None else [])
+        self._threads = [threading.Thread(target=loop, name=f"sweetspot-live-{loop.__name__.strip('_')}", daemon=True)
+                         for loop in loops]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        for thread in self._threads:
+            thread.join()  # a refresh under way finishes first (it writes whole files, never half)
         if exc_type is None:
             state, error = ("interrupted", "stopped by Ctrl+C") if _interrupted.is_set() else ("finished", None)
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -107,17 +111,14 @@ class LiveRun:
             if self.refresh(() if state == "finished" else self.analyze_args):
                 self._write(state, ended=ended, error=error)  # counts the last refresh too
 
-    def _loop(self) -> None:
-        next_report = time.monotonic() + self.report_every if self.report_every is not None else None
-        while True:
-            wait = self.heartbeat_s if next_report is None else min(self.heartbeat_s, max(0.0, next_report - time.monotonic()))
-            if self._stop.wait(wait):
-                return
-            if next_report is not None and time.monotonic() >= next_report:
-                self.refresh(self.analyze_args)
-                next_report = time.monotonic() + self.report_every
-            if not self._stop.is_set():
-                self._write("running")
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            self._write("running")
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.report_every):  # the period counts from the end of the last refresh
+            if self.refresh(self.analyze_args):
+                self._write("running")  # its count and cost, at once
 
     def refresh(self, args: tuple[str, ...]) -> bool:
         """Runs `sweetspot analyze FOLDER ARGS` (the report in FOLDER/report) and returns whether it
@@ -152,22 +153,3 @@ class LiveRun:
             except OSError as e:  # a heartbeat that cannot be written must not end the search
                 print(f"sweetspot: cannot write {layout.RUN_FILE}: {e}", file=sys.stderr, flush=True)
 
-
-def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `5m`, `1.5h`.
-
-    Example:
-        >>> parse_duration("5m"), parse_duration("90"), parse_duration("1.5h")
-        (300.0, 90.0, 5400.0)
-    """
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    text = str(text).strip().lower()
-    scale = units.get(text[-1:], None)
-    number = text[:-1] if scale is not None else text
-    try:
-        seconds = float(number) * (scale or 1.0)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a duration (e.g. 30s, 5m, 1h)") from None
-    if not (seconds > 0) or seconds == float("inf"):
-        raise ValueError(f"{text!r}: must be a positive duration (e.g. 30s, 5m, 1h)")
-    return seconds

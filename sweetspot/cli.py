@@ -88,7 +88,7 @@ def cmd_resume(args) -> int:
 
 
 def _report_every(args) -> float | None:
-    from sweetspot.search.live import parse_duration
+    from sweetspot.analysis.live import parse_duration
 
     try:
         return None if args.report_every is None else parse_duration(args.report_every)
@@ -119,8 +119,8 @@ def cmd_analyze(args) -> int:
     if not any(results.metric in row for t in results.trials for row in t.history):
         reported = sorted({k for t in results.trials for row in t.history for k in row if k.startswith(("val_", "test_"))})
         raise UserError(f"--metric {results.metric}: no trial reported it (reported: {', '.join(reported)})")
+    partial = live.partial_state(results)  # None once the search finished; read with the results
     analysis = analyze(results, delta=args.delta, epoch=args.epoch, baselines=not args.no_baselines, rule=args.rule)
-    partial = live.partial_state(results)  # None once the search finished
     try:
         report = None if args.no_report else write_report(analysis, args.out, attention=not args.no_attention, partial=partial)
     except OSError as e:  # a read-only results folder, a full disk

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from sweetspot import layout
 from sweetspot.analysis import live
 from sweetspot.analysis.results import load_results
@@ -101,3 +103,10 @@ def test_banner_text_from_data_is_escaped(tmp_path):
                           counts=live.trial_counts(["running"]))
     page = live.mark_html('<html><head><meta charset="utf-8"></head><body><p>x</p></body></html>', p)
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_report_periods_read_as_seconds_and_nonsense_is_refused():
+    assert [live.parse_duration(t) for t in ("90", "90s", "5m", "1.5h", " 2M ")] == [90.0, 90.0, 300.0, 5400.0, 120.0]
+    for bad in ("soon", "0", "-5m", "nan", "inf", "", "5d"):
+        with pytest.raises(ValueError):
+            live.parse_duration(bad)

@@ -77,34 +77,36 @@ def _stop(driver):
 
 
 def test_analyze_and_report_every_while_the_search_runs_then_the_final_report(tmp_path, env):
-    # 2 trials × 8 epochs side by side: about 40 s of training on 2 cores, refreshed every 10 s.
-    config = _experiment(tmp_path, "live", epochs=8, lrs=[1e-3])
+    # 2 trials × 12 epochs side by side: about 30 s of training on 2 idle cores; refreshed every 5 s.
+    config = _experiment(tmp_path, "live", epochs=12, lrs=[1e-3])
     folder = tmp_path / "results" / "live"
     report = folder / "report" / "report.html"
     with open(tmp_path / "driver.log", "w") as log:
-        driver = _driver(config, env, log, "--report-every", "10s")
+        driver = _driver(config, env, log, "--report-every", "5s")
     try:
         run = _wait_for(lambda: _json(folder / "run.json"), timeout=300)
-        assert run["state"] == "running" and run["pid"] == driver.pid and run["report_every"] == 10.0
+        assert run["state"] == "running" and run["pid"] == driver.pid and run["report_every"] == 5.0
 
-        # `sweetspot analyze` while it runs (into another folder: report/ is the driver's).
+        # `sweetspot analyze` while it runs (into another folder: report/ is the driver's), and
+        # meanwhile the driver's own refresh.
         _wait_for(lambda: _reported(folder), timeout=300)
-        analyze = _cli("analyze", str(folder), "--json", "--no-attention", "--out", str(tmp_path / "mine"), env=env)
-        assert analyze.returncode == 0, analyze.stderr
-        partial = json.loads(analyze.stdout)["partial"]
-        assert partial["state"] == "running" and partial["reload_s"] == 10, partial
-        assert partial["trials"]["running"] >= 1 and partial["trials"]["finished"] < 2, partial
-        assert partial["provisional_sweet_spots"] and all(s.endswith("(provisional)") for s in partial["provisional_sweet_spots"])
-        mine = (tmp_path / "mine" / "report.html").read_text()
-        head, body = mine.split("<body", 1)
-        assert '<meta http-equiv="refresh" content="10">' in head
-        assert "PARTIAL REPORT: the search is running" in body and "(provisional)" in body
-        assert (tmp_path / "mine" / "report.md").read_text().startswith("> PARTIAL REPORT: the search is running")
-
-        # The driver's own refresh, while the search runs.
+        mine = tmp_path / "mine"
+        with open(tmp_path / "analyze.json", "w") as out, open(tmp_path / "analyze.err", "w") as err:
+            analyze = subprocess.Popen([sys.executable, "-m", "sweetspot.cli", "analyze", str(folder), "--json", "--no-attention",
+                                        "--out", str(mine)], cwd=REPO, env=env, stdout=out, stderr=err)
         _wait_for(lambda: (r := _json(folder / "run.json")) and r["state"] == "running" and r["reports"] >= 1, timeout=300)
         refreshed = report.read_text()
         assert 'http-equiv="refresh"' in refreshed and 'id="partial-report"' in refreshed and "(provisional)" in refreshed
+
+        assert analyze.wait(timeout=300) == 0, (tmp_path / "analyze.err").read_text()
+        partial = json.loads((tmp_path / "analyze.json").read_text())["partial"]
+        assert partial["state"] == "running" and partial["reload_s"] == 10, partial  # never faster than every 10 s
+        assert partial["trials"]["running"] >= 1 and partial["trials"]["finished"] < 2, partial
+        assert partial["provisional_sweet_spots"] and all(s.endswith("(provisional)") for s in partial["provisional_sweet_spots"])
+        head, body = (mine / "report.html").read_text().split("<body", 1)
+        assert '<meta http-equiv="refresh" content="10">' in head
+        assert "PARTIAL REPORT: the search is running" in body and "(provisional)" in body
+        assert (mine / "report.md").read_text().startswith("> PARTIAL REPORT: the search is running")
 
         assert driver.wait(timeout=600) == 0, (tmp_path / "driver.log").read_text()[-3000:]
     finally:
@@ -138,3 +140,11 @@ def test_ctrl_c_leaves_an_interrupted_partial_report_that_no_longer_reloads(tmp_
     assert run["state"] == "interrupted" and run["error"] == "stopped by Ctrl+C" and run["reports"] == 1, run
     page = (folder / "report" / "report.html").read_text()
     assert "http-equiv" not in page and "PARTIAL REPORT: the search was interrupted" in page and "sweetspot resume" in page
+
+
+@pytest.mark.parametrize("every", ["soon", "-5m"])
+def test_a_bad_report_period_is_one_line_and_exit_code_2_before_anything_runs(tmp_path, env, every):
+    config = _experiment(tmp_path, "bad", epochs=1, lrs=[1e-3])
+    run = _cli("search", str(config), f"--report-every={every}", env=env, timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and run.stderr.startswith("sweetspot search: error: --report-every:")
+    assert not (tmp_path / "results").exists()
