@@ -19,9 +19,11 @@ host) or the heartbeat's age (analysis/live.py).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -44,19 +46,21 @@ class InterruptWatch(tune.Callback):
     so it pickles with the Tuner (a resumed run restores its callbacks from the results folder)."""
 
     def setup(self, **info):
-        import signal
-
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers live in the main thread only
-        tune_handler = signal.getsignal(signal.SIGINT)
-        if not callable(tune_handler):
-            return
+        for signum in _TUNE_STOP_SIGNALS:
+            tune_handler = signal.getsignal(signum)
+            if callable(tune_handler):
+                signal.signal(signum, functools.partial(_note_then, tune_handler))
 
-        def note_then_tune(signum, frame):
-            _interrupted.set()
-            tune_handler(signum, frame)
 
-        signal.signal(signal.SIGINT, note_then_tune)
+# Tune ends a run gracefully on these (SIGUSR1 where the platform has it).
+_TUNE_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGUSR1") if hasattr(signal, name))
+
+
+def _note_then(tune_handler, signum, frame):
+    _interrupted.set()
+    tune_handler(signum, frame)
 
 
 class LiveRun:
@@ -80,9 +84,14 @@ class LiveRun:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one writer of run.json at a time
         self._threads: list[threading.Thread] = []
+        self._handlers: dict[int, object] = {}
 
     def __enter__(self) -> "LiveRun":
         _interrupted.clear()
+        # Tune replaces these handlers for the run and leaves its own installed after a run that was
+        # not interrupted: put the driver's back on leaving (a Ctrl+C during the last refresh stops it).
+        main = threading.current_thread() is threading.main_thread()
+        self._handlers = {signum: signal.getsignal(signum) for signum in _TUNE_STOP_SIGNALS} if main else {}
         self.started = time.time()
         self._write("running")
         # Two threads: a refresh may take longer than a heartbeat period, and must not delay one.
@@ -94,6 +103,9 @@ class LiveRun:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        for signum, handler in self._handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
         self._stop.set()
         for thread in self._threads:
             thread.join()  # a refresh under way finishes first (it writes whole files, never half)
