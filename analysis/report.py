@@ -23,7 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sweetspot.analysis import figures
+from sweetspot.analysis import figures, live
+from sweetspot.analysis.live import PartialState
 from sweetspot import storage
 from sweetspot.analysis.baselines import Baselines, compute_baselines
 from sweetspot.analysis.collapse import CollapseReport, diagnose_collapse, read_labels
@@ -469,9 +470,11 @@ def _html(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Tab
     return "\n".join(out)
 
 
-def write_report(analysis: Analysis, folder: str | None = None, *, attention: bool = True) -> str:
+def write_report(analysis: Analysis, folder: str | None = None, *, attention: bool = True,
+                 partial: PartialState | None = None) -> str:
     """Writes the report (see the module docstring) to `folder` (default `<results>/report`);
-    returns its location. `attention=False` skips figure (f), the only one that loads models."""
+    returns its location. `attention=False` skips figure (f), the only one that loads models.
+    `partial` (a search that has not finished, analysis/live.py): the report says so."""
     r, s = analysis.results, analysis.spots
     folder = folder or storage.join(str(r.folder), REPORT_DIR)
     figs = _figures(analysis, attention)
@@ -494,6 +497,9 @@ def write_report(analysis: Analysis, folder: str | None = None, *, attention: bo
                                 for i in trials["trial_id"]]
     storage.write_bytes(storage.join(folder, "trials.csv"), csv_bytes(trials))
     storage.write_bytes(storage.join(folder, "epochs.csv"), csv_bytes(epoch_table(r)))
-    storage.write_bytes(storage.join(folder, "report.md"), _markdown(analysis, figs, tables, summary).encode("utf-8"))
-    storage.write_bytes(storage.join(folder, "report.html"), _html(analysis, figs, tables, summary).encode("utf-8"))
+    markdown, page = _markdown(analysis, figs, tables, summary), _html(analysis, figs, tables, summary)
+    if partial is not None:  # the live hook (analysis/live.py): banner, provisional sweet spots, reload tag
+        markdown, page = live.mark_markdown(markdown, partial, s), live.mark_html(page, partial, s)
+    storage.write_bytes(storage.join(folder, "report.md"), markdown.encode("utf-8"))
+    storage.write_bytes(storage.join(folder, "report.html"), page.encode("utf-8"))
     return folder

@@ -343,6 +343,7 @@ def build_tuner(config: ExperimentConfig, trainable, folder: str):
     from ray.tune.stopper import CombinedStopper
 
     from sweetspot.search.checkpoints import ResumeFromNewestCheckpoint
+    from sweetspot.search.live import InterruptWatch
     from sweetspot.search.records import SummaryCallback
     from sweetspot.search.signed_state import SignStateCallback
 
@@ -368,7 +369,7 @@ def build_tuner(config: ExperimentConfig, trainable, folder: str):
             checkpoint_config=tune.CheckpointConfig(num_to_keep=search.checkpoints_to_keep),
             callbacks=[SummaryCallback(folder, metric=search.metric, mode=search.mode, max_epochs=config.train.epochs,
                                        collapse_patience=search.stop_on_collapse, early_collapse=early_collapse_rule(config)),
-                       ResumeFromNewestCheckpoint(), SignStateCallback()],
+                       ResumeFromNewestCheckpoint(), SignStateCallback(), InterruptWatch()],
         ),
     )
 
@@ -379,9 +380,10 @@ def _trial_dirname(trial) -> str:
 
 def run_search(config: ExperimentConfig, *, address: str | None = None, overwrite: bool = False,
                dashboard: bool = False, resume: bool = False, retry_errored: bool = False,
-               trust_folder: bool = False) -> str:
+               trust_folder: bool = False, report_every: float | None = None) -> str:
     """Runs the experiment (or resumes it) and returns its results folder. A resume refuses a
-    folder whose Tune state does not verify (`sweetspot.signing`) unless `trust_folder`."""
+    folder whose Tune state does not verify (`sweetspot.signing`) unless `trust_folder`.
+    `report_every`: refresh the report that often (seconds) while it runs (search/live.py)."""
     import ray
     from ray import tune
 
@@ -432,8 +434,11 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
         tuner = tune.Tuner.restore(folder, trainable=trainable, resume_unfinished=True, resume_errored=retry_errored)
     else:
         tuner = build_tuner(config, trainable, folder)
+    from sweetspot.search.live import LiveRun
+
     try:
-        tuner.fit()
+        with LiveRun(folder, report_every=report_every):  # run.json (running -> finished / interrupted), the refresh
+            tuner.fit()
     finally:
         if resume and trust_folder:  # the user vouched for this folder; a run from before signing has no SignStateCallback
             signing.sign(folder)

@@ -73,7 +73,8 @@ def cmd_search(args) -> int:
             print(f"{len(configs)} trials")
         return 0
     folder = run_search(config, address=args.address, overwrite=args.overwrite, dashboard=args.dashboard,
-                        resume=args.resume, retry_errored=args.retry_errored, trust_folder=args.trust_results_folder)
+                        resume=args.resume, retry_errored=args.retry_errored, trust_folder=args.trust_results_folder,
+                        report_every=_report_every(args))
     print(f"results: {folder}\nnext: sweetspot analyze {folder}")
     return 0
 
@@ -82,9 +83,19 @@ def cmd_resume(args) -> int:
     from sweetspot.search.runner import load_saved_config, run_search
 
     folder = run_search(load_saved_config(args.results_dir), address=args.address, dashboard=args.dashboard,
-                        resume=True, retry_errored=args.retry_errored, trust_folder=args.trust_results_folder)
+                        resume=True, retry_errored=args.retry_errored, trust_folder=args.trust_results_folder,
+                        report_every=_report_every(args))
     print(f"results: {folder}\nnext: sweetspot analyze {folder}")
     return 0
+
+
+def _report_every(args) -> float | None:
+    from sweetspot.analysis.live import parse_duration
+
+    try:
+        return None if args.report_every is None else parse_duration(args.report_every)
+    except ValueError as e:
+        raise UserError(f"--report-every: {e}") from None
 
 
 def cmd_status(args) -> int:
@@ -96,6 +107,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_analyze(args) -> int:
+    from sweetspot.analysis import live
     from sweetspot.analysis.report import analyze, format_summary, format_table, to_json, write_report
     from sweetspot.analysis.results import ResultsError, load_results
 
@@ -109,14 +121,17 @@ def cmd_analyze(args) -> int:
     if not any(results.metric in row for t in results.trials for row in t.history):
         reported = sorted({k for t in results.trials for row in t.history for k in row if k.startswith(("val_", "test_"))})
         raise UserError(f"--metric {results.metric}: no trial reported it (reported: {', '.join(reported)})")
+    partial = live.partial_state(results)  # None once the search finished; read with the results
     analysis = analyze(results, delta=args.delta, epoch=args.epoch, baselines=not args.no_baselines, rule=args.rule)
     try:
-        report = None if args.no_report else write_report(analysis, args.out, attention=not args.no_attention)
+        report = None if args.no_report else write_report(analysis, args.out, attention=not args.no_attention, partial=partial)
     except OSError as e:  # a read-only results folder, a full disk
         raise UserError(f"cannot write the report: {e} (use --out DIR, or --no-report)") from None
     if args.json:
-        print(json.dumps(to_json(analysis, report=report), indent=1))
+        print(json.dumps({**to_json(analysis, report=report), "partial": live.to_json(partial, analysis.spots)}, indent=1))
     else:
+        if partial is not None:
+            print(live.format_partial(partial, analysis.spots) + "\n")
         print(format_table(results))
         print()
         print(format_summary(analysis))
@@ -137,6 +152,12 @@ def _trust_option(p) -> None:
                         "only for a folder no one else can write)")
 
 
+def _live_options(p) -> None:
+    """`search` and `resume`: the report refreshed while the search runs (search/live.py)."""
+    p.add_argument("--report-every", metavar="DURATION", help="refresh RESULTS_DIR/report while the search runs, e.g. 5m, "
+                                                               "90s, 1h (a partial report that reloads itself; the final one at the end)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweetspot", description="Find where a BERT-family encoder fine-tunes on a multi-label text dataset.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -152,9 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("search", help="run the hyperparameter search on Ray Tune",
-                       description="Prepare the data, then run the experiment's search (Optuna TPE + ASHA) on an embedded local Ray or a cluster.")
+                       description="Prepare the data, then run the experiment's search (search.algorithm: edges, tpe, random or grid) on an embedded local Ray or a cluster.")
     experiment_args(p)
     _ray_options(p)
+    _live_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder of the same name")
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment in the results folder")
     p.add_argument("--retry-errored", action="store_true", help="with --resume: run errored trials again from their last checkpoint")
@@ -167,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Continue the experiment saved in RESULTS_DIR: finished trials are kept, unfinished ones continue from their last checkpoint.")
     p.add_argument("results_dir", metavar="RESULTS_DIR")
     _ray_options(p)
+    _live_options(p)
     p.add_argument("--retry-errored", action="store_true", help="run errored trials again from their last checkpoint")
     _trust_option(p)
     p.set_defaults(func=cmd_resume)

@@ -5,6 +5,7 @@
     <storage_path>/<name>/
         sweetspot.yaml                 CONFIG_FILE: the resolved experiment config (with `prepared_path`)
         summary.json                   SUMMARY_FILE: run records, rewritten while the search runs
+        run.json                       RUN_FILE: the search's own state (running / finished / ...), see `run_document`
         trial_<id>/params.json         PARAMS_FILE: the trial's sampled parameters (Tune)
         trial_<id>/result.json         RESULT_FILE: one JSON object per report (Tune)
         trial_<id>/checkpoint_<n>/     the latest checkpoint(s)
@@ -30,6 +31,7 @@ from sweetspot.trainable.collapse import collapsed_epochs, early_verdict
 
 CONFIG_FILE = "sweetspot.yaml"
 SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"
 PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
 TRIAL_PREFIX = "trial_"
@@ -147,3 +149,31 @@ def summary_document(records: list[dict[str, Any]], *, metric: str, mode: str, m
     """The content of summary.json: the search's metric, mode and budget (`max_epochs` =
     `train.epochs`), when it was written, and one `trial_record` per trial."""
     return {"metric": metric, "mode": mode, "max_epochs": max_epochs, "updated": updated, "trials": list(records)}
+
+
+# ------------------------------------------------------------------------------------------------
+# run.json: the search's own state. search/live.py writes it (the driver, while `tuner.fit()` runs);
+# analysis/live.py reads it to tell a running search from a finished or interrupted one.
+
+RUN_STATES = ("running", "finished", "interrupted", "failed")
+HEARTBEAT_S = 15.0  # how often a running driver rewrites run.json's `heartbeat`
+STALE_AFTER_S = 120.0  # a `running` run.json whose heartbeat is older than this: the driver is gone
+
+
+def run_document(*, state: str, pid: int, host: str, started: float, heartbeat: float, ended: float | None = None,
+                 report_every: float | None = None, reports: int = 0, last_report_s: float | None = None,
+                 error: str | None = None) -> dict[str, Any]:
+    """The content of run.json. Times are Unix seconds (UTC): `started` when the driver began
+    `tuner.fit()`, `heartbeat` its latest sign of life, `ended` when it left it. `pid` and `host`
+    name the driver; `report_every` is the period of its report refresh (None: no refresh),
+    `reports` how many it has written and `last_report_s` what the last one took. `error` says why a
+    `failed` or `interrupted` run ended.
+
+    Example:
+        >>> run_document(state="running", pid=7, host="h", started=1.0, heartbeat=2.0)["state"]
+        'running'
+    """
+    if state not in RUN_STATES:
+        raise ValueError(f"run state {state!r}: not one of {', '.join(RUN_STATES)}")
+    return {"state": state, "pid": pid, "host": host, "started": started, "heartbeat": heartbeat, "ended": ended,
+            "report_every": report_every, "reports": reports, "last_report_s": last_report_s, "error": error}

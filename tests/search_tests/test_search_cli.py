@@ -118,6 +118,11 @@ def test_killed_driver_resumes_without_losing_or_rerunning_finished_trials(tmp_p
     finished = {p.parent.name: p.read_bytes() for p in folder.glob("trial_*/result.json")
                 if len(p.read_text().splitlines()) == 2}
     assert len(finished) >= 2
+    # The killed driver left run.json saying `running`; its pid is gone, so the analysis says interrupted.
+    assert json.loads((folder / "run.json").read_text())["state"] == "running"
+    killed = _cli("analyze", str(folder), "--json", "--no-report", "--no-baselines", env=env, timeout=120)
+    partial = json.loads(killed.stdout)["partial"]
+    assert partial["state"] == "interrupted" and "is gone" in partial["reason"] and partial["reload_s"] is None
 
     resumed = _cli("search", str(config), "--resume", env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
