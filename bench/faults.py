@@ -85,7 +85,7 @@ def _rows(result_file: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
 
 
-def node_loss(work: Path, datasets_dir: Path, *, timeout: float = 420) -> dict[str, Any]:
+def node_loss(work: Path, datasets_dir: Path, *, timeout: float = 600) -> dict[str, Any]:
     """Runs the node-loss scenario in `work` (see the module's docstring) and returns what happened."""
     sys.path.insert(0, str(REPO))
     from tests.cluster_tests.local_cluster import LocalCluster
@@ -216,7 +216,7 @@ def read_summary(path: Path) -> tuple[dict[str, Any] | None, bytes | None]:
         return None, data
 
 
-def watch(summary_file: Path, driver: subprocess.Popen, *, interval: float = 0.05, timeout: float = 600) -> dict[str, Any]:
+def watch(summary_file: Path, driver: subprocess.Popen, *, interval: float = 0.05, timeout: float = 1500) -> dict[str, Any]:
     """Polls `summary_file` until `driver` exits, parsing every read, and samples the driver's RSS
     (psutil) beside the number of ended trials the file lists at that moment."""
     import psutil
@@ -224,7 +224,7 @@ def watch(summary_file: Path, driver: subprocess.Popen, *, interval: float = 0.0
     process = psutil.Process(driver.pid)
     reads, torn, samples = 0, [], []  # samples: (seconds, ended trials, driver RSS bytes)
     start = time.monotonic()
-    ended = 0
+    ended, driver_cpu, tree_cpu = 0, 0.0, 0.0
     while driver.poll() is None and time.monotonic() - start < timeout:
         document, bad = read_summary(summary_file)
         if document is not None or bad is not None:
@@ -235,13 +235,28 @@ def watch(summary_file: Path, driver: subprocess.Popen, *, interval: float = 0.0
             ended = sum(t["status"] in ENDED for t in document["trials"])
         try:
             samples.append((time.monotonic() - start, ended, process.memory_info().rss))
+            if len(samples) % 20 == 1:  # CPU seconds of the driver, and of it with the Ray processes it started
+                cpu = process.cpu_times()
+                driver_cpu = cpu.user + cpu.system
+                tree_cpu = driver_cpu + sum(_cpu(child) for child in process.children(recursive=True))
         except psutil.NoSuchProcess:
             break
         time.sleep(interval)
-    return {"reads": reads, "torn": torn, "samples": samples, "wall_s": time.monotonic() - start}
+    return {"reads": reads, "torn": torn, "samples": samples, "wall_s": time.monotonic() - start,
+            "driver_cpu_s": driver_cpu, "tree_cpu_s": tree_cpu}
 
 
-def load(work: Path, *, trials: int = LOAD_TRIALS, concurrency: int = LOAD_CONCURRENCY, timeout: float = 600) -> dict[str, Any]:
+def _cpu(process) -> float:
+    import psutil
+
+    try:
+        cpu = process.cpu_times()
+        return cpu.user + cpu.system
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def load(work: Path, *, trials: int = LOAD_TRIALS, concurrency: int = LOAD_CONCURRENCY, timeout: float = 1500) -> dict[str, Any]:
     """Runs the load scenario in `work`: the driver in its own process, watched from this one."""
     from sweetspot import layout
 
@@ -275,7 +290,7 @@ def load(work: Path, *, trials: int = LOAD_TRIALS, concurrency: int = LOAD_CONCU
     return {
         "loadavg": load_at_start, "trials": trials, "concurrency": concurrency, "driver": json.loads((work / "driver.json").read_text()),
         "records": len(final["trials"]), "statuses": sorted({t["status"] for t in final["trials"]}),
-        "wall_s": round(seen["wall_s"], 1), "reads": seen["reads"], "torn_reads": len(seen["torn"]), "torn_examples": seen["torn"][:3],
+        "wall_s": round(seen["wall_s"], 1), "driver_cpu_s": round(seen["driver_cpu_s"], 1), "tree_cpu_s": round(seen["tree_cpu_s"], 1), "reads": seen["reads"], "torn_reads": len(seen["torn"]), "torn_examples": seen["torn"][:3],
         "rss_samples": len(samples), "peak_rss_mib": round(max(rss) / mib, 1),
         "rss_at_50_mib": round(at_50 / mib, 1), "rss_at_end_mib": round(last / mib, 1),
         "growth_50_to_end_mib": round((last - at_50) / mib, 1),
@@ -332,9 +347,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"bench/replay.py's real search path (the runner's Tuner, run records and all; trials report the GoEmotions "
             f"table's epochs), random search + ASHA, {load['concurrency']} trials at a time, the driver in a process of "
             f"its own; a second process polls `summary.json` every 50 ms, parses every read and samples the driver's RSS.", "",
-            "| trials | records | wall | summary.json reads | torn reads | driver RSS peak | at 50 ended | at the end | growth 50 → end |",
-            "|---|---|---|---|---|---|---|---|---|",
-            f"| {load['driver']['trials']} | {load['records']} | {load['wall_s']:.0f} s | {load['reads']} | {load['torn_reads']} "
+            "| trials | records | wall | driver CPU | + Ray's processes | summary.json reads | torn reads | driver RSS peak | at 50 ended | at the end | growth 50 → end |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+            f"| {load['driver']['trials']} | {load['records']} | {load['wall_s']:.0f} s | {load['driver_cpu_s']:.0f} s | {load['tree_cpu_s']:.0f} s "
+            f"| {load['reads']} | {load['torn_reads']} "
             f"| {load['peak_rss_mib']:.0f} MiB | {load['rss_at_50_mib']:.0f} MiB | {load['rss_at_end_mib']:.0f} MiB "
             f"| {load['growth_50_to_end_mib']:+.0f} MiB |", "",
             "Driver RSS by ended trials: " + ", ".join(f"{n}: {r:.0f}" for n, r in load["rss_by_ended"]) + " MiB. "
