@@ -1,13 +1,14 @@
 """Faults and load on a real Ray: a worker node lost mid-trial, and a search of 200 short trials.
 
     python bench/faults.py [node-loss] [load] [--out docs/reliability-faults.json]
+    python bench/faults.py --docs-only          # the docs section again, from the committed figures
 
 - node-loss: a local two-node cluster with token authentication (tests/cluster_tests/local_cluster.py:
   a head and one worker node, 1 CPU each), `sweetspot search --address …` running two 1-CPU trials of
   the tiny model with `search.max_failures: 1`, so one trial runs on each node. Once the trial on the
   worker node has written a checkpoint, that node's raylet is killed by PID with SIGKILL. The trial
   fails, waits for the head's CPU, and continues there from its checkpoint; the folder is then read by
-  `sweetspot analyze`. Returns the timeline (seconds since the search started) and what each trial's
+  `sweetspot analyze`. Returns the timeline (seconds after the kill) and what each trial's
   result.json says.
 - load: the real search path (bench/replay.py's `replay_real`: the runner's Tuner, run records and
   all, with trials that report a ground-truth table's rows instead of training) over 200 random-search
@@ -16,7 +17,8 @@
 
 The figures go to `--out` (JSON); with the default `--out`, the "faults" section of
 docs/reliability.md is written from them (bench/docsection.py). The tests
-(tests/cluster_tests/test_node_loss.py, tests/search_tests/test_load.py) run the same functions.
+(tests/cluster_tests/test_node_loss.py, tests/search_tests/test_load.py) run the same functions and
+assert on what they return; with SWEETSPOT_RECORD_FIGURES=1 they record their figures the same way.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def _rows(result_file: Path) -> list[dict[str, Any]]:
 
 def node_loss(work: Path, datasets_dir: Path, *, timeout: float = 600) -> dict[str, Any]:
     """Runs the node-loss scenario in `work` (see the module's docstring) and returns what happened."""
-    sys.path.insert(0, str(REPO))
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # the cluster helper the tests use
     from tests.cluster_tests.local_cluster import LocalCluster
     from sweetspot import layout
     from sweetspot.trainable import keys
@@ -164,7 +167,7 @@ def node_loss(work: Path, datasets_dir: Path, *, timeout: float = 600) -> dict[s
     summary = json.loads((folder / layout.SUMMARY_FILE).read_text())
     return {
         "loadavg": load_at_start, "killed_after": killed_after, "search_done_s": round(done_at - killed_at, 1),
-        "search_wall_s": round(done_at - killed_at + (killed_at - start_wall), 1), "trials": trials,
+        "search_wall_s": round(done_at - start_wall, 1), "trials": trials,
         "summary_status": {t["folder"]: t["status"] for t in summary["trials"]},
         "raylet_gone": raylet_gone,
         "analyze_rc": analyze.returncode, "analyze": json.loads(analyze.stdout) if analyze.returncode == 0 else analyze.stderr[-2000:],
@@ -188,7 +191,7 @@ def _load_driver(work: Path, trials: int, concurrency: int) -> None:
     import optuna
     import ray
 
-    sys.path.insert(0, str(REPO / "bench"))
+    sys.path.insert(0, str(REPO / "bench"))  # a process of its own: nothing else on its path
     replay = importlib.import_module("replay")  # as tests/bench_tests/test_replay.py loads it: `replay`
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     table = replay.Table.load("go_emotions")
@@ -224,7 +227,7 @@ def watch(summary_file: Path, driver: subprocess.Popen, *, interval: float = 0.0
     process = psutil.Process(driver.pid)
     reads, torn, samples = 0, [], []  # samples: (seconds, ended trials, driver RSS bytes)
     start = time.monotonic()
-    ended, driver_cpu, tree_cpu = 0, 0.0, 0.0
+    ended, driver_cpu, children_cpu = 0, 0.0, {}
     while driver.poll() is None and time.monotonic() - start < timeout:
         document, bad = read_summary(summary_file)
         if document is not None or bad is not None:
@@ -234,16 +237,19 @@ def watch(summary_file: Path, driver: subprocess.Popen, *, interval: float = 0.0
         if document is not None:
             ended = sum(t["status"] in ENDED for t in document["trials"])
         try:
+            if process.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped: no memory to sample
+                break
             samples.append((time.monotonic() - start, ended, process.memory_info().rss))
-            if len(samples) % 20 == 1:  # CPU seconds of the driver, and of it with the Ray processes it started
+            if len(samples) % 20 == 1:  # CPU seconds of the driver, and of the Ray processes it started
                 cpu = process.cpu_times()
                 driver_cpu = cpu.user + cpu.system
-                tree_cpu = driver_cpu + sum(_cpu(child) for child in process.children(recursive=True))
+                for child in process.children(recursive=True):
+                    children_cpu[child.pid] = max(children_cpu.get(child.pid, 0.0), _cpu(child))
         except psutil.NoSuchProcess:
             break
         time.sleep(interval)
     return {"reads": reads, "torn": torn, "samples": samples, "wall_s": time.monotonic() - start,
-            "driver_cpu_s": driver_cpu, "tree_cpu_s": tree_cpu}
+            "driver_cpu_s": driver_cpu, "tree_cpu_s": driver_cpu + sum(children_cpu.values())}
 
 
 def _cpu(process) -> float:
@@ -285,7 +291,7 @@ def load(work: Path, *, trials: int = LOAD_TRIALS, concurrency: int = LOAD_CONCU
         return next(r for _, n, r in samples if n >= ended)
 
     at_50 = rss_at(min(50, trials))
-    last = samples[-1][2]  # the last sample, with every trial ended or about to be
+    last = rss_at(trials)  # when the file first listed every trial ended
     mib = 1 << 20
     return {
         "loadavg": load_at_start, "trials": trials, "concurrency": concurrency, "driver": json.loads((work / "driver.json").read_text()),
@@ -328,12 +334,15 @@ def markdown(report: dict[str, Any]) -> str:
             f"node's raylet was killed by PID with SIGKILL. Timeline, seconds after the kill (Tune's report times "
             f"and failure record have whole-second resolution):", "",
             "| event | s |", "|---|---|",
-            f"| raylet SIGKILLed (the trial's last report on the worker node: epoch {t['epochs'][first_after - 1]} at "
-            f"{t['reported_s'][first_after - 1]:+.0f} s) | 0 |",
-            *(f"| Tune records the trial's failure # {i + 1} (error.txt) | {f:.0f} |" for i, f in enumerate(t["failures"])),
-            f"| the retry's first report on the head: epoch {t['epochs'][first_after]} (step {t['steps'][first_after]}, "
-            f"continuing from the checkpoint) | {t['reported_s'][first_after]:.0f} |",
-            f"| the trial's last report (epoch {t['epochs'][-1]}) | {t['reported_s'][-1]:.0f} |",
+            *(f"| {event} | {at:.0f} |" for at, event in sorted([
+                (0.0, f"raylet SIGKILLed (right after the trial's epoch-{t['epochs'][first_after - 1]} report and checkpoint, "
+                      f"its last on the worker node)"),
+                *((f, f"Tune records the trial's failure # {i + 1} (error.txt)") for i, f in enumerate(t["failures"])),
+                (other["reported_s"][-1], "the other trial (on the head all along) ends; the retry needs the head's only CPU"),
+                (t["reported_s"][first_after], f"the retry's first report, on the head: epoch {t['epochs'][first_after]} "
+                                               f"(step {t['steps'][first_after]}, continuing from the checkpoint)"),
+                (t["reported_s"][-1], f"the trial's last report (epoch {t['epochs'][-1]})"),
+            ], key=lambda row: row[0])),
             f"| the search ends (`sweetspot search` exits 0) | {loss['search_done_s']:.0f} |", "",
             f"The killed trial's result.json: epochs {t['epochs']} on nodes {t['nodes']} (no epoch run twice); the "
             f"other trial: epochs {other['epochs']} on {sorted(set(other['nodes']))}, run once. `sweetspot analyze` "
@@ -358,6 +367,23 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def record(scenario: str, figures: dict[str, Any], out: Path = OUT) -> None:
+    """Merges one scenario's figures into `out`; for the committed figures, rewrites the docs section."""
+    report = json.loads(out.read_text()) if out.is_file() else {}
+    report[scenario] = figures
+    out.write_text(json.dumps(report, indent=1))
+    if out.resolve() == OUT:
+        write_docs(report)
+
+
+def _compact_node_loss(loss: dict[str, Any]) -> dict[str, Any]:
+    """The node-loss figures without the driver's log and the analysis's whole report."""
+    compact = {k: v for k, v in loss.items() if k not in ("analyze", "driver_log_tail")}
+    if loss["analyze_rc"] == 0:
+        compact["analyze_trials"] = [{k: t[k] for k in ("status", "epochs")} for t in loss["analyze"]["trials"]]
+    return compact
+
+
 def write_docs(report: dict[str, Any]) -> None:
     sys.path.insert(0, str(REPO / "bench"))
     from docsection import write_section
@@ -372,24 +398,25 @@ def main() -> None:
     parser.add_argument("--driver", metavar="WORK", help=argparse.SUPPRESS)  # the load scenario's driver process
     parser.add_argument("--trials", type=int, default=LOAD_TRIALS)
     parser.add_argument("--concurrency", type=int, default=LOAD_CONCURRENCY)
+    parser.add_argument("--docs-only", action="store_true", help="rewrite the docs section from the figures in --out")
     args = parser.parse_args()
+    if args.docs_only:
+        return write_docs(json.loads(Path(args.out).read_text()))
     if args.driver:
         return _load_driver(Path(args.driver), args.trials, args.concurrency)
     args.scenarios = args.scenarios or ["node-loss", "load"]
     if set(args.scenarios) - {"node-loss", "load"}:
         parser.error(f"unknown scenario(s): {', '.join(sorted(set(args.scenarios) - {'node-loss', 'load'}))}")
     datasets = Path(os.environ.get("SWEETSPOT_DATA_DIR", REPO.parent / "shared" / "datasets"))
-    report = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
     with tempfile.TemporaryDirectory() as work:
         if "node-loss" in args.scenarios:
-            report["node_loss"] = node_loss(Path(work) / "node-loss", datasets)
-            print(json.dumps({k: v for k, v in report["node_loss"].items() if k not in ("analyze", "driver_log_tail")}, indent=1))
+            loss = node_loss(Path(work) / "node-loss", datasets)
+            record("node_loss", _compact_node_loss(loss), Path(args.out))
+            print(json.dumps(_compact_node_loss(loss), indent=1), flush=True)
         if "load" in args.scenarios:
-            report["load"] = load(Path(work) / "load", trials=args.trials, concurrency=args.concurrency)
-            print(json.dumps({k: v for k, v in report["load"].items() if k != "rss_by_ended"}, indent=1), flush=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
-    if Path(args.out).resolve() == OUT:  # the committed figures: their section of the docs
-        write_docs(report)
+            figures = load(Path(work) / "load", trials=args.trials, concurrency=args.concurrency)
+            record("load", figures, Path(args.out))
+            print(json.dumps({k: v for k, v in figures.items() if k != "rss_by_ended"}, indent=1), flush=True)
 
 
 if __name__ == "__main__":

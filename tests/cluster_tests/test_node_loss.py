@@ -5,6 +5,8 @@ rerun; the results folder is complete and `sweetspot analyze` reads it."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.bench_faults import load_faults
@@ -43,3 +45,5 @@ def test_a_trial_on_a_killed_worker_node_continues_from_its_checkpoint_on_the_he
     report = run["analyze"]
     assert len(report["trials"]) == 2 and {t["status"] for t in report["trials"]} == {"terminated"}
     assert all(t["epochs"] == len(epochs) and len(t["history"]) == len(epochs) for t in report["trials"])
+    if os.environ.get("SWEETSPOT_RECORD_FIGURES"):  # docs/reliability-faults.json and docs/reliability.md
+        faults.record("node_loss", faults._compact_node_loss(run))
