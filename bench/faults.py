@@ -362,7 +362,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {load['reads']} | {load['torn_reads']} "
             f"| {load['peak_rss_mib']:.0f} MiB | {load['rss_at_50_mib']:.0f} MiB | {load['rss_at_end_mib']:.0f} MiB "
             f"| {load['growth_50_to_end_mib']:+.0f} MiB |", "",
-            "Driver RSS by ended trials: " + ", ".join(f"{n}: {r:.0f}" for n, r in load["rss_by_ended"]) + " MiB. "
+            "Driver RSS by ended trials: " + ", ".join(f"{n}: {r:.0f}" for n, r in load["rss_by_ended"]) + " MiB "
+            f"(after the first 50: {load['growth_50_to_end_mib'] / max(1, load['trials'] - 50) * 1024:.0f} KiB per trial, "
+            "steadily: what the driver keeps per trial, not a plateau). "
             f"Machine load average {load['loadavg'][0]:.1f} at the start ({os.cpu_count()} cores, shared).", ""]
     return "\n".join(lines)
 
