@@ -13,12 +13,14 @@ def markers(name: str) -> tuple[str, str]:
 
 
 def write_section(name: str, body: str, docs: Path = DOCS) -> None:
-    """Replaces the text between `name`'s markers with `body` (appends the section when absent)."""
+    """Replaces the text between `name`'s markers with `body` (appends the section when absent;
+    creates `docs` when it does not exist). A bare `<!-- name:start -->` marker counts as `name`'s."""
     start, end = markers(name)
-    text = docs.read_text()
+    text = docs.read_text() if docs.exists() else ""
     section = f"{start}\n{body.strip()}\n{end}"
-    if start in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
+    found = next((m for m in (start, f"<!-- {name}:start -->") if m in text), None)
+    if found and end in text:
+        text = text[: text.index(found)] + section + text[text.index(end) + len(end):]
     else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + section + "\n"
     docs.write_text(text)

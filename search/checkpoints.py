@@ -91,7 +91,15 @@ def _index(path: str) -> int:
 def _checkpoints_on_disk(trial) -> list[str]:
     """The trial's checkpoint folders on its storage filesystem, oldest first."""
     fs, folder = trial.storage.storage_filesystem, trial.storage.trial_fs_path
-    infos = fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
+    for attempt in range(3):
+        try:
+            infos = fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
+            break
+        except FileNotFoundError:
+            # The folder was created while it was listed: pyarrow lists it, fails, then finds that it
+            # exists and raises (seen once every few hundred short trials). Listed again, it is there.
+            if attempt == 2:
+                raise
     return sorted((i.path for i in infos if i.type == pyarrow.fs.FileType.Directory and i.base_name.startswith(layout.CHECKPOINT_PREFIX)
                    and i.base_name.removeprefix(layout.CHECKPOINT_PREFIX).isdigit()), key=_index)
 

@@ -11,7 +11,7 @@ So sweetspot signs them, as Jupyter signs notebooks: `state-signature.json` list
 SHA-256 under an HMAC keyed by a per-user secret (`$SWEETSPOT_SIGNING_KEY`, else a random key created
 once, mode 0600, in `~/.config/sweetspot/signing_key`, or under `$XDG_CONFIG_HOME`). `resume` verifies
 before anything is unpickled and refuses a state file that is unsigned or changed, naming it.
-`summary.json` (sweetspot's run records, read with `json.loads` only) is not a state file.
+`summary.json` and `run.json` (sweetspot's run records and run state, read with `json.loads` only) are not state files.
 
 Pure Python on `sweetspot.storage`: the folder may be a local path or a storage URI.
 
@@ -90,7 +90,7 @@ def signing_key() -> bytes:
 def is_state_file(name: str) -> bool:
     """A top-level file of a results folder that Tune may unpickle on restore (it copies every
     `*.json` and `*.pkl` there to the driver before restoring)."""
-    return name.endswith((".json", ".pkl")) and name not in (layout.SUMMARY_FILE, layout.SIGNATURE_FILE)
+    return name.endswith((".json", ".pkl")) and name not in (layout.SUMMARY_FILE, layout.RUN_FILE, layout.SIGNATURE_FILE)
 
 
 def state_files(folder: str) -> list[str]:

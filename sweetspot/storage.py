@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -73,14 +74,22 @@ def read_text(location: str) -> str | None:
 
 
 def write_bytes(location: str, data: bytes) -> None:
-    """Writes `data`; a local file is replaced atomically (a temporary file renamed over it), so
-    readers never see half of it. Object stores replace whole objects on close."""
+    """Writes `data`; a local file is replaced atomically (a temporary file in the same folder,
+    flushed to disk, renamed over it), so readers never see half of it, and after a crash the file
+    is the old one or the new one. Object stores replace whole objects on close."""
     if not is_uri(location):
         target = Path(location)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # the data on disk before the rename makes it the file
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return
     fs, path = _fs(location)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
