@@ -202,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, DataError, ResultsError, UserError) as e:
-        print(f"sweetspot {args.command}: error: {e}", file=sys.stderr)
+        for line in str(e).splitlines():  # a config with several problems: one line each
+            print(f"sweetspot {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sweetspot {args.command}: interrupted", file=sys.stderr)
