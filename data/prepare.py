@@ -355,6 +355,12 @@ def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Examp
         filtered = [ex if all(n in keep for n in ex.labels) else ex._replace(labels=[n for n in ex.labels if n in keep])
                     for ex in examples]
         cleaned[split] = [ex for ex in filtered if ex.labels]
+        if not cleaned[split]:
+            missing = sorted(n for n in outside if n not in counts)
+            why = (f"its labels are missing from train ({', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''} "
+                   "never occur in the train split)") if missing else \
+                "its labels were all dropped by data.min_label_count / data.top_k_labels"
+            raise DataError(f"{cfg.source}: the {split} split is empty because {why}")
         report[split]["labels_outside_vocabulary"] = {"distinct": len(outside), "occurrences": sum(outside.values())}
         report[split]["dropped"]["only_dropped_labels"] = len(filtered) - len(cleaned[split])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
@@ -380,6 +381,12 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
         _check_same_data(folder, saved, prepared)
     # Before the first write or delete: bad data or a cluster that refuses us changes no folder.
     _init_ray(address, dashboard)
+    if address or os.environ.get("RAY_ADDRESS"):  # a cluster: can any node hold a trial?
+        from sweetspot.search.preflight import check_cluster_resources
+
+        waiting = check_cluster_resources(config)
+        if waiting:
+            print(waiting, file=sys.stderr, flush=True)
     if replace:
         _delete_results(config, folder)
     if study_elsewhere and overwrite and _study_exists(config, study_elsewhere):

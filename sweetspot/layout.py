@@ -142,3 +142,28 @@ def summary_document(records: list[dict[str, Any]], *, metric: str, mode: str, m
     """The content of summary.json: the search's metric, mode and budget (`max_epochs` =
     `train.epochs`), when it was written, and one `trial_record` per trial."""
     return {"metric": metric, "mode": mode, "max_epochs": max_epochs, "updated": updated, "trials": list(records)}
+
+
+def read_summary(text: str, *, where: str) -> dict[str, Any]:
+    """`summary.json`'s text as the document `summary_document` writes, or `LayoutError` naming
+    `where` and what is wrong: torn (not JSON) or of another shape. Readers (`status`, `analyze`)
+    rely on the shape checked here."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise LayoutError(f"{where}: unreadable: not valid JSON, a torn or foreign file ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise LayoutError(f"{where}: expected a JSON object with metric, mode and trials, got {type(doc).__name__}")
+    for key, kind in (("metric", str), ("mode", str), ("trials", list)):
+        if not isinstance(doc.get(key), kind):
+            raise LayoutError(f"{where}: {key}: expected a {kind.__name__}, got {doc.get(key)!r:.60}")
+    fields = (("trial_id", str), ("status", str), ("config", dict), ("epochs", int), ("last", dict), ("best", dict))
+    for i, record in enumerate(doc["trials"]):
+        if not isinstance(record, dict):
+            raise LayoutError(f"{where}: trials[{i}]: expected an object, got {record!r:.60}")
+        for key, kind in fields:
+            if not isinstance(record.get(key), kind):
+                raise LayoutError(f"{where}: trials[{i}].{key}: expected a {kind.__name__}, got {record.get(key)!r:.60}")
+    return doc
