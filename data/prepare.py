@@ -27,6 +27,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections import Counter
@@ -246,7 +247,8 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
     majority = max(range(len(order)), key=lambda i: (train_counts[order[i]], -i))
 
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    _remove_abandoned(root)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{final.name}-{_owner()}-", dir=root))
     try:
         split_stats = {}
         for split, examples in splits.items():
@@ -290,6 +292,34 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Prepared.load(final)
+
+
+# A prepare writes into `.tmp-<final name>-<host>_<pid>-<random>` and renames it at the end; one
+# killed midway (SIGKILL, a lost node) leaves that folder behind. The next prepare on the same host
+# removes the folders whose process is gone (a live one may be preparing right now).
+_TMP_PREFIX = ".tmp-"
+
+
+def _owner() -> str:
+    return f"{socket.gethostname().replace('-', '_')}_{os.getpid()}"
+
+
+def _remove_abandoned(root: Path) -> None:
+    host = socket.gethostname().replace("-", "_")
+    for folder in root.glob(f"{_TMP_PREFIX}*-{host}_*-*"):
+        pid = folder.name.rsplit("-", 2)[-2].rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _carve(examples: list[Example], fraction: float, rng: np.random.Generator) -> tuple[list[Example], list[Example]]:

@@ -86,8 +86,31 @@ def cmd_search(args) -> int:
             print(f"{len(configs)} trials")
         return 0
     _check(config, args.config, address=args.address)
-    folder = run_search(config, address=args.address, overwrite=args.overwrite, dashboard=args.dashboard,
-                        resume=args.resume, retry_errored=args.retry_errored)
+    return _searched(args, lambda: run_search(config, address=args.address, overwrite=args.overwrite, dashboard=args.dashboard,
+                                              resume=args.resume, retry_errored=args.retry_errored))
+
+
+def _searched(args, search) -> int:
+    """Runs `search` (a search or a resume) and turns its end into an exit code: 0; 130 after
+    Ctrl-C, with the command that resumes it; 1 when every trial errored, with the first error."""
+    from sweetspot import layout, storage
+    from sweetspot.search.runner import SearchInterrupted
+
+    try:
+        folder = search()
+    except SearchInterrupted as e:
+        print(f"sweetspot {args.command}: interrupted; the search is saved, continue it with: sweetspot resume {e.folder}",
+              file=sys.stderr)
+        return 130
+    summary_file = storage.join(folder, layout.SUMMARY_FILE)
+    text = storage.read_text(summary_file)
+    trials = layout.read_summary(text, where=summary_file)["trials"] if text else []
+    if trials and all(t["status"] == "errored" for t in trials):
+        first = trials[0]
+        log = storage.join(storage.join(folder, first["folder"]), "error.txt") if first.get("folder") else folder
+        print(f"sweetspot {args.command}: error: every trial errored ({len(trials)}); the first: {first.get('error')} "
+              f"(log: {log})", file=sys.stderr)
+        return 1
     print(f"results: {folder}\nnext: sweetspot analyze {folder}")
     return 0
 
@@ -97,10 +120,8 @@ def cmd_resume(args) -> int:
 
     config = load_saved_config(args.results_dir)
     _check(config, args.results_dir, address=args.address)
-    folder = run_search(config, address=args.address, dashboard=args.dashboard,
-                        resume=True, retry_errored=args.retry_errored)
-    print(f"results: {folder}\nnext: sweetspot analyze {folder}")
-    return 0
+    return _searched(args, lambda: run_search(config, address=args.address, dashboard=args.dashboard,
+                                              resume=True, retry_errored=args.retry_errored))
 
 
 def cmd_status(args) -> int:

@@ -96,6 +96,7 @@ def _epoch_order(epoch: Any) -> float:
 # search runs; the test fixtures write them with the same two functions.
 
 RECORD_STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "errored"}  # else: ended
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C; a resume continues it (set by the runner after Tune returns)
 
 
 def trial_record(*, trial_id: str, tune_status: str, config: dict[str, Any], rows: list[dict[str, Any]], metric: str,
