@@ -15,7 +15,7 @@ names an item inside the field. Numbers must be finite: NaN and inf fail every n
     ...     dropout: float = field(default=0.1, metadata=rule(between(0.0, 1.0)))
     ...     lrs: tuple[float, ...] = field(default=(1e-3,), metadata=rule(values(above(0.0))))
     >>> check_fields(C(dropout=1.0, lrs=(1e-3, float("nan"))), "model")
-    ['model.dropout: must be in [0, 1), got 1.0', 'model.lrs[1]: must be a finite number > 0, got nan']
+    ['model.dropout: must be in [0, 1), got 1.0', 'model.lrs[1]: must be a finite number, got nan']
 
 Cross-field rules (one field against another) live with the config that holds both fields.
 """
@@ -47,12 +47,18 @@ def _g(x: float) -> str:
     return f"{x:g}"
 
 
+def _compare(x: Any, ok: Callable[[float], bool], wanted: str) -> str | None:
+    if isinstance(x, float) and not math.isfinite(x):
+        return f"must be a finite number, got {x!r}"
+    return None if _number(x) and ok(x) else f"must be {wanted}, got {x!r}"
+
+
 def at_least(low: float) -> Rule:
-    return lambda x: None if _number(x) and x >= low else f"must be {'a finite number ' if isinstance(x, float) else ''}>= {_g(low)}, got {x!r}"
+    return lambda x: _compare(x, lambda v: v >= low, f">= {_g(low)}")
 
 
 def above(low: float) -> Rule:
-    return lambda x: None if _number(x) and x > low else f"must be a finite number > {_g(low)}, got {x!r}"
+    return lambda x: _compare(x, lambda v: v > low, f"> {_g(low)}")
 
 
 def between(low: float, high: float, *, include_low: bool = True, include_high: bool = False) -> Rule:

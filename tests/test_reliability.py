@@ -136,16 +136,16 @@ CASES = [
     Case("dropout_out_of_range", "`model.dropout: 1.0`", _search({"model": {"dropout": 1.0}}),
          "exp.yaml: model.dropout: must be in [0, 1), got 1.0"),
     Case("grid_lr_nan", "grid `lr: [.nan]`", _search({"search": {"space": {"lr": [float("nan")]}}}),
-         "exp.yaml: search.space.lr[0]: must be a finite number > 0, got nan"),
+         "exp.yaml: search.space.lr[0]: must be a finite number, got nan"),
     Case("grid_lr_inf", "grid `lr: [0.001, .inf]`", _search({"search": {"space": {"lr": [0.001, float("inf")]}}}),
-         "exp.yaml: search.space.lr[1]: must be a finite number > 0, got inf"),
+         "exp.yaml: search.space.lr[1]: must be a finite number, got inf"),
     Case("grid_lr_zero", "grid `lr: [0]`", _search({"search": {"space": {"lr": [0.0]}}}),
-         "exp.yaml: search.space.lr[0]: must be a finite number > 0, got 0.0"),
+         "exp.yaml: search.space.lr[0]: must be > 0, got 0.0"),
     Case("grid_lr_negative", "grid `lr: [-0.001]`", _search({"search": {"space": {"lr": [-0.001]}}}),
-         "exp.yaml: search.space.lr[0]: must be a finite number > 0, got -0.001"),
+         "exp.yaml: search.space.lr[0]: must be > 0, got -0.001"),
     Case("grid_weight_decay_negative", "grid `weight_decay: [0, -0.01]`",
          _search({"search": {"space": {"weight_decay": [0.0, -0.01]}}}),
-         "exp.yaml: search.space.weight_decay[1]: must be a finite number >= 0, got -0.01"),
+         "exp.yaml: search.space.weight_decay[1]: must be >= 0, got -0.01"),
     Case("unknown_encoding", "`data.encoding: utf-9`", _search({"data": {"encoding": "utf-9"}}),
          "exp.yaml: data.encoding: unknown text encoding 'utf-9'"),
     Case("zero_train_limit", "`data.train_limit: 0`", _search({"data": {"train_limit": 0}}),
@@ -294,7 +294,7 @@ def _wait_for_a_report(folder: Path, proc: subprocess.Popen, timeout: float = 30
 def test_ctrl_c_exits_130_with_the_resume_command_and_a_resume_leaves_no_running_optuna_trial(tmp_path, env):
     import optuna
 
-    path = _experiment(tmp_path, {"train": {"epochs": 3}, "search": {
+    path = _experiment(tmp_path, {"data": {"train_limit": 160}, "train": {"epochs": 2}, "search": {
         "algorithm": "tpe", "num_samples": 2, "max_concurrent_trials": 2, "seed": 0,
         "space": {"optimizer": ["adam"], "lr": None, "lr_factor": {"low": 0.1, "high": 10.0}}}})
     folder = tmp_path / "results" / "case"
