@@ -138,9 +138,31 @@ def check_cluster_resources(config: ExperimentConfig) -> str | None:
     biggest = max((node.get("CPU", 0.0) for node in nodes), default=0.0), max((node.get("GPU", 0.0) for node in nodes), default=0.0)
     wanted = f"{r.cpus_per_trial:g} CPUs" + (f" and {r.gpus_per_trial:g} GPUs" if r.gpus_per_trial else "")
     have = f"{biggest[0]:g} CPUs" + (f" and {biggest[1]:g} GPUs" if r.gpus_per_trial else "")
-    if _internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS):  # the autoscaler reports here
+    if _autoscales(_internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)):
         return (f"resources: a trial needs {wanted} on one node, the cluster's largest node has {have}: "
                 "waiting for the autoscaler to add one (Ctrl-C to stop)")
     key = "resources.gpus_per_trial" if r.gpus_per_trial > biggest[1] else "resources.cpus_per_trial"
     raise ConfigError(f"{key}: a trial needs {wanted} on one node, but the cluster's largest node has {have} and "
                       "the cluster does not autoscale; no trial would ever start")
+
+
+def _autoscales(status: bytes | None) -> bool:
+    """Whether the joined cluster can add nodes. Ray's monitor runs on every head and reports its
+    nodes by type in `status`: a cluster started by `ray start` (fixed) names each node `node_<id>`,
+    one launched from a cluster file (`ray up`) names them by their `available_node_types`; the v2
+    autoscaler also publishes its cluster config."""
+    import json
+
+    from ray._private.state import state
+
+    try:
+        if state.get_cluster_config() is not None:
+            return True
+    except Exception:  # an older GCS without the v2 config
+        pass
+    try:
+        report = json.loads(status or b"{}").get("autoscaler_report") or {}
+    except ValueError:
+        return False
+    types = set(report.get("active_nodes") or {}) | {p[1] for p in report.get("pending_nodes") or [] if len(p) > 1}
+    return any(not str(t).startswith("node_") for t in types)

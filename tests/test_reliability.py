@@ -206,11 +206,13 @@ def _cli(tmp: Path, argv: list[str], env: dict[str, str], **kwargs) -> subproces
                           **kwargs)
 
 
-def _record(case: str, what: str, tmp: Path, argv: list[str], code: int, stderr: str, left: str, env_extra: dict | None = None) -> None:
+def _record(case: str, what: str, tmp: Path, argv: list[str], code: int, stderr: str, left: str, env_extra: dict | None = None,
+            stdout: str = "") -> None:
     def plain(text: str) -> str:
         return text.replace(str(tmp), "$TMP").replace("|", "\\|")
 
-    lines = [l for l in stderr.splitlines() if l.startswith("sweetspot ")] or stderr.splitlines()[-1:]
+    # the line a user reads: sweetspot's own on stderr, else (a success) the last line it printed
+    lines = [l for l in stderr.splitlines() if l.startswith("sweetspot ")] or (stdout or stderr).strip().splitlines()[-1:]
     shown = " ".join(f"{k}={plain(v)}" for k, v in (env_extra or {}).items())
     command = (shown + " " if shown else "") + "sweetspot " + " ".join(plain(a) if " " not in a else f"'{plain(a)}'" for a in argv)
     RECORDS[case] = {"case": case, "what": what, "command": command, "exit": code,
@@ -322,7 +324,7 @@ def test_ctrl_c_exits_130_with_the_resume_command_and_a_resume_leaves_no_running
     before = _files(tmp_path)
     resumed = _cli(tmp_path, ["resume", str(folder)], env, timeout=600)
     _record("resume_after_ctrl_c", "`resume` of the interrupted search", tmp_path, ["resume", str(folder)], resumed.returncode,
-            resumed.stderr, _left(before, _files(tmp_path)))
+            resumed.stderr, _left(before, _files(tmp_path)), stdout=resumed.stdout)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Check failed" not in resumed.stderr and "Traceback" not in resumed.stderr
     study = optuna.load_study(study_name="case", storage=f"sqlite:///{folder / 'optuna.db'}")
@@ -351,7 +353,7 @@ def test_a_prepare_killed_midway_leaves_no_temporary_folder_once_the_next_prepar
     before = _files(tmp_path)
     again = _cli(tmp_path, ["prepare", str(small)], env, timeout=300)
     _record("prepare_killed_then_prepare", "`prepare` killed (SIGKILL) while writing, then another `prepare`", tmp_path,
-            ["prepare", str(small)], again.returncode, again.stderr or again.stdout, _left(before, _files(tmp_path)))
+            ["prepare", str(small)], again.returncode, again.stderr, _left(before, _files(tmp_path)), stdout=again.stdout)
     assert again.returncode == 0, again.stderr[-3000:]
     assert list(cache.glob(".tmp-*")) == []
     # a temporary folder of a live prepare (here: this test's process) is left alone
@@ -363,7 +365,8 @@ def test_a_prepare_killed_midway_leaves_no_temporary_folder_once_the_next_prepar
 
 def _table() -> str:
     order = [c.id for c in CASES] + RAY_CASES
-    rows = ["| case | input | command | exit | first line of stderr | left on disk |", "|---|---|---|---|---|---|"]
+    rows = ["| case | input | command | exit | the line it ends with (stderr; on success stdout's last) | left on disk |",
+            "|---|---|---|---|---|---|"]
     for case in order:
         r = RECORDS[case]
         rows.append(f"| {r['case']} | {r['what']} | `{r['command']}` | {r['exit']} | {r['stderr']} | {r['left']} |")
