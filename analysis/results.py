@@ -152,6 +152,8 @@ def _parse(location: str, text: str | None, parse) -> Any:
         return None
     try:
         return parse(text)
+    except layout.LayoutError as e:
+        raise ResultsError(str(e)) from None
     except (ValueError, yaml.YAMLError) as e:
         raise ResultsError(f"{location}: unreadable ({str(e).splitlines()[0]})") from None
 
@@ -173,7 +175,7 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
     if not storage.is_dir(folder):
         raise ResultsError(f"{folder}: no such results folder")
     summary_file, config_file = storage.join(folder, layout.SUMMARY_FILE), storage.join(folder, layout.CONFIG_FILE)
-    summary = _parse(summary_file, storage.read_text(summary_file), json.loads)
+    summary = _parse(summary_file, storage.read_text(summary_file), lambda text: layout.read_summary(text, where=summary_file))
     config = _parse(config_file, storage.read_text(config_file), yaml.safe_load)
     if summary is None and config is None:
         raise ResultsError(f"{folder}: not a sweetspot results folder (no {layout.SUMMARY_FILE} or {layout.CONFIG_FILE})")

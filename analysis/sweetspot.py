@@ -64,7 +64,7 @@ UNSCORED = "unscored"  # reached it, but no finite metric (NaN reports)
 FAILED = "failed"  # diverged at or before it, or stopped by the collapse stopper before it: does not qualify
 CENSORED = "censored"  # stopped before it for another reason (scheduler, error, still running): not scored
 _CENSORED_AS = {"early_stopped": "stopped by the scheduler", "errored": "errored", "running": "still running",
-                "paused": "paused", "pending": "pending"}  # else: "ended"
+                "paused": "paused", "pending": "pending", "interrupted": "interrupted"}  # else: "ended"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sweetspot.checks import at_least, between, known_encoding, non_empty, optional, registered, rule
+
+
+def _sources():
+    from sweetspot.data.sources import SOURCES
+
+    return SOURCES
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -40,25 +48,25 @@ class DataConfig:
             `~/.cache/sweetspot/prepared`.
     """
 
-    source: str = "go_emotions"
+    source: str = field(default="go_emotions", metadata=rule(registered(_sources, "source")))
     path: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     text_field: str = "text"
     labels_field: str = "labels"
-    label_delimiter: str = ","
-    encoding: str = "utf-8"
+    label_delimiter: str = field(default=",", metadata=rule(non_empty))
+    encoding: str = field(default="utf-8", metadata=rule(known_encoding))
     hub_id: str | None = None
     hub_config: str | None = None
-    max_len: int = 128
-    top_k_labels: int | None = None
-    min_label_count: int = 1
+    max_len: int = field(default=128, metadata=rule(at_least(8)))  # above the model's positions: search/preflight.py
+    top_k_labels: int | None = field(default=None, metadata=rule(optional(at_least(1))))
+    min_label_count: int = field(default=1, metadata=rule(at_least(1)))
     drop_duplicates: bool = False
     strict: bool = False
-    train_limit: int | None = None
-    validation_limit: int | None = None
-    test_limit: int | None = None
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.2
+    train_limit: int | None = field(default=None, metadata=rule(optional(at_least(1))))
+    validation_limit: int | None = field(default=None, metadata=rule(optional(at_least(1))))
+    test_limit: int | None = field(default=None, metadata=rule(optional(at_least(1))))
+    validation_fraction: float = field(default=0.1, metadata=rule(between(0.0, 1.0, include_low=False)))
+    test_fraction: float = field(default=0.2, metadata=rule(between(0.0, 1.0, include_low=False)))
     seed: int = 0
     tokenizer: str | None = None
     cache_dir: str | None = None

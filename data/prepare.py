@@ -27,6 +27,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections import Counter
@@ -246,7 +247,8 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
     majority = max(range(len(order)), key=lambda i: (train_counts[order[i]], -i))
 
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    _remove_abandoned(root)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{final.name}-{_owner()}-", dir=root))
     try:
         split_stats = {}
         for split, examples in splits.items():
@@ -290,6 +292,34 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Prepared.load(final)
+
+
+# A prepare writes into `.tmp-<final name>-<host>_<pid>-<random>` and renames it at the end; one
+# killed midway (SIGKILL, a lost node) leaves that folder behind. The next prepare on the same host
+# removes the folders whose process is gone (a live one may be preparing right now).
+_TMP_PREFIX = ".tmp-"
+
+
+def _owner() -> str:
+    return f"{socket.gethostname().replace('-', '_')}_{os.getpid()}"
+
+
+def _remove_abandoned(root: Path) -> None:
+    host = socket.gethostname().replace("-", "_")
+    for folder in root.glob(f"{_TMP_PREFIX}*-{host}_*-*"):
+        pid = folder.name.rsplit("-", 2)[-2].rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _carve(examples: list[Example], fraction: float, rng: np.random.Generator) -> tuple[list[Example], list[Example]]:
@@ -355,6 +385,12 @@ def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Examp
         filtered = [ex if all(n in keep for n in ex.labels) else ex._replace(labels=[n for n in ex.labels if n in keep])
                     for ex in examples]
         cleaned[split] = [ex for ex in filtered if ex.labels]
+        if not cleaned[split]:
+            missing = sorted(n for n in outside if n not in counts)
+            why = (f"its labels are missing from train ({', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''} "
+                   "never occur in the train split)") if missing else \
+                "its labels were all dropped by data.min_label_count / data.top_k_labels"
+            raise DataError(f"{cfg.source}: the {split} split is empty because {why}")
         report[split]["labels_outside_vocabulary"] = {"distinct": len(outside), "occurrences": sum(outside.values())}
         report[split]["dropped"]["only_dropped_labels"] = len(filtered) - len(cleaned[split])
 

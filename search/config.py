@@ -20,9 +20,10 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from sweetspot.checks import above, all_of, at_least, check_fields, each, non_empty, one_of, optional, registered, rule, values
 from sweetspot.data.config import DataConfig
 from sweetspot.layout import LayoutError, check_name
-from sweetspot.trainable.config import ModelConfig, TrainConfig
+from sweetspot.trainable.config import ModelConfig, TrainConfig, _optimizers
 
 
 class ConfigError(ValueError):
@@ -55,10 +56,11 @@ class SpaceConfig:
         weight_decay: Weight decay values.
     """
 
-    optimizer: tuple[str, ...] = ("adam", "adamw", "amsgrad", "adagrad", "adadelta")
-    lr: Range | tuple[float, ...] | None = None
-    lr_factor: Range | tuple[float, ...] = Range(1e-3, 10.0)
-    weight_decay: Range | tuple[float, ...] | float = 0.0
+    optimizer: tuple[str, ...] = field(default=("adam", "adamw", "amsgrad", "adagrad", "adadelta"),
+                                       metadata=rule(all_of(non_empty, each(registered(_optimizers, "optimizer")))))
+    lr: Range | tuple[float, ...] | None = field(default=None, metadata=rule(optional(values(above(0.0)))))
+    lr_factor: Range | tuple[float, ...] = field(default=Range(1e-3, 10.0), metadata=rule(values(above(0.0))))
+    weight_decay: Range | tuple[float, ...] | float = field(default=0.0, metadata=rule(values(at_least(0.0))))
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,9 @@ class SchedulerConfig:
     rungs are epochs whatever `train.eval_every_steps` is) or `fifo` (every trial runs all epochs,
     as the study did)."""
 
-    name: str = "asha"
-    grace_period: int = 1
-    reduction_factor: int = 2
+    name: str = field(default="asha", metadata=rule(one_of("asha", "fifo")))
+    grace_period: int = field(default=1, metadata=rule(at_least(1)))  # <= train.epochs: _check_together
+    reduction_factor: int = field(default=2, metadata=rule(at_least(2)))
 
 
 @dataclass(frozen=True)
@@ -102,37 +104,46 @@ class SearchConfig:
             URI>.db`, recorded in `sweetspot.yaml` as `optuna_storage`).
     """
 
-    algorithm: str = "tpe"
-    num_samples: int = 8
-    seeds: int = 1
-    max_concurrent_trials: int = 2
-    metric: str = "val_p1"
-    mode: str = "max"
+    algorithm: str = field(default="tpe", metadata=rule(one_of("tpe", "random", "grid", "edges")))
+    num_samples: int = field(default=8, metadata=rule(at_least(1)))
+    seeds: int = field(default=1, metadata=rule(at_least(1)))
+    max_concurrent_trials: int = field(default=2, metadata=rule(at_least(1)))
+    metric: str = field(default="val_p1", metadata=rule(non_empty))
+    mode: str = field(default="max", metadata=rule(one_of("max", "min")))
     seed: int = 0
     space: SpaceConfig = field(default_factory=SpaceConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    stop_on_collapse: int | None = None
+    stop_on_collapse: int | None = field(default=None, metadata=rule(optional(at_least(1))))
     stop_early_collapse: bool = False
     stop_on_diverged: bool = True
-    max_failures: int = 0
-    checkpoints_to_keep: int = 1
-    study_storage: str | None = None
+    max_failures: int = field(default=0, metadata=rule(at_least(0)))
+    checkpoints_to_keep: int = field(default=1, metadata=rule(at_least(1)))
+    study_storage: str | None = field(default=None, metadata=rule(optional(non_empty)))  # its driver: search/preflight.py
 
 
 @dataclass(frozen=True)
 class ResourcesConfig:
     """Ray resources of one trial."""
 
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = field(default=1.0, metadata=rule(above(0.0)))  # what Ray has: search/preflight.py
+    gpus_per_trial: float = field(default=0.0, metadata=rule(at_least(0.0)))  # 0.5 shares one GPU between two trials
+
+
+def _plain_name(name: str) -> str | None:
+    """One plain folder name: `..` or `.` would put the results (and --overwrite's delete) outside storage_path."""
+    try:
+        check_name(name)
+    except LayoutError as e:
+        return str(e).split(": ", 1)[1]
+    return None
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     """One experiment file. Results go to `<storage_path>/<name>/`."""
 
-    name: str = "sweetspot"
-    storage_path: str = "./results"
+    name: str = field(default="sweetspot", metadata=rule(_plain_name))
+    storage_path: str = field(default="./results", metadata=rule(non_empty))  # writable: search/preflight.py
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -223,6 +234,35 @@ def _from_mapping(cls: type, raw: Any, prefix: str) -> Any:
         raise ConfigError(f"{where}: {e}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base loader reports an unhashable key
+            if key in seen:
+                raise ConfigError(f"{key_node.start_mark.line + 1}: key {key!r} given twice (first on line {seen[key]})")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """`text` as YAML; a syntax error or a repeated key names `where` and the line."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ConfigError as e:
+        raise ConfigError(f"{where}:{e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+
+
 def apply_override(raw: dict, assignment: str) -> None:
     """Applies one `--set a.b=value` to the raw mapping; the value is parsed as YAML."""
     dotted, sep, text = assignment.partition("=")
@@ -235,7 +275,11 @@ def apply_override(raw: dict, assignment: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"{'.'.join(parts[: i + 1])}: is a value, cannot set {dotted}")
         node = child
-    node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+    try:
+        node[parts[-1]] = _parse_yaml(text, "value") if text.strip() else None
+    except ConfigError as e:
+        raise ConfigError(f"--set {assignment!r}: {str(e).split(': ', 1)[-1]} (quote strings that contain YAML "
+                          f"syntax: --set '{dotted}=\"...\"')") from None
 
 
 def load_experiment_dict(raw: Mapping[str, Any] | None) -> ExperimentConfig:
@@ -249,18 +293,24 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
     """Reads an experiment YAML file and applies `--set` overrides.
 
     Raises:
-        ConfigError: naming the file and the dotted key of the first problem.
+        ConfigError: naming the file and the dotted key of every problem, one per line.
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such experiment file") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    raw = dict(raw or {}) if isinstance(raw, Mapping) else raw
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not an experiment file") from None
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 ({e.reason} at byte {e.start}); save the file as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the experiment file: {e.strerror}") from None
+    raw = _parse_yaml(text, str(path))
+    if raw is None:
+        raise ConfigError(f"{path}: empty experiment file (see examples/quickstart.yaml for one)")
+    raw = dict(raw) if isinstance(raw, Mapping) else raw
     try:
         for assignment in overrides:
             if not isinstance(raw, dict):
@@ -268,71 +318,48 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
             apply_override(raw, assignment)
         return load_experiment_dict(raw)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError("\n".join(f"{path}: {line}" for line in str(e).splitlines())) from None
 
 
 def _check_values(c: ExperimentConfig) -> None:
-    """Value checks that types alone cannot express."""
-    from sweetspot.trainable.optimizers import OPTIMIZERS
+    """Every field's declared rule (`sweetspot.checks`), then the rules that relate two fields;
+    all problems at once, one line each."""
+    problems = check_fields(c) + _check_together(c)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _check_together(c: ExperimentConfig) -> list[str]:
+    """Rules between fields (each field's own range is declared beside it)."""
+    problems: list[str] = []
 
     def need(ok: bool, message: str) -> None:
         if not ok:
-            raise ConfigError(message)
+            problems.append(message)
 
-    try:  # one plain folder name: `..` or `.` would put the results (and --overwrite's delete) outside storage_path
-        check_name(c.name)
-    except LayoutError as e:
-        raise ConfigError(str(e)) from None
-    need(c.train.epochs >= 1, "train.epochs: must be >= 1")
-    need(c.train.batch_size >= 1, "train.batch_size: must be >= 1")
-    need(c.train.schedule in ("constant", "linear"), f"train.schedule: expected constant or linear, got {c.train.schedule!r}")
-    need(0.0 <= c.train.warmup_ratio < 1.0, "train.warmup_ratio: must be in [0, 1)")
-    need(c.train.eval_every_steps is None or c.train.eval_every_steps >= 1, "train.eval_every_steps: must be >= 1")
-    need(c.train.grad_clip is None or c.train.grad_clip > 0, "train.grad_clip: must be > 0")
-    need(c.train.workers_per_trial >= 1, "train.workers_per_trial: must be >= 1")
-    need(c.data.max_len >= 8, "data.max_len: must be >= 8")
-    need(0.0 < c.data.validation_fraction < 1.0, "data.validation_fraction: must be in (0, 1)")
-    need(0.0 < c.data.test_fraction < 1.0, "data.test_fraction: must be in (0, 1)")
-    need(c.data.min_label_count >= 1, "data.min_label_count: must be >= 1")
-    need(c.data.top_k_labels is None or c.data.top_k_labels >= 1, "data.top_k_labels: must be >= 1")
-    need(c.search.num_samples >= 1, "search.num_samples: must be >= 1")
-    need(c.search.max_concurrent_trials >= 1, "search.max_concurrent_trials: must be >= 1")
-    need(c.search.algorithm in ("tpe", "random", "grid", "edges"),
-         f"search.algorithm: expected tpe, random, grid or edges, got {c.search.algorithm!r}")
-    need(c.search.algorithm != "edges" or c.search.scheduler.name == "fifo",
+    search, train = c.search, c.train
+    need(search.scheduler.name != "asha" or search.scheduler.grace_period <= train.epochs,
+         f"search.scheduler.grace_period: {search.scheduler.grace_period} is more than train.epochs ({train.epochs}): "
+         "ASHA would stop no trial before its last epoch")
+    need(search.algorithm != "edges" or search.scheduler.name == "fifo",
          "search.scheduler.name: the edges search reads every trial at the budget; use fifo (and "
          "search.stop_early_collapse to end doomed trials early)")
-    need(c.search.algorithm != "edges" or c.search.seeds == 1,
+    need(search.algorithm != "edges" or search.seeds == 1,
          "search.seeds: the edges search chooses its own seeds (a second one at an edge within the noise); leave it at 1")
-    need(c.search.algorithm != "edges" or c.search.metric == "val_p1" and c.search.mode == "max",
+    need(search.algorithm != "edges" or search.metric == "val_p1" and search.mode == "max",
          "search.metric: the edges search finds where val_p1 beats the majority-label floor; it needs val_p1, max")
-    need(c.search.seeds >= 1, "search.seeds: must be >= 1")
     # Repeater averages a configuration's seeds for Optuna; ASHA stops seeds at different epochs,
     # so that mean would mix epochs (Ray's docs warn against Repeater with early stopping).
-    need(c.search.seeds == 1 or c.search.algorithm == "grid" or c.search.scheduler.name != "asha",
-         f"search.seeds: {c.search.seeds} seeds with scheduler asha would give Optuna means over different epochs; "
+    need(search.seeds == 1 or search.algorithm == "grid" or search.scheduler.name != "asha",
+         f"search.seeds: {search.seeds} seeds with scheduler asha would give Optuna means over different epochs; "
          "use scheduler fifo, or seeds: 1")
-    need(c.search.stop_on_collapse is None or c.search.stop_on_collapse >= 1, "search.stop_on_collapse: must be >= 1")
-    need(not c.search.stop_early_collapse or c.train.eval_every_steps is not None,
+    need(not search.stop_early_collapse or train.eval_every_steps is not None,
          "search.stop_early_collapse: decides from evaluations within the first epoch; set train.eval_every_steps "
          "(e.g. a third of an epoch's steps)")
-    need(c.search.max_failures >= 0, "search.max_failures: must be >= 0")
-    need(c.search.checkpoints_to_keep >= 1, "search.checkpoints_to_keep: must be >= 1")
-    if c.search.algorithm == "grid":
-        for key in ("lr" if c.search.space.lr is not None else "lr_factor", "weight_decay"):
-            need(not isinstance(getattr(c.search.space, key), Range), f"search.space.{key}: the grid needs a list of values, not a range")
-    need(c.search.mode in ("max", "min"), f"search.mode: expected max or min, got {c.search.mode!r}")
-    need(c.search.scheduler.name in ("asha", "fifo"), f"search.scheduler.name: expected asha or fifo, got {c.search.scheduler.name!r}")
-    need(c.model.pooling in ("cls", "mean"), f"model.pooling: expected cls or mean, got {c.model.pooling!r}")
-    need(c.resources.cpus_per_trial > 0, "resources.cpus_per_trial: must be > 0")
-    need(c.resources.gpus_per_trial >= 0, "resources.gpus_per_trial: must be >= 0 (0.5 shares one GPU between two trials)")
-    for i, name in enumerate(c.search.space.optimizer):
-        need(name in OPTIMIZERS, f"search.space.optimizer[{i}]: unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
-    need(c.train.optimizer in OPTIMIZERS, f"train.optimizer: unknown optimizer {c.train.optimizer!r}")
-    for key, r in (("lr", c.search.space.lr), ("lr_factor", c.search.space.lr_factor), ("weight_decay", c.search.space.weight_decay)):
-        if isinstance(r, Range):
-            need(r.low <= r.high, f"search.space.{key}: low must be <= high")
-            need(not r.log or r.low > 0, f"search.space.{key}: a log range needs low > 0")
+    if search.algorithm == "grid":
+        for key in ("lr" if search.space.lr is not None else "lr_factor", "weight_decay"):
+            need(not isinstance(getattr(search.space, key), Range), f"search.space.{key}: the grid needs a list of values, not a range")
+    return problems
 
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
@@ -414,7 +415,14 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
     if resume:
         _check_same_data(folder, saved, prepared)
     # Before the first write or delete: bad data or a cluster that refuses us changes no folder.
+    started = not ray.is_initialized()
     _init_ray(address, dashboard)
+    if address or os.environ.get("RAY_ADDRESS"):  # a cluster: can any node hold a trial?
+        from sweetspot.search.preflight import check_cluster_resources
+
+        waiting = check_cluster_resources(config)
+        if waiting:
+            print(waiting, file=sys.stderr, flush=True)
     if replace:
         _delete_results(config, folder)
     if study_elsewhere and overwrite and _study_exists(config, study_elsewhere):
@@ -438,11 +446,71 @@ def run_search(config: ExperimentConfig, *, address: str | None = None, overwrit
 
     try:
         with LiveRun(folder, report_every=report_every):  # run.json (running -> finished / interrupted), the refresh
-            tuner.fit()
+            interrupted = _fit(tuner)
+        if interrupted:
+            _mark_interrupted(folder)
+            raise SearchInterrupted(folder)
+        if config.search.algorithm in ("tpe", "random"):
+            _fail_orphaned_trials(config)
     finally:
         if resume and trust_folder:  # the user vouched for this folder; a run from before signing has no SignStateCallback
             signing.sign(folder)
+        if started:  # our own Ray: shut it down before the interpreter exits (else its C++ threads may
+            ray.shutdown()  # print "Check failed ... Broken pipe" while they are torn down)
     return folder
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped `tuner.fit()`; Tune saved the experiment, which `folder` resumes."""
+
+    def __init__(self, folder: str):
+        super().__init__(folder)
+        self.folder = folder
+
+
+def _fit(tuner) -> bool:
+    """Runs the Tuner; `True` when Ctrl-C ended it. Tune catches the first SIGINT itself (it stops the
+    trials, saves the experiment and returns normally), and its handler then puts the one it found
+    back: that is how the interruption is seen here."""
+    import signal
+    import threading
+
+    before = signal.getsignal(signal.SIGINT)
+    tuner.fit()
+    catches = threading.current_thread() is threading.main_thread() and not int(os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0"))
+    return catches and signal.getsignal(signal.SIGINT) is before
+
+
+def _mark_interrupted(folder: str) -> None:
+    """Records the trials Ctrl-C stopped as `interrupted` in summary.json (Tune ends them as if
+    finished, which the records would read as `early_stopped`): the trials that Tune's saved
+    experiment holds unfinished, which a resume continues."""
+    import json
+
+    from ray.tune import ExperimentAnalysis
+
+    unfinished = {t.trial_id for t in ExperimentAnalysis(folder).trials if t.status not in ("TERMINATED", "ERROR")}
+    summary_file = storage.join(folder, layout.SUMMARY_FILE)
+    summary = layout.read_summary(storage.read_text(summary_file) or "", where=summary_file)
+    for record in summary["trials"]:
+        if record["trial_id"] in unfinished:
+            record["status"], record["error"] = layout.INTERRUPTED, None
+    storage.write_text(summary_file, json.dumps(summary, indent=1, default=str))
+
+
+def _fail_orphaned_trials(config: ExperimentConfig) -> None:
+    """After a search that ran to its end, every trial Optuna handed out has been told its result,
+    except those asked for after the last state Tune saved before a killed driver: no trial will
+    ever report them, so they are marked failed instead of staying RUNNING in the study forever."""
+    import optuna
+    from optuna.trial import TrialState
+
+    url = study_storage_url(config)
+    if not _study_exists(config, url):
+        return
+    study = optuna.load_study(study_name=config.name, storage=url)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(trial.number, state=TrialState.FAIL)
 
 
 def load_saved_config(folder: str) -> ExperimentConfig:

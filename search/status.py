@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sweetspot import layout, storage
@@ -15,7 +14,10 @@ def read_status(folder: str) -> dict[str, Any]:
     summary_file = storage.join(folder, layout.SUMMARY_FILE)
     if not storage.exists(summary_file):
         raise ConfigError(f"{folder}: no {layout.SUMMARY_FILE} (not a sweetspot results folder, or the search has not started)")
-    return json.loads(storage.read_text(summary_file))
+    try:
+        return layout.read_summary(storage.read_text(summary_file), where=summary_file)
+    except layout.LayoutError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _fmt(x: Any, spec: str) -> str:

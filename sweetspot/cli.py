@@ -22,6 +22,17 @@ def _load(args):
     return load_experiment(args.config, args.set or [])
 
 
+def _check(config, where: str, **kwargs) -> None:
+    """The config against this machine (search/preflight.py), before anything is written or Ray starts."""
+    from sweetspot.search.config import ConfigError
+    from sweetspot.search.preflight import check_environment
+
+    try:
+        check_environment(config, **kwargs)
+    except ConfigError as e:
+        raise ConfigError("\n".join(f"{where}: {line}" for line in str(e).splitlines())) from None
+
+
 def _origin(split_stats: dict) -> str:
     """Where a split's rows came from: carved from train, or the source's rows minus drops."""
     if "carved_from_train" in split_stats:
@@ -48,9 +59,11 @@ def _stats_table(manifest: dict) -> str:
 
 
 def cmd_prepare(args) -> int:
+    config = _load(args)
+    _check(config, args.config, results=False)
     from sweetspot.search.runner import prepare_data
 
-    prepared = prepare_data(_load(args))
+    prepared = prepare_data(config)
     if args.json:
         print(json.dumps({**prepared.manifest, "path": str(prepared.path)}, indent=1))
     else:
@@ -60,9 +73,9 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_search(args) -> int:
+    config = _load(args)  # before the heavy imports: a bad file is refused at once
     from sweetspot.search.runner import run_search, trial_configs
 
-    config = _load(args)
     if args.dry_run:
         configs = trial_configs(config)
         if args.json:
@@ -72,9 +85,33 @@ def cmd_search(args) -> int:
                 print(f"{c['optimizer']:<9} lr={c['lr']:<10g} weight_decay={c['weight_decay']:<8g} seed={c['seed']}")
             print(f"{len(configs)} trials")
         return 0
-    folder = run_search(config, address=args.address, overwrite=args.overwrite, dashboard=args.dashboard,
-                        resume=args.resume, retry_errored=args.retry_errored, trust_folder=args.trust_results_folder,
-                        report_every=_report_every(args))
+    _check(config, args.config, address=args.address)
+    return _searched(args, lambda: run_search(config, address=args.address, overwrite=args.overwrite, dashboard=args.dashboard,
+                                              resume=args.resume, retry_errored=args.retry_errored,
+                                              trust_folder=args.trust_results_folder, report_every=_report_every(args)))
+
+
+def _searched(args, search) -> int:
+    """Runs `search` (a search or a resume) and turns its end into an exit code: 0; 130 after
+    Ctrl-C, with the command that resumes it; 1 when every trial errored, with the first error."""
+    from sweetspot import layout, storage
+    from sweetspot.search.runner import SearchInterrupted
+
+    try:
+        folder = search()
+    except SearchInterrupted as e:
+        print(f"sweetspot {args.command}: interrupted; the search is saved, continue it with: sweetspot resume {e.folder}",
+              file=sys.stderr)
+        return 130
+    summary_file = storage.join(folder, layout.SUMMARY_FILE)
+    text = storage.read_text(summary_file)
+    trials = layout.read_summary(text, where=summary_file)["trials"] if text else []
+    if trials and all(t["status"] == "errored" for t in trials):
+        first = trials[0]
+        log = storage.join(storage.join(folder, first["folder"]), "error.txt") if first.get("folder") else folder
+        print(f"sweetspot {args.command}: error: every trial errored ({len(trials)}); the first: {first.get('error')} "
+              f"(log: {log})", file=sys.stderr)
+        return 1
     print(f"results: {folder}\nnext: sweetspot analyze {folder}")
     return 0
 
@@ -82,11 +119,11 @@ def cmd_search(args) -> int:
 def cmd_resume(args) -> int:
     from sweetspot.search.runner import load_saved_config, run_search
 
-    folder = run_search(load_saved_config(args.results_dir), address=args.address, dashboard=args.dashboard,
-                        resume=True, retry_errored=args.retry_errored, trust_folder=args.trust_results_folder,
-                        report_every=_report_every(args))
-    print(f"results: {folder}\nnext: sweetspot analyze {folder}")
-    return 0
+    config = load_saved_config(args.results_dir)
+    _check(config, args.results_dir, address=args.address)
+    return _searched(args, lambda: run_search(config, address=args.address, dashboard=args.dashboard,
+                                              resume=True, retry_errored=args.retry_errored,
+                                              trust_folder=args.trust_results_folder, report_every=_report_every(args)))
 
 
 def _report_every(args) -> float | None:
@@ -233,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, DataError, ResultsError, UserError) as e:
-        print(f"sweetspot {args.command}: error: {e}", file=sys.stderr)
+        for line in str(e).splitlines():  # a config with several problems: one line each
+            print(f"sweetspot {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sweetspot {args.command}: interrupted", file=sys.stderr)

@@ -103,6 +103,7 @@ def _epoch_order(epoch: Any) -> float:
 # search runs; the test fixtures write them with the same two functions.
 
 RECORD_STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "errored"}  # else: ended
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C; a resume continues it (set by the runner after Tune returns)
 
 
 def trial_record(*, trial_id: str, tune_status: str, config: dict[str, Any], rows: list[dict[str, Any]], metric: str,
@@ -177,3 +178,28 @@ def run_document(*, state: str, pid: int, host: str, started: float, heartbeat: 
         raise ValueError(f"run state {state!r}: not one of {', '.join(RUN_STATES)}")
     return {"state": state, "pid": pid, "host": host, "started": started, "heartbeat": heartbeat, "ended": ended,
             "report_every": report_every, "reports": reports, "last_report_s": last_report_s, "error": error}
+
+
+def read_summary(text: str, *, where: str) -> dict[str, Any]:
+    """`summary.json`'s text as the document `summary_document` writes, or `LayoutError` naming
+    `where` and what is wrong: torn (not JSON) or of another shape. Readers (`status`, `analyze`)
+    rely on the shape checked here."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise LayoutError(f"{where}: unreadable: not valid JSON, a torn or foreign file ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise LayoutError(f"{where}: expected a JSON object with metric, mode and trials, got {type(doc).__name__}")
+    for key, kind in (("metric", str), ("mode", str), ("trials", list)):
+        if not isinstance(doc.get(key), kind):
+            raise LayoutError(f"{where}: {key}: expected a {kind.__name__}, got {doc.get(key)!r:.60}")
+    fields = (("trial_id", str), ("status", str), ("config", dict), ("epochs", int), ("last", dict), ("best", dict))
+    for i, record in enumerate(doc["trials"]):
+        if not isinstance(record, dict):
+            raise LayoutError(f"{where}: trials[{i}]: expected an object, got {record!r:.60}")
+        for key, kind in fields:
+            if not isinstance(record.get(key), kind):
+                raise LayoutError(f"{where}: trials[{i}].{key}: expected a {kind.__name__}, got {record.get(key)!r:.60}")
+    return doc

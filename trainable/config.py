@@ -3,8 +3,16 @@ experiment file, searched ones (`TrialParams`) from the Tune trial's config dict
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from sweetspot.checks import above, at_least, between, non_empty, one_of, optional, registered, rule
+
+
+def _optimizers():
+    from sweetspot.trainable.optimizers import OPTIMIZERS  # imports torch: only when a config is checked
+
+    return OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -18,9 +26,9 @@ class ModelConfig:
         pooling: `cls` (the [CLS] token's last hidden state, as the study) or `mean`.
     """
 
-    name: str = "minilm-l6"
-    dropout: float = 0.1
-    pooling: str = "cls"
+    name: str = field(default="minilm-l6", metadata=rule(non_empty))  # found or not: search/preflight.py
+    dropout: float = field(default=0.1, metadata=rule(between(0.0, 1.0)))
+    pooling: str = field(default="cls", metadata=rule(one_of("cls", "mean")))
 
 
 @dataclass(frozen=True)
@@ -56,26 +64,26 @@ class TrainConfig:
             Train's TorchTrainer (DDP) inside the trial, each worker on a shard of the train split.
     """
 
-    epochs: int = 3
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float | None = None
-    weight_decay: float = 0.0
+    epochs: int = field(default=3, metadata=rule(at_least(1)))
+    batch_size: int = field(default=16, metadata=rule(at_least(1)))
+    eval_batch_size: int = field(default=64, metadata=rule(at_least(1)))
+    optimizer: str = field(default="adam", metadata=rule(registered(_optimizers, "optimizer")))
+    lr: float | None = field(default=None, metadata=rule(optional(above(0.0))))
+    weight_decay: float = field(default=0.0, metadata=rule(at_least(0.0)))
     decay_bias_and_norm: bool = True
-    schedule: str = "constant"
-    warmup_ratio: float = 0.0
-    grad_clip: float | None = None
+    schedule: str = field(default="constant", metadata=rule(one_of("constant", "linear")))
+    warmup_ratio: float = field(default=0.0, metadata=rule(between(0.0, 1.0)))
+    grad_clip: float | None = field(default=None, metadata=rule(optional(above(0.0))))
     seed: int = 0
-    bucket_window: int = 50
-    eval_every_steps: int | None = None
+    bucket_window: int = field(default=50, metadata=rule(at_least(1)))
+    eval_every_steps: int | None = field(default=None, metadata=rule(optional(at_least(1))))
     eval_test: bool = False
-    embed_sample: int = 512
-    collapse_entropy_fraction: float = 0.2
-    collapse_p1_margin: float = 0.01
-    threads: int | None = None
+    embed_sample: int = field(default=512, metadata=rule(at_least(1)))
+    collapse_entropy_fraction: float = field(default=0.2, metadata=rule(between(0.0, 1.0, include_high=True)))
+    collapse_p1_margin: float = field(default=0.01, metadata=rule(between(0.0, 1.0, include_high=True)))
+    threads: int | None = field(default=None, metadata=rule(optional(at_least(1))))
     bf16: bool = False
-    workers_per_trial: int = 1
+    workers_per_trial: int = field(default=1, metadata=rule(at_least(1)))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,168 @@
+"""Checks of a valid config against the machine it runs on, before any folder is written or Ray
+is started: the model can be found and takes `data.max_len` tokens, the prepared-data cache and the
+results folder can be written, the study's database driver is installed, and the embedded Ray has
+the CPUs and GPUs a trial asks for. (Each field's own range is checked where it is declared.)
+
+Every problem is one line, `<dotted.key>: <what is wrong>`, raised together as one `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from sweetspot import storage
+from sweetspot.search.config import ConfigError, ExperimentConfig
+
+
+def check_environment(config: ExperimentConfig, *, results: bool = True, address: str | None = None) -> None:
+    """Raises `ConfigError` listing every problem; `results=False` (prepare) skips what only a
+    search needs (the results folder, the study, Ray's resources)."""
+    problems = _model(config) + _cache_dir(config)
+    if results:
+        problems += _storage_path(config) + _study_storage(config)
+        if not (address or os.environ.get("RAY_ADDRESS")):
+            problems += _local_resources(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _model(config: ExperimentConfig) -> list[str]:
+    from sweetspot.trainable.model import ModelNotFound, encoder_config, position_limit
+
+    try:
+        encoder = encoder_config(config.model.name)
+    except ModelNotFound as e:
+        return [f"model.name: {e}"]
+    limit = position_limit(encoder) if encoder is not None else None
+    if limit is not None and config.data.max_len > limit:
+        return [f"data.max_len: {config.data.max_len} is more than {config.model.name}'s {limit} positions "
+                f"(max_position_embeddings in its config); use at most {limit}"]
+    return []
+
+
+def unwritable(path: Path) -> str | None:
+    """Why the folder `path` cannot be created or written, or `None`. Writes nothing that stays:
+    an existing folder is probed with a temporary file, removed at once."""
+    path = path.expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{path} cannot be created: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{path} cannot be {'written' if existing == path else 'created'}: {existing} is not writable"
+    if existing == path:
+        try:  # read-only file systems and ACLs that os.access does not see (as root)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as e:
+            return f"{path} cannot be written: {e.strerror}"
+    return None
+
+
+def _cache_dir(config: ExperimentConfig) -> list[str]:
+    from sweetspot.data.prepare import default_cache_dir
+
+    if config.data.cache_dir:
+        key, folder = "data.cache_dir", Path(config.data.cache_dir)
+    else:
+        key, folder = ("SWEETSPOT_CACHE_DIR" if os.environ.get("SWEETSPOT_CACHE_DIR") else "data.cache_dir"), default_cache_dir()
+    why = unwritable(folder)
+    return [f"{key}: the prepared-data cache {why}"] if why else []
+
+
+def _storage_path(config: ExperimentConfig) -> list[str]:
+    if storage.is_uri(config.storage_path):
+        return []  # an object store: its credentials and bucket are checked when Tune writes
+    why = unwritable(Path(config.storage_path))
+    return [f"storage_path: {why}"] if why else []
+
+
+def _study_storage(config: ExperimentConfig) -> list[str]:
+    url = config.search.study_storage
+    if not url or config.search.algorithm == "grid":
+        return []
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()
+    except ArgumentError:
+        return [f"search.study_storage: {url!r} is not a database URL (e.g. sqlite:///study.db, postgresql://user@host/db)"]
+    except NoSuchModuleError:
+        return [f"search.study_storage: unknown database {url.split(':', 1)[0]!r} (sqlite, postgresql, mysql, ...)"]
+    except ImportError as e:
+        return [f"search.study_storage: the database driver for {parsed.drivername} is not installed "
+                f"(no module {e.name!r}): pip install it, or name an installed driver in the URL"]
+    return []
+
+
+def _gpus() -> int:
+    """GPUs the embedded Ray would see (it reads CUDA_VISIBLE_DEVICES as torch does)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _local_resources(config: ExperimentConfig) -> list[str]:
+    r, problems = config.resources, []
+    cpus = os.cpu_count() or 1
+    if r.cpus_per_trial > cpus:
+        problems.append(f"resources.cpus_per_trial: {r.cpus_per_trial:g} CPUs per trial, but the embedded Ray has {cpus} "
+                        "(this machine's CPUs); no trial would ever start (use --address to run on a cluster)")
+    if r.gpus_per_trial > 0:
+        gpus = _gpus()
+        if r.gpus_per_trial > gpus:
+            problems.append(f"resources.gpus_per_trial: {r.gpus_per_trial:g} GPUs per trial, but the embedded Ray has "
+                            f"{gpus}; no trial would ever start (use 0 on a CPU machine, or --address to run on a cluster)")
+    return problems
+
+
+def check_cluster_resources(config: ExperimentConfig) -> str | None:
+    """After joining a cluster: refuses a trial no node can hold (`ConfigError`), unless the
+    cluster autoscales; then returns the message to print while Tune waits for a bigger node."""
+    import ray
+    from ray._private import ray_constants
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    r = config.resources
+    need = {"CPU": r.cpus_per_trial, "GPU": r.gpus_per_trial}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v) for node in nodes):
+        return None
+    biggest = max((node.get("CPU", 0.0) for node in nodes), default=0.0), max((node.get("GPU", 0.0) for node in nodes), default=0.0)
+    wanted = f"{r.cpus_per_trial:g} CPUs" + (f" and {r.gpus_per_trial:g} GPUs" if r.gpus_per_trial else "")
+    have = f"{biggest[0]:g} CPUs" + (f" and {biggest[1]:g} GPUs" if r.gpus_per_trial else "")
+    if _autoscales(_internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)):
+        return (f"resources: a trial needs {wanted} on one node, the cluster's largest node has {have}: "
+                "waiting for the autoscaler to add one (Ctrl-C to stop)")
+    key = "resources.gpus_per_trial" if r.gpus_per_trial > biggest[1] else "resources.cpus_per_trial"
+    raise ConfigError(f"{key}: a trial needs {wanted} on one node, but the cluster's largest node has {have} and "
+                      "the cluster does not autoscale; no trial would ever start")
+
+
+def _autoscales(status: bytes | None) -> bool:
+    """Whether the joined cluster can add nodes. Ray's monitor runs on every head and reports its
+    nodes by type in `status`: a cluster started by `ray start` (fixed) names each node `node_<id>`,
+    one launched from a cluster file (`ray up`) names them by their `available_node_types`; the v2
+    autoscaler also publishes its cluster config."""
+    import json
+
+    from ray._private.state import state
+
+    try:
+        if state.get_cluster_config() is not None:
+            return True
+    except Exception:  # an older GCS without the v2 config
+        pass
+    try:
+        report = json.loads(status or b"{}").get("autoscaler_report") or {}
+    except ValueError:
+        return False
+    types = set(report.get("active_nodes") or {}) | {p[1] for p in report.get("pending_nodes") or [] if len(p) > 1}
+    return any(not str(t).startswith("node_") for t in types)
