@@ -1,8 +1,10 @@
 """The study's answer from a results folder: `analyze` computes it; text, JSON, Markdown and a
-self-contained HTML page show it.
+self-contained HTML page show it, each opening with the answer in words (analysis/answer.py) and the
+study's claims checked (analysis/claims.py), then the details.
 
-`write_report(analysis)` writes `<results>/report/`: `report.md`, `report.html` (every figure
-embedded as a base64 PNG, every string from data or config HTML-escaped), the figures as PNG
+`write_report(analysis)` writes `<results>/report/`: `report.md`, `report.html` (from the Jinja2
+templates in `templates/`: every figure embedded as a base64 PNG, every string from data or config
+escaped by the template engine, never assembled in Python), the figures as PNG
 files, and `trials.csv` / `epochs.csv` (the tidy tables). A figure with nothing to show is
 replaced by a sentence saying why.
 
@@ -30,7 +32,7 @@ import jinja2
 
 from sweetspot.analysis import figures
 from sweetspot import storage
-from sweetspot.analysis.answer import Answer, answer
+from sweetspot.analysis.answer import answer
 from sweetspot.analysis.baselines import Baselines, compute_baselines
 from sweetspot.analysis.claims import Claim, check_claims
 from sweetspot.analysis.collapse import CollapseReport, diagnose_collapse, read_labels

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
