@@ -1,7 +1,8 @@
 """The answer first: what the report opens with, in words (pure Python; report.py shows it as text,
 Markdown, HTML and JSON).
 
-- per optimizer, its sweet spot in lr with each edge's resolution; or `none: every lr tried collapsed
+- per optimizer, its sweet spot in lr with each edge's resolution and its best score (a configuration's
+  seeds, mean − std); or `none: every lr tried collapsed
   onto <label>` (or `none: no lr tried trains`, with how many of its runs collapsed onto what); or
   `unknown: no trial reached the budget`;
 - the best configuration against the majority-label floor and the TF-IDF baseline;
@@ -11,7 +12,7 @@ Markdown, HTML and JSON).
 Example:
     >>> lines = answer(analyze(load_results("results/quickstart")))  # doctest: +SKIP
     >>> lines.optimizers[0]  # doctest: +SKIP
-    ('adam', 'sweet spot lr 3.2e-05 .. 2.1e-04 (edges ±0.25 / ±0.31 decade), best 0.512 at 1.0e-04')
+    ('adam', 'sweet spot lr 3.2e-05 .. 2.1e-04 (lower edge ±0.25 decade, upper edge ±0.31 decade), best score 0.512 at 1.0e-04')
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def answer(analysis: Any) -> Answer:
         if spot.intervals:
             text = "; ".join(f"sweet spot lr {_lr(i.lower_lr)} .. {_lr(i.upper_lr)} ({_edges(i)})" for i in spot.intervals)
             best = max(spot.intervals, key=lambda i: i.best_value)
-            optimizers.append((spot.optimizer, f"{text}, best {best.best_value:.3f} at {_lr(best.best_lr)}"))
+            optimizers.append((spot.optimizer, f"{text}, best score {best.best_value:.3f} at {_lr(best.best_lr)}"))
             continue
         if spot.verdict == "unknown":
             optimizers.append((spot.optimizer, f"unknown: no trial reached the budget ({at:g} epochs)"))
@@ -114,7 +115,7 @@ def answer(analysis: Any) -> Answer:
         elif all(states) and nothing == len(states):
             text = f"none: every lr tried collapsed with nothing predicted{also}"
         else:
-            best = f"best {spot.best.mean:.3f} at {_lr(spot.best.lr)}" if spot.best and finite(spot.best.mean) else "nothing scored"
+            best = f"best mean {spot.best.mean:.3f} at {_lr(spot.best.lr)}" if spot.best and finite(spot.best.mean) else "nothing scored"
             level = f" against the level {s.threshold:.3f}" if s.threshold is not None else ""
             text = (f"none: no lr tried trains ({best}{level}); {collapsed} of {len(mine)} runs collapsed"
                     + (f" (onto {_onto_text(labels, majority)})" if labels else "")

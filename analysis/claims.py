@@ -88,7 +88,7 @@ def _spot_text(spot: SweetSpot, level: float | None) -> str:
     lrs = f"{len(spot.lrs)} lrs {_lr(min(spot.lrs))}..{_lr(max(spot.lrs))}" if spot.lrs else "no lr scored"
     if spot.verdict == "unknown":
         return f"{spot.optimizer} unknown (no trial reached the budget)"
-    best = f"best {spot.best.mean:.3f} at {_lr(spot.best.lr)}" if spot.best is not None and finite(spot.best.mean) else "no score"
+    best = f"best mean {spot.best.mean:.3f} at {_lr(spot.best.lr)}" if spot.best is not None and finite(spot.best.mean) else "no score"
     if spot.intervals:
         where = ", ".join(f"{_lr(i.lower_lr)}..{_lr(i.upper_lr)}" for i in spot.intervals)
         return f"{spot.optimizer} trains at {where} ({best}; {lrs})"

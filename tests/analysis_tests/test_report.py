@@ -49,7 +49,7 @@ def test_analyze_writes_a_self_contained_escaped_report(results_dir):
     lines = proc.stdout.replace("\n      ", " ").splitlines()  # wrapped lines joined
     # The answer first (per optimizer, the best against floor and TF-IDF, the collapse share), then the claims
     assert lines[:2] == ["THE ANSWER", "  compared at epoch 2 (the budget)"]
-    assert lines[2] == ("  adagrad: none: no lr tried trains (best 0.330 at 1.0e-04 against the level 0.588); 1 of 2 runs "
+    assert lines[2] == ("  adagrad: none: no lr tried trains (best mean 0.330 at 1.0e-04 against the level 0.588); 1 of 2 runs "
                         f"collapsed (onto {EVIL} (id 0, the most frequent training label) ×1)")
     assert lines[3].startswith("  adam: sweet spot lr ") and lines[4] == "  adamw: none: every lr tried diverged"
     assert lines[5].startswith("  best: adam lr 1.0e-04: val_p1 0.600, against the majority-label floor 0.300, TF-IDF")
