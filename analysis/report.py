@@ -56,7 +56,6 @@ class Analysis:
     baselines: Baselines | None
     baselines_note: str | None  # why there are no baselines
     claims: tuple[Claim, ...] = ()  # the study's claims checked on these results (analysis/claims.py)
-    claims: tuple[Claim, ...] = ()  # the study's claims checked on these results (analysis/claims.py)
 
 
 def _rule_text(s: SweetSpots) -> str:
