@@ -184,7 +184,9 @@ def _claim_collapse(results: Results, spots: SweetSpots, labels: dict[int, Label
             rows = [r for r in t.history if float(r.get(keys.EPOCH, 0)) <= at + 1e-9]
             failed.append((t.trial_id, rows[-1] if rows else None, "diverged" if score.diverged else score.outcome))
     if not failed:
-        return _claim(4, NOT_TESTED, "no run failed: every run scored at the budget trains")
+        reached = sum(s.outcome in (SCORED, FAILED) for s in spots.comparison.scores.values())
+        return _claim(4, NOT_TESTED, "no run failed: every run scored at the budget trains" if reached else
+                      f"no run reached the budget ({at:g} epochs)")
     ids, how = _majority_ids(results, majority, [r for _, r, _ in failed if r])
     counts = {"onto the most frequent label": 0, "onto another label": 0, NOTHING_PREDICTED: 0, "not collapsed": 0,
               "diverged": 0}

@@ -461,6 +461,8 @@ th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee}pre{background:#f
 
 
 def _rule_words(s: SweetSpots) -> str:
+    if s.threshold is None:
+        return f"{s.metric} clears a level set from the configurations scored at the budget (none is, so far)"
     if s.rule == "trains" and s.floor is not None:
         return f"{s.metric} beats the majority-label floor + margin ({s.floor:.3f}) by δ = {s.delta:g}: >= {s.threshold:.3f}"
     return f"{s.metric} is within δ = {s.delta:g} of the best configuration"

@@ -30,3 +30,21 @@ def test_each_optimizer_gets_its_verdict_in_words(tmp_path):
     assert opening.best.startswith("adam lr 1.0e-04: val_p1 0.600, against the majority-label floor 0.300, TF-IDF")
     assert opening.collapse.startswith("5 of 8 runs (62 %) collapsed at their last evaluation: onto neutral (id 2, the most "
                                        "frequent training label) ×3; 2 with nothing predicted")
+
+
+def test_a_folder_where_no_trial_reached_the_budget_still_gets_its_report(tmp_path):
+    """An interrupted ASHA search (every trial stopped early): no level to train against, every verdict
+    unknown or not tested, and the report is still written."""
+    from sweetspot.analysis.report import write_report
+
+    folder = write_results(tmp_path / "r", [trial("a", "adam", 1e-4, [0.4], status="early_stopped"),
+                                            trial("g", "adagrad", 1e-2, [0.3, 0.35], status="early_stopped")], epochs=3)
+    analysis = analyze(load_results(folder), baselines=False)
+    opening = answer(analysis)
+    assert dict(opening.optimizers) == {"adam": "unknown: no trial reached the budget (3 epochs)",
+                                        "adagrad": "unknown: no trial reached the budget (3 epochs)"}
+    assert opening.best.startswith("no configuration scored at the budget")
+    assert [c.evidence for c in analysis.claims][3] == "no run reached the budget (3 epochs)"
+    page = (tmp_path / "out" / "report.html")
+    write_report(analysis, str(tmp_path / "out"), attention=False)
+    assert "none is, so far" in page.read_text()
