@@ -47,7 +47,8 @@ def _lr(x: float) -> str:
 
 def _edges(i) -> str:
     if i.lower_open and i.upper_open:
-        return "open on both sides: the whole sampled range trains"
+        return ("the only lr scored at the budget: edges unknown" if i.width_decades == 0
+                else "open on both sides: the whole sampled range trains")
     lower = "open below" if i.lower_open else f"lower edge ±{i.lower_resolution:.2f} decade"
     upper = "open above" if i.upper_open else f"upper edge ±{i.upper_resolution:.2f} decade"
     return f"{lower}, {upper}"
