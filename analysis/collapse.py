@@ -13,6 +13,17 @@ earlier but not at its last evaluation), and `labels`: the constant top predicti
 data's `labels.json` — the study expects the most frequent training label. Diverged trials (NaN or
 inf loss) are listed apart: their later metrics are placeholders, not a collapse.
 
+Two kinds of collapse (`collapse_kind`, per collapsed evaluation; a trial's `kind` is that of its latest):
+- ONTO_LABEL, *onto a label*: one label's score tops every document and it is a real prediction:
+  some probability reaches the threshold (`val_pred_positive` > 0) or the top label stands clear of
+  the runner-up (`val_top_margin` >= `NOISE_MARGIN`). GoEmotions' collapses onto `neutral` at its
+  prior (~0.33) are this kind though nothing reaches 0.5.
+- NOTHING_PREDICTED, *nothing predicted*: every probability below the threshold and the top two
+  within `NOISE_MARGIN` of each other: the "top label" is noise among near-equal scores (seen on a
+  ~2,000-label space: an arbitrary rare label, P@1 = 0). Its top labels are not counted in `labels`.
+- UNKNOWN_KIND: a folder or table from before those two signals, where the micro F1 does not show
+  that something was predicted either.
+
 Example:
     >>> report = diagnose_collapse(load_results("results/quickstart"), labels=read_labels(prepared))  # doctest: +SKIP
     >>> [(d.trial_id, d.first_epoch, d.labels[0].name) for d in report.collapsed]  # doctest: +SKIP
@@ -30,6 +41,29 @@ from sweetspot.analysis.results import Results, TrialResult, finite
 from sweetspot import storage
 from sweetspot.trainable import keys
 from sweetspot.trainable.collapse import is_collapsed_row
+
+ONTO_LABEL = "onto a label"
+NOTHING_PREDICTED = "nothing predicted"
+UNKNOWN_KIND = "unknown kind"
+NOISE_MARGIN = 0.01  # top-1 minus top-2 probability below which, with nothing predicted, the top label is noise
+
+
+def collapse_kind(row: dict[str, Any]) -> str:
+    """The kind of a collapsed evaluation (see the module docstring) from its reported signals.
+
+    Example:
+        >>> collapse_kind({"val_pred_positive": 0.0, "val_top_margin": 0.0002})
+        'nothing predicted'
+        >>> collapse_kind({"val_pred_positive": 0.0, "val_top_margin": 0.21})  # neutral at its prior, below 0.5
+        'onto a label'
+        >>> collapse_kind({"val_micro_f1": 0.0})  # an older row: nothing shows which
+        'unknown kind'
+    """
+    positive, margin = row.get(keys.VAL_PRED_POSITIVE), row.get(keys.VAL_TOP_MARGIN)
+    if finite(positive) and finite(margin):
+        return NOTHING_PREDICTED if positive <= 0 and margin < NOISE_MARGIN else ONTO_LABEL
+    f1 = row.get(keys.VAL_MICRO_F1)
+    return ONTO_LABEL if finite(f1) and f1 > 0 else UNKNOWN_KIND  # a true positive: a probability reached 0.5
 
 
 @dataclass(frozen=True)
@@ -49,10 +83,12 @@ class TrialCollapse:
     recovered: bool
     final_collapsed: bool  # its last evaluation (the one its checkpoint holds) is collapsed
     collapsed_epochs: tuple[float, ...]
-    labels: tuple[Label, ...]  # the top predictions at the collapsed evaluations, most frequent first
+    labels: tuple[Label, ...]  # the top predictions at the collapsed evaluations (not the nothing-predicted ones), most frequent first
     onto_majority: bool | None  # the first of `labels` is the most frequent training label (None: unknown)
     entropy: tuple[tuple[float, float], ...]  # (epoch, val_pred_entropy) for the collapse panel
     threshold: float | None  # entropy_fraction × the true-label entropy (the entropy part of the rule)
+    kind: str | None = None  # collapse_kind of its latest collapsed evaluation (None: never collapsed)
+    noise_label: Label | None = None  # NOTHING_PREDICTED: the top label that is noise, at that evaluation
 
 
 @dataclass(frozen=True)
@@ -99,17 +135,21 @@ def _trial(t: TrialResult, *, labels: dict[int, Label], majority: Label | None, 
     flags = [(float(r.get(keys.EPOCH, 0)), r, is_collapsed_row(r, entropy_fraction=entropy_fraction, p1_margin=p1_margin))
              for r in rows]
     hit = [(e, r) for e, r, f in flags if f]
-    top_ids = [int(r[keys.VAL_TOP_LABEL]) for _, r in hit if finite(r.get(keys.VAL_TOP_LABEL))]
+    top_ids = [int(r[keys.VAL_TOP_LABEL]) for _, r in hit
+               if finite(r.get(keys.VAL_TOP_LABEL)) and collapse_kind(r) != NOTHING_PREDICTED]
     tops, latest = Counter(top_ids), {i: n for n, i in enumerate(top_ids)}  # ties: the most recent first
     found = tuple(labels.get(i, Label(i, None)) for i in sorted(tops, key=lambda i: (-tops[i], -latest[i])))
     final = bool(flags and flags[-1][2])
+    kind = collapse_kind(hit[-1][1]) if hit else None
+    noise = hit[-1][1].get(keys.VAL_TOP_LABEL) if kind == NOTHING_PREDICTED else None
     true_entropy = next((r[keys.VAL_TRUE_ENTROPY] for r in rows if finite(r.get(keys.VAL_TRUE_ENTROPY))), None)
     return TrialCollapse(
         trial_id=t.trial_id, collapsed=bool(hit), first_epoch=hit[0][0] if hit else None,
         recovered=bool(hit) and not final, final_collapsed=final, collapsed_epochs=tuple(e for e, _ in hit),
         labels=found, onto_majority=(found[0].id == majority.id) if found and majority is not None else None,
         entropy=tuple((e, float(r[keys.VAL_PRED_ENTROPY])) for e, r, _ in flags if finite(r.get(keys.VAL_PRED_ENTROPY))),
-        threshold=entropy_fraction * true_entropy if true_entropy is not None else None)
+        threshold=entropy_fraction * true_entropy if true_entropy is not None else None, kind=kind,
+        noise_label=labels.get(int(noise), Label(int(noise), None)) if finite(noise) else None)
 
 
 def diagnose_collapse(results: Results, *, labels: dict[int, Label] | None = None,

@@ -217,7 +217,8 @@ def fig_sweet_spots(results: Results, spots: SweetSpots, baselines: dict[str, fl
     ax.set_xscale("log")
     if spots.threshold is not None:
         ax.axhline(spots.threshold, color="black", linestyle="--", linewidth=1,
-                   label=f"within {spots.delta:.0%} of the best ({spots.threshold:.4f})")
+                   label=(f"trains: the floor + margin, +{spots.delta:.0%} ({spots.threshold:.4f})" if spots.rule == "trains"
+                          else f"within {spots.delta:.0%} of the best ({spots.threshold:.4f})"))
     if floor is not None:
         ax.axhline(floor, color="grey", linestyle=":", linewidth=1.2, label=f"majority-label predictor ({floor:.4f})")
     for name, value in (baselines or {}).items():
@@ -226,7 +227,8 @@ def fig_sweet_spots(results: Results, spots: SweetSpots, baselines: dict[str, fl
     at = spots.comparison.epoch
     ax.set(xlabel="learning rate (log)", ylabel=f"{spots.metric} at epoch <= {at:g}",
            title=f"sweet spots at epoch {at:g}" + (" (the budget)" if spots.comparison.source == "budget" else "")
-                 + ": shaded where a configuration is within δ of the best")
+                 + (": shaded where a configuration trains" if spots.rule == "trains"
+                    else ": shaded where a configuration is within δ of the best"))
     ax.legend(fontsize=8)
     return Figure(_png(fig))
 

@@ -1,8 +1,10 @@
 """The study's answer from a results folder: `analyze` computes it; text, JSON, Markdown and a
-self-contained HTML page show it.
+self-contained HTML page show it, each opening with the answer in words (analysis/answer.py) and the
+study's claims checked (analysis/claims.py), then the details.
 
-`write_report(analysis)` writes `<results>/report/`: `report.md`, `report.html` (every figure
-embedded as a base64 PNG, every string from data or config HTML-escaped), the figures as PNG
+`write_report(analysis)` writes `<results>/report/`: `report.md`, `report.html` (from the Jinja2
+templates in `templates/`: every figure embedded as a base64 PNG, every string from data or config
+escaped by the template engine, never assembled in Python), the figures as PNG
 files, and `trials.csv` / `epochs.csv` (the tidy tables). A figure with nothing to show is
 replaced by a sentence saying why.
 
@@ -20,13 +22,19 @@ import dataclasses
 import datetime
 import html
 import math
+import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
+
+import jinja2
 
 from sweetspot.analysis import figures, live
 from sweetspot.analysis.live import PartialState
 from sweetspot import storage
+from sweetspot.analysis.answer import answer
 from sweetspot.analysis.baselines import Baselines, compute_baselines
+from sweetspot.analysis.claims import Claim, check_claims
 from sweetspot.analysis.collapse import CollapseReport, diagnose_collapse, read_labels
 from sweetspot.analysis.export import csv_bytes
 from sweetspot.analysis.importance import Importances, param_importances
@@ -48,6 +56,7 @@ class Analysis:
     importances: Importances
     baselines: Baselines | None
     baselines_note: str | None  # why there are no baselines
+    claims: tuple[Claim, ...] = ()  # the study's claims checked on these results (analysis/claims.py)
 
 
 def _rule_text(s: SweetSpots) -> str:
@@ -84,7 +93,8 @@ def analyze(results: Results, *, delta: float = DEFAULT_DELTA, epoch: float | No
             base = compute_baselines(results.prepared_path)
         except FileNotFoundError as e:
             note = f"prepared data not available: {e}"
-    return Analysis(results, spots, collapse, importances, base, note)
+    claims = check_claims(results, delta=delta, epoch=epoch, labels=labels, majority_label=majority, spots=spots)
+    return Analysis(results, spots, collapse, importances, base, note, claims)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,9 +184,14 @@ def format_summary(analysis: Analysis) -> str:
             f"lr {b['lr_low']:.2e} .. {b['lr_high']:.2e}, weight decay {b['weight_decay_low']:g} .. {b['weight_decay_high']:g}"
             if b else "no sweet region"))
     for c in analysis.collapse.collapsed:
-        onto = ", ".join(_label_text(x) for x in c.labels) or "unknown label"
+        onto = "onto " + (", ".join(_label_text(x) for x in c.labels) or "unknown label")
+        if c.kind == "nothing predicted":
+            onto = ("nothing predicted (every probability below 0.5; its top label"
+                    + (f", {_label_text(c.noise_label)}," if c.noise_label else "") + " is noise)")
+        elif c.kind == "unknown kind":
+            onto += " (kind unknown: no val_top_margin recorded)"
         lines.append(f"collapsed {c.trial_id}: from epoch {c.first_epoch:g}, "
-                     f"{'recovered' if c.recovered else 'stayed collapsed'}, onto {onto}")
+                     f"{'recovered' if c.recovered else 'stayed collapsed'}, {onto}")
     for d in analysis.collapse.diverged:
         lines.append(f"diverged {d.trial_id}: {d.config.get('optimizer')} lr={_fmt(d.config.get('lr'), '.2e')} at epoch {_fmt(d.epoch, 'g')}")
     imp = analysis.importances
@@ -191,6 +206,16 @@ def format_summary(analysis: Analysis) -> str:
                 lines.append(f"baseline {name}: validation P@1 {values['validation']['p1']:.4f}")
     else:
         lines.append(f"baselines: {analysis.baselines_note}")
+    return "\n".join(lines)
+
+
+def format_answer(analysis: Analysis, width: int = 110) -> str:
+    """What the report opens with, as text: the answer in words, then the study's claims checked."""
+    lines = ["THE ANSWER", *(textwrap.fill(line, width, initial_indent="  ", subsequent_indent="      ")
+                             for line in answer(analysis).lines()), "", "THE STUDY'S CLAIMS, CHECKED HERE"]
+    for c in analysis.claims:
+        lines.append(f"  ({c.number}) {c.claim}: {c.verdict.upper()}")
+        lines.append(textwrap.fill(c.evidence, width, initial_indent="      ", subsequent_indent="      "))
     return "\n".join(lines)
 
 
@@ -221,7 +246,7 @@ def to_json(analysis: Analysis, *, report: str | None = None) -> dict[str, Any]:
             "outcome": score.outcome, "outcome_reason": score.reason, "rank_at_last_epoch": score.rank,
             "ranked_at_last_epoch": score.rank_of, "diverged": t.diverged,
             "collapsed": c.collapsed if c else None, "first_collapsed_epoch": c.first_epoch if c else None,
-            "recovered": c.recovered if c else None,
+            "recovered": c.recovered if c else None, "collapse_kind": c.kind if c else None,
         })
     spots = {
         "metric": s.metric, "mode": s.mode, "rule": s.rule, "delta": s.delta, "threshold": s.threshold, "floor": s.floor,
@@ -234,7 +259,11 @@ def to_json(analysis: Analysis, *, report: str | None = None) -> dict[str, Any]:
                      "slices": _plain(r.slices)} for r in s.regions],
         "configs": _plain(s.configs),
     }
+    opening = answer(analysis)
     return {
+        "answer": {"compared_at": opening.compared_at, "optimizers": dict(opening.optimizers), "best": opening.best,
+                   "collapse": opening.collapse},
+        "claims": _plain(list(analysis.claims)),
         "folder": str(results.folder),
         "metric": results.metric,
         "mode": results.mode,
@@ -299,8 +328,10 @@ def _tables(analysis: Analysis) -> list[_Table]:
     for c in collapse.collapsed:
         p = results.params(by_id[c.trial_id])
         onto = ", ".join(_label_text(x) for x in c.labels) or "unknown"
+        if c.kind == "nothing predicted":
+            onto = f"nothing predicted (noise top label: {_label_text(c.noise_label) if c.noise_label else 'none'})"
         collapsed.append((c.trial_id, str(p["optimizer"]), _lr(p["lr"]), _fmt(p["weight_decay"], "g"), _fmt(c.first_epoch, "g"),
-                          "yes" if c.recovered else "no", onto,
+                          "yes" if c.recovered else "no", c.kind or "-", onto,
                           "-" if c.onto_majority is None else ("yes" if c.onto_majority else "no")))
     diverged = [(d.trial_id, str(d.config.get("optimizer")), _lr(d.config.get("lr")), _fmt(d.config.get("weight_decay"), "g"),
                  _fmt(d.epoch, "g")) for d in collapse.diverged]
@@ -327,7 +358,7 @@ def _tables(analysis: Analysis) -> list[_Table]:
                note=f"At epoch {s.comparison.epoch:g}: {s.comparison.rule}."),
         _Table("lr × weight decay regions", ("optimizer", "weight decay", "lr intervals"), tuple(regions),
                "no optimizer was searched at more than one weight decay"),
-        _Table("Collapsed runs", ("trial", "optimizer", "lr", "weight decay", "first epoch", "recovered",
+        _Table("Collapsed runs", ("trial", "optimizer", "lr", "weight decay", "first epoch", "recovered", "kind",
                                   "collapsed onto", "most frequent training label"), tuple(collapsed), "no trial collapsed"),
         _Table("Diverged runs", ("trial", "optimizer", "lr", "weight decay", "epoch"), tuple(diverged), "no trial diverged"),
         _Table("Importances", ("parameter", "PED-ANOVA", "fANOVA"), tuple(importances),
@@ -395,79 +426,68 @@ def _figures(analysis: Analysis, attention: bool) -> dict[str, figures.Figure]:
 # Markdown and HTML
 
 
-def _md_cell(text: str) -> str:
-    return html.escape(text).replace("|", "\\|").replace("\n", " ")
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data (pyproject.toml)
+
+
+class _Raw(str):
+    """Markdown text a template shows as is (a code block's content)."""
+
+
+def _md_cell(text: Any) -> str:
+    """Any value shown in the Markdown report: HTML-escaped, `|` escaped, on one line."""
+    if isinstance(text, _Raw):
+        return str(text)
+    return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
+
+
+def _code_block(text: str) -> _Raw:
+    return _Raw(text.replace("```", "'''"))  # a code block shows data literally; keep it closed
+
+
+# Every value a template prints is escaped: by Jinja2's autoescape in HTML, by `_md_cell` (finalize) in Markdown.
+_HTML = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
+                           trim_blocks=True, lstrip_blocks=True)
+_MARKDOWN = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False, finalize=_md_cell,
+                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_MARKDOWN.filters["code"] = _code_block
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:1em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em;margin:.3em 0}h2{font-size:1.25em}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee}pre{background:#f7f7f7;padding:1em;overflow-x:auto}
+.missing{background:#fff7e0;border-left:4px solid #e0a000;padding:.6em 1em}.note{color:#555;font-size:13px}
+.answer{display:flex;gap:1.5em;align-items:flex-start}.answer ul{flex:1 1 45%;margin:0;padding-left:1.2em;font-size:14px}
+.answer li{margin:.25em 0}.answer img{flex:1 1 50%;max-width:55%}
+.verdict.reproduced{background:#e6f4e6}.verdict.contradicted{background:#fbe3e3}.verdict.partly{background:#fff4d6}"""
+
+
+def _rule_words(s: SweetSpots) -> str:
+    if s.threshold is None:
+        return f"{s.metric} clears a level set from the configurations scored at the budget (none is, so far)"
+    if s.rule == "trains" and s.floor is not None:
+        return f"{s.metric} beats the majority-label floor + margin ({s.floor:.3f}) by δ = {s.delta:g}: >= {s.threshold:.3f}"
+    return f"{s.metric} is within δ = {s.delta:g} of the best configuration"
+
+
+def _context(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Table], summary: str) -> dict[str, Any]:
+    """What both templates show (raw values: each template escapes them its own way)."""
+    r, s = analysis.results, analysis.spots
+    shown = {letter: {"letter": letter, "title": title, "file": file, "note": figs[letter].note,
+                      "data": base64.b64encode(figs[letter].png).decode("ascii") if figs[letter].png else None}
+             for file, letter, title in FIGURES}
+    return {"name": str(r.config.get("name") or r.folder), "folder": str(r.folder), "n_trials": len(r.trials),
+            "metric": s.metric, "mode": s.mode, "delta": f"{s.delta:g}", "epoch": f"{s.comparison.epoch:g}",
+            "compared_at": s.comparison.rule, "answer": answer(analysis), "claims": analysis.claims,
+            "rule_words": _rule_words(s), "figures": shown, "tables": tables, "summary": summary,
+            "generated": f"{datetime.datetime.now():%Y-%m-%d %H:%M}", "css": _CSS}
 
 
 def _markdown(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Table], summary: str) -> str:
-    r, s = analysis.results, analysis.spots
-    out = [f"# sweetspot report: {_md_cell(str(r.config.get('name') or r.folder))}", "",
-           f"Results folder: `{_md_cell(str(r.folder))}`. {len(r.trials)} trials; metric `{_md_cell(s.metric)}` ({s.mode}); "
-           f"sweet-spot tolerance δ = {s.delta:g} (relative). Generated {datetime.datetime.now():%Y-%m-%d %H:%M}.", "",
-           f"**Compared at:** {_md_cell(s.comparison.rule)}.", "", "## Summary", "",
-           "```", summary.replace("```", "'''"), "```", ""]  # a code block shows data literally; keep it closed
-    for file, letter, title in FIGURES:
-        out += [f"## ({letter}) {title}", ""]
-        fig = figs[letter]
-        out.append(f"![({letter}) {title}]({file})" if fig.png else f"*Nothing to show: {_md_cell(fig.note or '')}.*")
-        if fig.png and fig.note:
-            out += ["", _md_cell(fig.note)]
-        out.append("")
-    out += ["## (g) Tables", ""]
-    for t in tables:
-        out += [f"### {t.title}", ""]
-        if not t.rows:
-            out += [f"*{_md_cell(t.empty)}*", ""]
-            continue
-        out.append("| " + " | ".join(_md_cell(c) for c in t.columns) + " |")
-        out.append("|" + "---|" * len(t.columns))
-        out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
-        out.append("")
-        if t.note:
-            out += [_md_cell(t.note), ""]
-    out += ["Per-trial and per-epoch tables: `trials.csv`, `epochs.csv`.", ""]
-    return "\n".join(out)
-
-
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee}pre{background:#f7f7f7;padding:1em;overflow-x:auto}
-.missing{background:#fff7e0;border-left:4px solid #e0a000;padding:.6em 1em}.note{color:#555;font-size:13px}"""
+    return _MARKDOWN.get_template("report.md").render(_context(analysis, figs, tables, summary))
 
 
 def _html(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Table], summary: str) -> str:
-    e = html.escape
-    r, s = analysis.results, analysis.spots
-    name = e(str(r.config.get("name") or r.folder))
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>sweetspot report: {name}</title>",
-           f"<style>{_CSS}</style></head><body>", f"<h1>sweetspot report: {name}</h1>",
-           f"<p>Results folder <code>{e(str(r.folder))}</code>: {len(r.trials)} trials; metric <code>{e(s.metric)}</code> "
-           f"({e(s.mode)}); sweet-spot tolerance δ = {s.delta:g} (relative).</p>",
-           f"<p><b>Compared at:</b> {e(s.comparison.rule)}.</p>", "<h2>Summary</h2>", f"<pre>{e(summary)}</pre>"]
-    for _, letter, title in FIGURES:
-        fig = figs[letter]
-        out.append(f'<h2 id="fig-{letter}">({letter}) {e(title)}</h2>')
-        if fig.png:
-            data = base64.b64encode(fig.png).decode("ascii")
-            out.append(f'<img id="img-{letter}" alt="({letter}) {e(title)}" src="data:image/png;base64,{data}">')
-            if fig.note:
-                out.append(f'<p class="note">{e(fig.note)}</p>')
-        else:
-            out.append(f'<p class="missing" id="missing-{letter}">Nothing to show: {e(fig.note or "")}.</p>')
-    out.append('<h2 id="tables">(g) Tables</h2>')
-    for t in tables:
-        out.append(f"<h3>{e(t.title)}</h3>")
-        if not t.rows:
-            out.append(f'<p class="missing">{e(t.empty)}</p>')
-            continue
-        out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in t.columns) + "</tr></thead><tbody>")
-        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t.rows]
-        out.append("</tbody></table>")
-        if t.note:
-            out.append(f'<p class="note">{e(t.note)}</p>')
-    out.append('<p class="note">Per-trial and per-epoch tables: <code>trials.csv</code>, <code>epochs.csv</code>.</p>')
-    out.append("</body></html>")
-    return "\n".join(out)
+    return _HTML.get_template("report.html").render(_context(analysis, figs, tables, summary))
 
 
 def write_report(analysis: Analysis, folder: str | None = None, *, attention: bool = True,
@@ -493,6 +513,7 @@ def write_report(analysis: Analysis, folder: str | None = None, *, attention: bo
     trials["collapsed"] = [diag[i].collapsed if i in diag else None for i in trials["trial_id"]]
     trials["first_collapsed_epoch"] = [diag[i].first_epoch if i in diag else None for i in trials["trial_id"]]
     trials["recovered"] = [diag[i].recovered if i in diag else None for i in trials["trial_id"]]
+    trials["collapse_kind"] = [diag[i].kind if i in diag else None for i in trials["trial_id"]]
     trials["collapsed_onto"] = [";".join(_label_text(x) for x in diag[i].labels) if i in diag else None
                                 for i in trials["trial_id"]]
     storage.write_bytes(storage.join(folder, "trials.csv"), csv_bytes(trials))

@@ -145,7 +145,7 @@ def cmd_status(args) -> int:
 
 def cmd_analyze(args) -> int:
     from sweetspot.analysis import live
-    from sweetspot.analysis.report import analyze, format_summary, format_table, to_json, write_report
+    from sweetspot.analysis.report import analyze, format_answer, format_summary, format_table, to_json, write_report
     from sweetspot.analysis.results import ResultsError, load_results
 
     if not (args.delta >= 0.0):  # also refuses NaN
@@ -166,9 +166,11 @@ def cmd_analyze(args) -> int:
         raise UserError(f"cannot write the report: {e} (use --out DIR, or --no-report)") from None
     if args.json:
         print(json.dumps({**to_json(analysis, report=report), "partial": live.to_json(partial, analysis.spots)}, indent=1))
-    else:
+    else:  # the answer first, then the details
         if partial is not None:
             print(live.format_partial(partial, analysis.spots) + "\n")
+        print(format_answer(analysis))
+        print()
         print(format_table(results))
         print()
         print(format_summary(analysis))

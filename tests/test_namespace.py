@@ -28,6 +28,8 @@ def test_the_wheel_installs_only_the_sweetspot_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for package in PACKAGES:
         assert f"sweetspot/{package}/__init__.py" in names
+    # The report's templates are package data: a report written from an installed wheel needs them.
+    assert {"sweetspot/analysis/templates/report.html", "sweetspot/analysis/templates/report.md"} <= set(names)
 
 
 def _imports(package: str) -> set[str]:

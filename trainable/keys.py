@@ -27,6 +27,8 @@ VAL_MEAN_BERNOULLI_ENTROPY = "val_mean_bernoulli_entropy"  # mean per-document e
 VAL_DISTINCT_TOP5 = "val_distinct_top5"  # distinct top-5 label sets / documents
 VAL_EMBED_RANK = "val_embed_rank"  # effective rank (RankMe) of pooled embeddings on <= 512 documents
 VAL_TOP_LABEL = "val_top_label"  # the most frequent top-1 predicted label id (what a collapsed run predicts)
+VAL_PRED_POSITIVE = "val_pred_positive"  # mean labels per document with sigmoid >= 0.5 (0 = nothing predicted)
+VAL_TOP_MARGIN = "val_top_margin"  # mean over documents of the top-1 minus the top-2 probability (near 0: a noise top label)
 COLLAPSED = "collapsed"  # 1 when the collapse rule holds at this evaluation
 MAJORITY_P1 = "majority_p1"  # P@1 of always predicting the most frequent training label (the floor)
 DIVERGED = "diverged"  # 1 when the loss became NaN or inf and the trial stopped
@@ -36,7 +38,7 @@ SEED = "seed"  # the trial's effective seed (search.seeds runs a configuration w
 PRECISION_KS = (1, 3, 5)
 REPORTED = (EPOCH, STEP, TRAIN_LOSS, TRAIN_LOSS_RECENT, GRAD_NORM, PRIOR_BCE, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, VAL_NDCG1, VAL_NDCG3, VAL_NDCG5, VAL_MICRO_F1,
             VAL_MACRO_F1, VAL_PRED_ENTROPY, VAL_TRUE_ENTROPY, VAL_MEAN_BERNOULLI_ENTROPY, VAL_DISTINCT_TOP5,
-            VAL_EMBED_RANK, VAL_TOP_LABEL, COLLAPSED, MAJORITY_P1, DIVERGED, NODE_ID, SEED)
+            VAL_EMBED_RANK, VAL_TOP_LABEL, VAL_PRED_POSITIVE, VAL_TOP_MARGIN, COLLAPSED, MAJORITY_P1, DIVERGED, NODE_ID, SEED)
 TEST_PREFIX = "test_"  # with train.eval_test, every val_* metric also exists as test_*
 TEST_KEYS = tuple(TEST_PREFIX + k.removeprefix("val_") for k in REPORTED if k.startswith("val_"))
 # The results folder's file names and parsing: sweetspot/layout.py.

@@ -84,6 +84,8 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], *, prefix: str = "val",
     out[f"{prefix}_distinct_top5"] = metrics.distinct_top5(s)
     out[f"{prefix}_embed_rank"] = metrics.effective_rank(torch.cat(embeddings))
     out[f"{prefix}_top_label"] = metrics.top_label(s)
+    out[f"{prefix}_pred_positive"] = metrics.pred_positive(s)
+    out[f"{prefix}_top_margin"] = metrics.top_margin(s)
     if prefix == "val" and majority_p1 is not None:
         out[keys.COLLAPSED] = int(bool(is_collapsed_row({**out, keys.MAJORITY_P1: majority_p1},
                                                    entropy_fraction=train.collapse_entropy_fraction,

@@ -12,6 +12,11 @@ frequent labels):
 - `mean_bernoulli_entropy`: mean over documents and labels of the binary entropy of the sigmoid
   outputs, in bits (1 = every output at 0.5, 0 = every output certain).
 - `distinct_top5`: distinct top-5 label sets / documents (1/N when collapsed).
+- `pred_positive`: mean number of labels per document whose sigmoid output reaches the F1
+  threshold (0.5): 0 when nothing is predicted anywhere.
+- `top_margin`: mean over documents of the top-1 minus the top-2 sigmoid probability. Near 0 the
+  top label is noise among near-equal scores (a collapse where *nothing is predicted*); a label that
+  tops every document by a clear margin is a collapse *onto that label* (analysis/collapse.py).
 - `effective_rank`: exp of the entropy of the normalised singular values of the pooled
   embeddings (RankMe, Garrido et al. 2023): 1 when every document maps to one direction.
 
@@ -89,6 +94,24 @@ def true_entropy(targets: torch.Tensor) -> float:
 def top_label(scores: torch.Tensor) -> int:
     """The label most often predicted first (what a collapsed model predicts for everything)."""
     return int(torch.bincount(scores.argmax(dim=1), minlength=scores.shape[1]).argmax())
+
+
+def pred_positive(scores: torch.Tensor, threshold: float = 0.5) -> float:
+    """Mean over documents of the labels with `sigmoid(score) >= threshold` (the F1 threshold)."""
+    return float((torch.sigmoid(scores) >= threshold).sum(dim=1).float().mean()) if len(scores) else 0.0
+
+
+def top_margin(scores: torch.Tensor) -> float:
+    """Mean over documents of the highest minus the second-highest sigmoid probability (0 with one label).
+
+    Example:
+        >>> round(top_margin(torch.tensor([[0.0, -2.0, -9.0], [3.0, 3.0, 0.0]])), 3)  # 0.5 - 0.119, then a tie
+        0.19
+    """
+    if scores.shape[1] < 2 or not len(scores):
+        return 0.0
+    top = torch.sigmoid(scores.double()).topk(2, dim=1).values  # [N, 2]
+    return float((top[:, 0] - top[:, 1]).mean())
 
 
 def mean_bernoulli_entropy(scores: torch.Tensor) -> float:

@@ -66,3 +66,26 @@ def test_diverged_trials_are_listed_apart(tmp_path):
     assert [d.trial_id for d in report.diverged] == ["nan"] and report.diverged[0].epoch == 1.5
     assert report.of("nan") is None and [t.trial_id for t in report.trials] == ["ok"]
     assert report.majority_label is None  # no prepared data recorded: labels stay ids
+
+
+def test_a_collapse_where_nothing_is_predicted_is_not_read_as_onto_its_noise_label(tmp_path, prepared):
+    """The ~2,000-label case: every probability below 0.5 and near-equal, an arbitrary label "on top"
+    of every document, P@1 = 0. It is told apart from a collapse onto a label (here neutral at its
+    prior, below 0.5 too, but clear of the rest) and from an older row without the signals."""
+    def collapsed(epoch, top, p1, **signals):
+        return row(epoch, p1, entropy=0.0, top=top, **signals)
+
+    folder = write_results(tmp_path / "r", [
+        trial("noise", "adagrad", 1e-1, rows=[collapsed(1, 1, 0.0, val_pred_positive=0.0, val_top_margin=0.0001)]),
+        trial("prior", "adam", 1e-2, rows=[collapsed(1, 2, FLOOR, val_pred_positive=0.0, val_top_margin=0.22)]),
+        trial("usa", "adam", 1e-3, rows=[collapsed(1, 2, FLOOR, val_pred_positive=1.0, val_top_margin=0.0)]),
+        trial("old", "adam", 3e-3, rows=[collapsed(1, 2, FLOOR, val_micro_f1=0.0)]),
+        trial("old_f1", "adam", 1e-1, rows=[collapsed(1, 2, FLOOR, val_micro_f1=0.3)]),
+    ], prepared=prepared, epochs=1)
+    report = diagnose_collapse(load_results(folder))
+    kinds = {t.trial_id: t.kind for t in report.collapsed}
+    assert kinds == {"noise": "nothing predicted", "prior": "onto a label", "usa": "onto a label", "old": "unknown kind",
+                     "old_f1": "onto a label"}
+    noise = report.of("noise")
+    assert noise.labels == () and noise.onto_majority is None and noise.noise_label.name == "anger"
+    assert report.of("prior").labels[0].name == "neutral" and report.of("old").onto_majority is True

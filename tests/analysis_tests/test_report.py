@@ -46,12 +46,24 @@ def test_analyze_writes_a_self_contained_escaped_report(results_dir):
     assert proc.returncode == 0, proc.stderr
     report = results_dir / "report"
     assert f"report: {report}/report.html" in proc.stdout
-    assert proc.stdout.splitlines()[2].startswith("a2")  # the trial table, best first, then the floor
+    lines = proc.stdout.replace("\n      ", " ").splitlines()  # wrapped lines joined
+    # The answer first (per optimizer, the best against floor and TF-IDF, the collapse share), then the claims
+    assert lines[:2] == ["THE ANSWER", "  compared at epoch 2 (the budget)"]
+    assert lines[2] == ("  adagrad: none: no lr tried trains (best mean 0.330 at 1.0e-04 against the level 0.588); 1 of 2 runs "
+                        f"collapsed (onto {EVIL} (id 0, the most frequent training label) ×1)")
+    assert lines[3].startswith("  adam: sweet spot lr ") and lines[4] == "  adamw: none: every lr tried diverged"
+    assert lines[5].startswith("  best: adam lr 1.0e-04: val_p1 0.600, against the majority-label floor 0.300, TF-IDF")
+    assert lines[6].startswith("  collapse: 2 of 6 runs (33 %) collapsed at their last evaluation: onto ")
+    assert lines.index("THE STUDY'S CLAIMS, CHECKED HERE") < lines.index(next(x for x in lines if x.startswith("trial_id")))
+    table = lines.index(next(x for x in lines if x.startswith("trial_id")))
+    assert lines[table + 2].startswith("a2")  # then the trial table, best first, then the floor
     assert "majority-label floor" in proc.stdout and "sweet spot adam: lr" in proc.stdout
     assert "sweet spot adagrad: no sweet spot" in proc.stdout
     assert "compared at: epoch 2 (the budget, train.epochs)" in proc.stdout
     page = (report / "report.html").read_text()
     assert "<b>Compared at:</b> epoch 2 (the budget, train.epochs)" in page
+    assert page.index('id="answer"') < page.index('id="claims"') < page.index('id="details"') < page.index("<pre>")
+    assert "<b>adamw</b>: none: every lr tried diverged" in page and '<td class="verdict partly">partly</td>' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
     assert "exp&lt;b&gt;" in page and "exp<b>" not in page
     images = re.findall(r'<img id="img-(\w)" alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
@@ -60,10 +72,14 @@ def test_analyze_writes_a_self_contained_escaped_report(results_dir):
     assert 'id="missing-c"' in page and "more than one weight decay" in page
     assert 'id="missing-f"' in page and "checkpoint" in page
     assert page.count("<table>") == 6  # trials, sweet spots, collapsed, diverged, importances, baselines (regions: none)
+    assert page.count('<table class="claims">') == 1
     for letter in "abde":
         assert len(list(report.glob(f"fig_{letter}_*.png"))) == 1
     markdown = (report / "report.md").read_text()
     assert "**Compared at:** epoch 2 (the budget, train.epochs)" in markdown
+    assert markdown.index("## The answer") < markdown.index("## The study's claims") < markdown.index("## The details")
+    assert "- **adamw**: none: every lr tried diverged" in markdown
+    assert "| 4 | Failed runs collapse onto the most frequent training labels | partly | 2 of 3 failed runs" in markdown
     outside_code = re.sub(r"```.*?```", "", markdown, flags=re.S)  # a code block shows its text literally
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in outside_code and EVIL not in outside_code
     for name in re.findall(r"\]\((fig_\w+\.png)\)", markdown):
@@ -80,7 +96,12 @@ def test_json_summary_has_the_analysis_and_the_original_keys(results_dir):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert {"folder", "metric", "mode", "majority_p1", "trials", "sweet_spots", "collapsed", "diverged", "importances",
-            "baselines"} <= set(summary)
+            "baselines", "answer", "claims"} <= set(summary)
+    assert summary["answer"]["optimizers"]["adamw"] == "none: every lr tried diverged"
+    assert [(c["number"], c["verdict"]) for c in summary["claims"]] == [
+        (1, "reproduced"), (2, "contradicted"), (3, "not tested here"), (4, "partly")]
+    assert summary["claims"][3]["numbers"]["counts"]["onto the most frequent label"] == 2
+    assert {c["trial_id"]: c["kind"] for c in summary["collapsed"]} == {"a4": "unknown kind", "g1": "unknown kind"}
     assert summary["report"] is None and not (results_dir / "report").exists()
     first = summary["trials"][0]
     assert {"trial_id", "status", "config", "epochs", "best", "history"} <= set(first) and first["trial_id"] == "a2"

@@ -123,9 +123,19 @@ def test_report_renders_in_headless_chromium(request):
         images = driver.execute_script("return Array.from(document.images).map(i => [i.id, i.complete, i.naturalWidth])")
         tables = driver.execute_script("return Array.from(document.querySelectorAll('table')).map(t => t.rows.length)")
         screenshot = driver.get_screenshot_as_png()
+        driver.set_window_size(1280, 800)  # a laptop's first screen: the answer must be on it, unscrolled
+        driver.execute_script("window.scrollTo(0, 0)")
+        first_screen = driver.execute_script(
+            "const r = document.getElementById('answer-lines').getBoundingClientRect();"
+            "return [r.top, r.bottom, window.innerHeight, document.getElementById('answer-lines').innerText]")
+        claims = driver.execute_script("return document.querySelector('table.claims').rows.length")
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+    top, bottom, height, text = first_screen
+    assert 0 <= top < bottom <= height, first_screen  # the whole answer is on the first screen
+    assert "best: " in text and "collapse: " in text and ("adam: sweet spot lr" in text or "adamw: sweet spot lr" in text), text
+    assert claims == 5  # a header and the four claims
     assert sorted(i[0] for i in images) == [f"img-{x}" for x in "abcdef"]
     assert all(complete and width > 0 for _, complete, width in images), images
     assert len(tables) >= 6 and all(rows >= 2 for rows in tables), tables  # a header and at least one row each

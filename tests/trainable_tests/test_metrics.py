@@ -121,3 +121,18 @@ def test_collapse_rule_needs_both_low_entropy_and_p1_at_the_floor():
     assert is_collapsed(pred_entropy=0.15, p1=0.335, **common)
     assert not is_collapsed(pred_entropy=0.0, p1=0.40, **common)  # one label, but better than the floor
     assert not is_collapsed(pred_entropy=0.5, p1=0.30, **common)  # weak, but not one label
+
+
+def test_predicted_positives_and_the_top_margin_tell_a_label_from_noise():
+    # SCORES: doc0 has 0.9, 0.8, 0.7, 0.2 >= 0 (sigmoid >= 0.5); doc1 has 0.5 and 0.6.
+    assert metrics.pred_positive(SCORES) == pytest.approx(3.0)
+    s = torch.sigmoid(SCORES)
+    assert metrics.top_margin(SCORES) == pytest.approx(float(((s[0, 0] - s[0, 1]) + (s[1, 5] - s[1, 4])) / 2), rel=1e-5)
+    # Collapsed onto a label the model believes in (GoEmotions' neutral at its prior, ~0.33, below the
+    # threshold): nothing reaches 0.5, but the label stands clear of the rest.
+    onto = torch.logit(torch.tensor([[0.33, 0.10, 0.05, 0.02]] * 5))
+    assert metrics.pred_positive(onto) == 0.0 and metrics.top_margin(onto) == pytest.approx(0.23)
+    # Nothing predicted: every probability pushed down to about the same value, the top label by a hair.
+    noise = torch.logit(torch.tensor([[0.0011, 0.0010, 0.0010, 0.0009]] * 5))
+    assert metrics.pred_positive(noise) == 0.0 and metrics.top_margin(noise) == pytest.approx(1e-4, abs=1e-6)
+    assert metrics.top_margin(torch.zeros(3, 1)) == 0.0  # one label: no runner-up
