@@ -26,5 +26,5 @@ def test_a_bare_start_marker_is_the_sections_and_the_text_around_it_stays(tmp_pa
     docsection = _docsection()
     docsection.write_section("faults", "new", docs=page)
     docsection.write_section("faults", "new", docs=page)  # again: the same page
-    assert page.read_text() == ("# Reliability\n\n<!-- faults:start (written by bench/faults.py) -->\nnew\n<!-- faults:end -->\n\n"
+    assert page.read_text() == ("# Reliability\n\n<!-- faults:start -->\nnew\n<!-- faults:end -->\n\n"  # the marker as found
                                 "<!-- secure:start -->\nkept\n<!-- secure:end -->\n")
