@@ -508,7 +508,9 @@ def _fail_orphaned_trials(config: ExperimentConfig) -> None:
     url = study_storage_url(config)
     if not _study_exists(config, url):
         return
-    study = optuna.load_study(study_name=config.name, storage=url)
+    from sweetspot.search.study import connect_url
+
+    study = optuna.load_study(study_name=config.name, storage=connect_url(url))  # `${VAR}`s expanded to connect
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)
 
