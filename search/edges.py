@@ -52,7 +52,7 @@ model, and one trial halves an edge's uncertainty. From probes at odd half-decad
 land on whole, then half-decades: the lr grid of the ground-truth tables.
 
 Example:
-    >>> search = EdgeSearch(optimizers=["adam"], epochs=1)  # adam's default lr is 1e-3
+    >>> search = EdgeSearch(optimizers=["adam"], epochs=1, seeds=1)  # adam's default lr is 1e-3; one seed per lr
     >>> [search.suggest(f"t{i}")["lr"] for i in range(4)]  # the probes
     [3.16227766017e-06, 3.16227766017e-05, 0.000316227766017, 0.00316227766017]
     >>> for i, p1 in enumerate([0.30, 0.40, 0.55, 0.40]):  # only 3.2e-4 trains: F = 0.40 + 0.01
