@@ -126,7 +126,8 @@ def _submit(cluster, env, storage: Path, *, name: str, cwd: Path = REPO, config:
     job first prints which Python and which `sweetspot.search` package it runs, then runs the search."""
     runtime_env = {"env_vars": {"SWEETSPOT_DATA_DIR": env["SWEETSPOT_DATA_DIR"], "SWEETSPOT_CACHE_DIR": env["SWEETSPOT_CACHE_DIR"]}}
     overrides = [f"name={name}", f"storage_path={storage}", "model.name=tiny-distilbert", "train.epochs=1",
-                 "search.num_samples=2", "search.scheduler.name=fifo"] + [f"data.{k}={v}" for k, v in SLICE.items()]
+                 "search.algorithm=tpe", "search.stop_early_collapse=false", "search.num_samples=2",
+                 "search.scheduler.name=fifo"]  # the TPE path (the quickstart is the region search) + [f"data.{k}={v}" for k, v in SLICE.items()]
     search = " ".join([f"sweetspot search {config}", *(f"--set {o}" for o in overrides)])
     probe = ("python -c \"import sys, sweetspot.search as search; print('job python:', sys.prefix); "
              "print('job search:', search.__file__)\"")
