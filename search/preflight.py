@@ -89,8 +89,17 @@ def _study_storage(config: ExperimentConfig) -> list[str]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    from sweetspot.redact import redact
+    from sweetspot.search.config import ConfigError
+    from sweetspot.search.study import check_no_secret
+
+    try:  # a written-out password first: it is refused whatever the driver (and never echoed)
+        check_no_secret(url)
+    except ConfigError as e:
+        return [str(e)]
+    url = redact(url)
     try:
-        parsed = make_url(url)
+        parsed = make_url(config.search.study_storage)
         parsed.get_dialect().import_dbapi()
     except ArgumentError:
         return [f"search.study_storage: {url!r} is not a database URL (e.g. sqlite:///study.db, postgresql://user@host/db)"]

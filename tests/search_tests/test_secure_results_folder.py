@@ -160,7 +160,7 @@ def test_a_literal_password_in_study_storage_is_refused_without_echoing_it(searc
     assert "search.study_storage: the environment variable SWEETSPOT_NOT_SET_PW is not set" in run.stderr
     assert not (tmp_path / "results").exists()
     _case("`search.study_storage: postgresql://ann:${SWEETSPOT_NOT_SET_PW}@…`, the variable not set", "sweetspot search exp.yaml",
-          run, "nothing")
+          run, "nothing", **{"exp.yaml": config})
 
 
 def test_the_search_signs_every_state_file_tune_wrote(searched):
