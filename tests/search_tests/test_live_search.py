@@ -15,7 +15,7 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -51,13 +51,7 @@ def _json(path):
 
 
 def _wait_for(predicate, timeout, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out")
+    return wait_for(predicate, timeout, interval)
 
 
 def _reported(folder) -> bool:

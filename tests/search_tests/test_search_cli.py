@@ -17,7 +17,7 @@ import optuna
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 from sweetspot.trainable.optimizers import default_lr
 
 SLICE = {"source": "go_emotions", "max_len": 48, "train_limit": 320, "validation_limit": 64, "test_limit": 32}
@@ -77,13 +77,7 @@ def test_collapse_stopper_ends_collapsed_trials_and_says_why_with_a_storage_uri(
 
 
 def _wait_for(predicate, timeout, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out")
+    return wait_for(predicate, timeout, interval)
 
 
 def _summary(folder):
