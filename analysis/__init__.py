@@ -16,13 +16,44 @@ from sweetspot.analysis.claims import Claim, check_claims
 from sweetspot.analysis.collapse import CollapseReport, TrialCollapse, diagnose_collapse
 from sweetspot.analysis.importance import Importances, param_importances
 from sweetspot.analysis.report import Analysis, analyze, format_answer, format_summary, format_table, to_json, write_report
-from sweetspot.analysis.results import (Results, ResultsError, TrialResult, epoch_table, load_results, results_from_table,
-                                        results_to_table, trial_table)
+from sweetspot.analysis.results import (
+    Results,
+    ResultsError,
+    TrialResult,
+    epoch_table,
+    load_results,
+    results_from_table,
+    results_to_table,
+    trial_table,
+)
 from sweetspot.analysis.sweetspot import SweetSpot, SweetSpots, find_sweet_spots
 
 __all__ = [
-    "Analysis", "Baselines", "Claim", "CollapseReport", "Importances", "Results", "ResultsError", "SweetSpot",
-    "SweetSpots", "TrialCollapse", "TrialResult", "analyze", "check_claims", "compute_baselines", "diagnose_collapse", "epoch_table",
-    "find_sweet_spots", "format_answer", "format_summary", "format_table", "load_results", "param_importances", "results_from_table",
-    "results_to_table", "to_json", "trial_table", "write_report",
+    "Analysis",
+    "Baselines",
+    "Claim",
+    "CollapseReport",
+    "Importances",
+    "Results",
+    "ResultsError",
+    "SweetSpot",
+    "SweetSpots",
+    "TrialCollapse",
+    "TrialResult",
+    "analyze",
+    "check_claims",
+    "compute_baselines",
+    "diagnose_collapse",
+    "epoch_table",
+    "find_sweet_spots",
+    "format_answer",
+    "format_summary",
+    "format_table",
+    "load_results",
+    "param_importances",
+    "results_from_table",
+    "results_to_table",
+    "to_json",
+    "trial_table",
+    "write_report",
 ]

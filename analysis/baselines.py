@@ -31,8 +31,14 @@ import numpy as np
 from sweetspot import storage
 
 CACHE_FILE = "baselines.json"
-SETTINGS = {"version": 1, "features": "token-id unigrams+bigrams", "sublinear_tf": True, "min_df": 2,
-            "classifier": "OneVsRest(LinearSVC(C=1.0))", "ks": [1, 3, 5]}
+SETTINGS = {
+    "version": 1,
+    "features": "token-id unigrams+bigrams",
+    "sublinear_tf": True,
+    "min_df": 2,
+    "classifier": "OneVsRest(LinearSVC(C=1.0))",
+    "ks": [1, 3, 5],
+}
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,11 @@ def _tfidf_scores(train_ids, train_labels, evals: dict[str, list[np.ndarray]], n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Label k is present in all/no training examples"
         model = OneVsRestClassifier(LinearSVC(C=1.0), n_jobs=1).fit(x, y)
-        return {split: np.asarray(model.decision_function(vectorizer.transform(ids))).reshape(len(ids), num_labels)
-                for split, ids in evals.items() if ids}
+        return {
+            split: np.asarray(model.decision_function(vectorizer.transform(ids))).reshape(len(ids), num_labels)
+            for split, ids in evals.items()
+            if ids
+        }
 
 
 def compute_baselines(prepared_path: str, *, use_cache: bool = True) -> Baselines:
@@ -121,8 +130,11 @@ def compute_baselines(prepared_path: str, *, use_cache: bool = True) -> Baseline
     ks = SETTINGS["ks"]
     # Most frequent first, lowest id on ties: -count with a tiny id penalty keeps argsort stable.
     prior = -np.arange(num_labels) * 1e-9 + counts
-    majority = {split: {f"p{k}": precision_at_k(np.tile(prior, (len(lab), 1)), lab, k) for k in ks}
-                for split, (_, lab) in evals.items() if lab}
+    majority = {
+        split: {f"p{k}": precision_at_k(np.tile(prior, (len(lab), 1)), lab, k) for k in ks}
+        for split, (_, lab) in evals.items()
+        if lab
+    }
     scores = _tfidf_scores(train_ids, train_labels, {s: ids for s, (ids, _) in evals.items()}, num_labels)
     tfidf = {split: {f"p{k}": precision_at_k(s, evals[split][1], k) for k in ks} for split, s in scores.items()}
     result = Baselines(majority=majority, tfidf=tfidf, settings=SETTINGS, seconds=time.perf_counter() - start)

@@ -4,19 +4,22 @@ never touched). Each `fig_*` returns `Figure(png, None)` or, when there is nothi
 
 (f) needs torch and transformers: they are imported only when a collapsed and a healthy
 checkpoint both exist.
+
+Over 400 lines on purpose: one function per figure (a-f), sharing the axes' conventions.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
+from sweetspot import storage
 from sweetspot.analysis.collapse import CollapseReport
 from sweetspot.analysis.results import Results, TrialResult, finite
 from sweetspot.analysis.sweetspot import SweetSpots
-from sweetspot import storage
 from sweetspot.trainable import keys
 
 ATTENTION_LAYERS = (0, 1, 2, -1)  # the study's heat maps: the first three layers and the last
@@ -133,8 +136,13 @@ def fig_per_optimizer(results: Results, metric: str) -> Figure:
             if len(decays) > 1:
                 label += f" wd={p['weight_decay']:g}"
             style = "--" if len(decays) > 1 and p["weight_decay"] != min(decays) else "-"
-            kwargs = dict(color=color.get(p["lr"], "black"), linestyle=style, marker="o", markersize=3,
-                          label=label if label not in seen else None)
+            kwargs = dict(
+                color=color.get(p["lr"], "black"),
+                linestyle=style,
+                marker="o",
+                markersize=3,
+                label=label if label not in seen else None,
+            )
             seen.add(label)
             axes[row][0].plot(*_series(t, keys.TRAIN_LOSS), **kwargs)
             axes[row][1].plot(*_series(t, metric), **kwargs)
@@ -163,14 +171,22 @@ def fig_weight_decay(spots: SweetSpots) -> Figure:
     ax = fig.subplots()
     for (name, lr), configs in sorted(groups.items()):
         marker = "o" if name == "adam" else "s" if name == "adamw" else "^"
-        ax.plot([c.weight_decay for c in configs], [c.value for c in configs], marker=marker, color=colors[name],
-                label=f"{name} lr={lr:.1e}")
+        ax.plot(
+            [c.weight_decay for c in configs],
+            [c.value for c in configs],
+            marker=marker,
+            color=colors[name],
+            label=f"{name} lr={lr:.1e}",
+        )
     if positive:
         ax.set_xscale("symlog", linthresh=min(positive))
     if spots.threshold is not None:
         ax.axhline(spots.threshold, color="black", linestyle="--", linewidth=1, label=f"sweet-spot threshold (δ={spots.delta:g})")
-    ax.set(xlabel="weight decay (symlog; 0 at the left)", ylabel=f"{spots.metric} at epoch <= {spots.comparison.epoch:g}",
-           title="weight-decay ablation (Adam: L2 in the gradient; AdamW: decoupled)")
+    ax.set(
+        xlabel="weight decay (symlog; 0 at the left)",
+        ylabel=f"config score ({spots.metric}, epoch ends <= {spots.comparison.epoch:g})",
+        title="weight-decay ablation (Adam: L2 in the gradient; AdamW: decoupled)",
+    )
     ax.legend(fontsize=8)
     return Figure(_png(fig))
 
@@ -190,46 +206,85 @@ def fig_sweet_spots(results: Results, spots: SweetSpots, baselines: dict[str, fl
     bottom = min(finite_values) if finite_values else 0.0
     for n, s in enumerate(optimizers):  # markers and sizes differ, so optimizers with equal scores stay visible
         color = colors[s.optimizer]
-        points = sorted(((c.lr, c.value) for c in spots.configs if c.optimizer == s.optimizer and finite(c.value)))
+        points = sorted((c.lr, c.value) for c in spots.configs if c.optimizer == s.optimizer and finite(c.value))
         profile = {}
         for lr, v in points:
             if lr not in profile or (v > profile[lr] if spots.mode == "max" else v < profile[lr]):
                 profile[lr] = v
         xs = sorted(profile)
-        ax.plot(xs, [profile[x] for x in xs], marker="osD^v<>p"[n % 8], markersize=9 - 1.5 * (n % 4), color=color,
-                alpha=0.85, label=s.optimizer + ("" if s.found else f": {spots.verdict_text(s)}"))
+        ax.plot(
+            xs,
+            [profile[x] for x in xs],
+            marker="osD^v<>p"[n % 8],
+            markersize=9 - 1.5 * (n % 4),
+            color=color,
+            alpha=0.85,
+            label=s.optimizer + ("" if s.found else f": {spots.verdict_text(s)}"),
+        )
         if len(points) > len(xs):  # other weight decays / seeds' configurations as faint dots
             ax.scatter([p[0] for p in points], [p[1] for p in points], s=10, color=color, alpha=0.35)
         failed = [c.lr for c in spots.configs if c.optimizer == s.optimizer and c.failed]
         if failed:
-            ax.scatter(failed, [bottom] * len(failed), marker="x", s=60, color=color, label=f"{s.optimizer} diverged or collapsed")
+            ax.scatter(
+                failed, [bottom] * len(failed), marker="x", s=60, color=color, label=f"{s.optimizer} diverged or collapsed"
+            )
         censored = [results.params(by_id[t])["lr"] for t in s.censored]  # finite: sweet spots list only trials with an lr
         if censored:
-            ax.scatter(censored, [bottom] * len(censored), marker="o", s=40, facecolors="none", edgecolors=color,
-                       label=f"{s.optimizer} stopped before epoch {spots.comparison.epoch:g} ({len(censored)}, not scored)")
+            ax.scatter(
+                censored,
+                [bottom] * len(censored),
+                marker="o",
+                s=40,
+                facecolors="none",
+                edgecolors=color,
+                label=f"{s.optimizer} stopped before epoch {spots.comparison.epoch:g} ({len(censored)}, not scored)",
+            )
+        labelled = set()
+
+        def band(lo: float, hi: float, alpha: float, what: str, color=color, s=s, labelled=labelled) -> None:
+            ax.axvspan(lo, hi, color=color, alpha=alpha, label=None if what in labelled else f"{s.optimizer}: {what}")
+            labelled.add(what)
+
         for i in s.intervals:
             lo, hi = (i.lower_lr, i.upper_lr) if i.width_decades > 0 else (i.lower_lr / 1.05, i.upper_lr * 1.05)
-            ax.axvspan(lo, hi, color=color, alpha=0.15)
-            if i.lower_resolution:
-                ax.axvspan(i.lower_lr / 10 ** i.lower_resolution, i.lower_lr, color=color, alpha=0.05)
-            if i.upper_resolution:
-                ax.axvspan(i.upper_lr, i.upper_lr * 10 ** i.upper_resolution, color=color, alpha=0.05)
+            band(lo, hi, 0.15, "trains")
+            for bracket in (i.lower_bracket, i.upper_bracket):
+                if bracket is not None:
+                    band(bracket[0], bracket[1], 0.05, "an edge lies in this bracket")
+        for i in s.well:
+            lo, hi = (i.lower_lr, i.upper_lr) if i.width_decades > 0 else (i.lower_lr / 1.05, i.upper_lr * 1.05)
+            band(lo, hi, 0.3, f"trains well ({spots.well_share:.0%} of its best gain)")
     ax.set_xscale("log")
     if spots.threshold is not None:
-        ax.axhline(spots.threshold, color="black", linestyle="--", linewidth=1,
-                   label=(f"trains: the floor + margin, +{spots.delta:.0%} ({spots.threshold:.4f})" if spots.rule == "trains"
-                          else f"within {spots.delta:.0%} of the best ({spots.threshold:.4f})"))
+        ax.axhline(
+            spots.threshold,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=(
+                f"trains: the floor + margin, +{spots.delta:.0%} ({spots.threshold:.4f})"
+                if spots.rule == "trains"
+                else f"within {spots.delta:.0%} of the best ({spots.threshold:.4f})"
+            ),
+        )
     if floor is not None:
         ax.axhline(floor, color="grey", linestyle=":", linewidth=1.2, label=f"majority-label predictor ({floor:.4f})")
     for name, value in (baselines or {}).items():
         if finite(value):
             ax.axhline(value, color="tab:red", linestyle="-.", linewidth=1.2, label=f"{name} ({value:.4f})")
     at = spots.comparison.epoch
-    ax.set(xlabel="learning rate (log)", ylabel=f"{spots.metric} at epoch <= {at:g}",
-           title=f"sweet spots at epoch {at:g}" + (" (the budget)" if spots.comparison.source == "budget" else "")
-                 + (": shaded where a configuration trains" if spots.rule == "trains"
-                    else ": shaded where a configuration is within δ of the best"))
-    ax.legend(fontsize=8)
+    ax.set(
+        xlabel="learning rate (log)",
+        ylabel=f"config score ({spots.metric}, mean − std of runs; epoch ends <= {at:g})",
+        title=f"sweet spots at epoch {at:g}"
+        + (" (the budget)" if spots.comparison.source == "budget" else "")
+        + (
+            ": shaded where a configuration trains"
+            if spots.rule == "trains"
+            else ": shaded where a configuration is within δ of the best"
+        ),
+    )
+    ax.legend(fontsize=7, ncol=2)
     return Figure(_png(fig))
 
 
@@ -256,11 +311,18 @@ def fig_collapse(results: Results, collapse: CollapseReport) -> Figure:
             healthy_labelled = True
     thresholds = [c.threshold for c in trials if c.threshold is not None]
     if thresholds:
-        ax.axhline(max(thresholds), color="black", linestyle="--", linewidth=1,
-                   label=f"collapse threshold: {results.train_config.collapse_entropy_fraction:g} × true-label entropy")
-    ax.set(xlabel="epoch", ylabel=f"{keys.VAL_PRED_ENTROPY} (0 = one label for every document)",
-           title=f"collapse: {len(collapse.collapsed)} of {len(trials)} trials collapsed, "
-                 f"{sum(c.recovered for c in collapse.collapsed)} recovered (× = collapsed evaluation)")
+        ax.axhline(
+            max(thresholds),
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"collapse threshold: {results.train_config.collapse_entropy_fraction:g} × true-label entropy",
+        )
+    ax.set(
+        xlabel="epoch",
+        ylabel=f"{keys.VAL_PRED_ENTROPY} (0 = one label for every document)",
+        title=f"collapse: {collapse.count().text()}\n(× = collapsed evaluation: constant predictions, representation collapsed)",
+    )
     ax.set_ylim(bottom=-0.02)
     ax.legend(fontsize=7, ncol=2)
     return Figure(_png(fig))
@@ -270,7 +332,9 @@ def fig_collapse(results: Results, collapse: CollapseReport) -> Figure:
 # (f) attention heat maps
 
 
-def _pick_checkpoints(results: Results, spots: SweetSpots, collapse: CollapseReport) -> tuple[TrialResult | None, TrialResult | None]:
+def _pick_checkpoints(
+    results: Results, spots: SweetSpots, collapse: CollapseReport
+) -> tuple[TrialResult | None, TrialResult | None]:
     """A trial whose latest checkpoint is collapsed, and the best-scored one whose is not (the
     latest checkpoint holds the last evaluation's weights)."""
     by_id = {t.trial_id: t for t in results.trials}
@@ -287,15 +351,18 @@ def _pick_checkpoints(results: Results, spots: SweetSpots, collapse: CollapseRep
     collapsed = [c for c in collapse.trials if c.final_collapsed and by_id[c.trial_id].checkpoint]
     healthy = [c for c in collapse.trials if not c.final_collapsed and by_id[c.trial_id].checkpoint]
     # The clearest collapse: collapsed at the most evaluations, then the worst score, then the largest lr.
-    pick_c = min(collapsed, key=lambda c: (-len(c.collapsed_epochs), score(c.trial_id), -lr(c.trial_id), c.trial_id), default=None)
+    pick_c = min(
+        collapsed, key=lambda c: (-len(c.collapsed_epochs), score(c.trial_id), -lr(c.trial_id), c.trial_id), default=None
+    )
     pick_h = max(healthy, key=lambda c: (score(c.trial_id), c.trial_id), default=None)
     return (by_id[pick_c.trial_id] if pick_c else None), (by_id[pick_h.trial_id] if pick_h else None)
 
 
 def _document(prepared: str) -> list[int]:
     """The first validation document of at most MAX_TOKENS tokens (else the first, cut)."""
-    import pyarrow.parquet as pq
     from pathlib import Path
+
+    import pyarrow.parquet as pq
 
     files = sorted(Path(prepared, "validation").glob("*.parquet"))
     if not files:
@@ -309,10 +376,9 @@ def attention_maps(results: Results, trial: TrialResult, input_ids: list[int], n
     """Head-averaged attention [T, T] of every layer of `trial`'s latest checkpoint on one document."""
     import safetensors.torch
     import torch
+    from transformers.utils import logging as hf_logging
 
     from sweetspot.trainable.model import build_model
-
-    from transformers.utils import logging as hf_logging
 
     data = storage.read_bytes(storage.join(trial.checkpoint, "model.safetensors"))
     if data is None:
@@ -353,7 +419,9 @@ def fig_attention(results: Results, spots: SweetSpots, collapse: CollapseReport)
     manifest = json.loads(manifest_text)
     try:
         input_ids = _document(prepared)
-        maps = {t.trial_id: attention_maps(results, t, input_ids, int(manifest["stats"]["num_labels"])) for t in (collapsed, healthy)}
+        maps = {
+            t.trial_id: attention_maps(results, t, input_ids, int(manifest["stats"]["num_labels"])) for t in (collapsed, healthy)
+        }
     except Exception as e:  # a model that cannot be built here, a damaged checkpoint: say so, go on
         return Figure(None, f"attention maps unavailable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     tokens = [_plain_text(t) for t in _token_names(manifest, input_ids)]
@@ -372,6 +440,8 @@ def fig_attention(results: Results, spots: SweetSpots, collapse: CollapseReport)
             ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=5)
             ax.set_yticks(range(len(tokens)), tokens, fontsize=5)
         fig.colorbar(im, ax=axes[row].tolist(), shrink=0.8)
-    note = (f"document: the first validation document of 8–{MAX_TOKENS} tokens; attention averaged over heads; "
-            f"rows attend to columns. Collapsed: trial {collapsed.trial_id}; healthy: trial {healthy.trial_id}.")
+    note = (
+        f"document: the first validation document of 8–{MAX_TOKENS} tokens; attention averaged over heads; "
+        f"rows attend to columns. Collapsed: trial {collapsed.trial_id}; healthy: trial {healthy.trial_id}."
+    )
     return Figure(_png(fig), note)

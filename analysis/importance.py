@@ -78,8 +78,16 @@ def param_importances(results: Results, comparison: Comparison, *, mode: str | N
             lo, hi = float(min(values)), float(max(values))
             distributions[k] = FloatDistribution(lo, hi, log=lo > 0)
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
-    study.add_trials([optuna.trial.create_trial(params={k: p[k] if k == "optimizer" else float(p[k]) for k in varying},
-                                                distributions=distributions, value=float(v)) for p, v in points])
+    study.add_trials(
+        [
+            optuna.trial.create_trial(
+                params={k: p[k] if k == "optimizer" else float(p[k]) for k in varying},
+                distributions=distributions,
+                value=float(v),
+            )
+            for p, v in points
+        ]
+    )
     first = 0.1 if n * 0.1 >= MIN_TOP else min(0.5, MIN_TOP / n)
     notes: list[str] = []
 

@@ -42,8 +42,13 @@ DEFAULT_RELOAD_S = 60  # how often an open partial page reloads when the driver 
 MIN_RELOAD_S = 10
 
 # Record statuses (layout.trial_record) grouped as the banner counts them.
-GROUPS = {"running": ("running",), "waiting": ("pending", "paused"), "finished": ("terminated",),
-          "stopped": ("early_stopped", "collapsed", "diverged"), "errored": ("errored",)}
+GROUPS = {
+    "running": ("running",),
+    "waiting": ("pending", "paused"),
+    "finished": ("terminated",),
+    "stopped": ("early_stopped", "collapsed", "diverged"),
+    "errored": ("errored",),
+}
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,9 @@ def read_run_state(folder: str, *, now: float | None = None, host: str | None = 
     driver = f"pid {doc.get('pid')} on host {doc.get('host')}"
     if doc.get("host") == host and isinstance(doc.get("pid"), int):
         if not _alive(doc["pid"]):
-            return RunState(state="interrupted", reason=f"the driver ({driver}) is gone without recording an end (killed?)", **fields)
+            return RunState(
+                state="interrupted", reason=f"the driver ({driver}) is gone without recording an end (killed?)", **fields
+            )
         return RunState(state="running", **fields)
     age = now - float(doc.get("heartbeat") or 0.0)
     if age > layout.STALE_AFTER_S:
@@ -139,16 +146,20 @@ def partial_state(results) -> PartialState | None:
 
 
 def _when(t: float | None) -> str:
-    return "-" if t is None else datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "-" if t is None else datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _headline(p: PartialState) -> str:
     r = p.run
     if r.state == "running":
-        refresh = (f"the driver refreshes this report every {r.report_every:g} s" if r.report_every
-                   else "run `sweetspot analyze` again (or `sweetspot search --report-every 5m`) for a newer one")
-        return (f"PARTIAL REPORT: the search is running (driver pid {r.pid} on host {r.host}, started {_when(r.started)}); "
-                f"{refresh}.")
+        refresh = (
+            f"the driver refreshes this report every {r.report_every:g} s"
+            if r.report_every
+            else "run `sweetspot analyze` again (or `sweetspot search --report-every 5m`) for a newer one"
+        )
+        return (
+            f"PARTIAL REPORT: the search is running (driver pid {r.pid} on host {r.host}, started {_when(r.started)}); {refresh}."
+        )
     if r.state == "unknown":
         return f"PARTIAL REPORT: trials are still listed as unfinished and the search's state is unknown: {r.reason}."
     return f"PARTIAL REPORT: the search was {r.state}" + (f": {r.reason}." if r.reason else ".")
@@ -170,8 +181,10 @@ def _spot_lines(spots) -> list[str]:
 def banner_lines(p: PartialState, spots=None) -> tuple[str, str, list[str], str]:
     """(headline, trial counts, provisional sweet spots, what to do next) as plain text."""
     c = p.counts
-    counts = (f"Trials so far: {c['running']} running, {c['waiting']} waiting, {c['finished']} finished, "
-              f"{c['stopped']} stopped early, {c['errored']} errored.")
+    counts = (
+        f"Trials so far: {c['running']} running, {c['waiting']} waiting, {c['finished']} finished, "
+        f"{c['stopped']} stopped early, {c['errored']} errored."
+    )
     if p.running:
         after = "Every figure and table below is provisional: running trials are censored, and the sweet spots change as trials finish."
     else:
@@ -192,9 +205,18 @@ def to_json(p: PartialState | None, spots=None) -> dict[str, Any] | None:
     """`sweetspot analyze --json`'s `partial` key: None for a final report."""
     if p is None:
         return None
-    return {"state": p.run.state, "reason": p.run.reason, "pid": p.run.pid, "host": p.run.host, "started": p.run.started,
-            "heartbeat": p.run.heartbeat, "report_every": p.run.report_every, "trials": dict(p.counts),
-            "reload_s": p.reload_s, "provisional_sweet_spots": _spot_lines(spots)}
+    return {
+        "state": p.run.state,
+        "reason": p.run.reason,
+        "pid": p.run.pid,
+        "host": p.run.host,
+        "started": p.run.started,
+        "heartbeat": p.run.heartbeat,
+        "report_every": p.run.report_every,
+        "trials": dict(p.counts),
+        "reload_s": p.reload_s,
+        "provisional_sweet_spots": _spot_lines(spots),
+    }
 
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -223,8 +245,9 @@ def mark_html(page: str, p: PartialState, spots=None) -> str:
 
 def mark_markdown(text: str, p: PartialState, spots=None) -> str:
     """report.md with the partial banner as a quote block above everything else."""
-    quote = "\n".join("> " + line.replace("<", "&lt;").replace(">", "&gt;") if line else ">"
-                      for line in format_partial(p, spots).splitlines())
+    quote = "\n".join(
+        "> " + line.replace("<", "&lt;").replace(">", "&gt;") if line else ">" for line in format_partial(p, spots).splitlines()
+    )
     return quote + "\n\n" + text
 
 

@@ -87,14 +87,18 @@ def score(answer: SweetSpots, truth: SweetSpots) -> Recovery:
         if getattr(answer, name) != getattr(truth, name):
             raise ValueError(f"answer and truth differ in {name}: {getattr(answer, name)!r} vs {getattr(truth, name)!r}")
     if answer.comparison.epoch != truth.comparison.epoch:
-        raise ValueError(f"answer and truth are compared at different epochs: {answer.comparison.epoch:g} vs "
-                         f"{truth.comparison.epoch:g}")
+        raise ValueError(
+            f"answer and truth are compared at different epochs: {answer.comparison.epoch:g} vs {truth.comparison.epoch:g}"
+        )
     theirs = {s.optimizer: s for s in answer.optimizers}
     ours = {s.optimizer: s for s in truth.optimizers}
     optimizers = tuple(_optimizer(name, theirs.get(name), ours.get(name)) for name in sorted(set(theirs) | set(ours)))
-    return Recovery(optimizers=optimizers, regret=_regret(answer, truth),
-                    trial_epochs=sum(s.last_epoch for s in answer.comparison.scores.values()),
-                    grid_trial_epochs=sum(s.last_epoch for s in truth.comparison.scores.values()))
+    return Recovery(
+        optimizers=optimizers,
+        regret=_regret(answer, truth),
+        trial_epochs=sum(s.last_epoch for s in answer.comparison.scores.values()),
+        grid_trial_epochs=sum(s.last_epoch for s in truth.comparison.scores.values()),
+    )
 
 
 def _optimizer(name: str, answer: SweetSpot | None, truth: SweetSpot | None) -> OptimizerRecovery:
@@ -110,6 +114,7 @@ def _optimizer(name: str, answer: SweetSpot | None, truth: SweetSpot | None) -> 
 
 def _iou(a, b) -> float:
     """Intersection over union of two sets of lr intervals, measured in log10 lr."""
+
     def spans(intervals):
         return [(math.log10(i.lower_lr), math.log10(i.upper_lr)) for i in intervals]
 

@@ -13,6 +13,9 @@ Example:
     >>> print(format_summary(analysis))  # doctest: +SKIP
     >>> write_report(analysis)  # doctest: +SKIP
     'results/quickstart/report'
+
+Over 400 lines on purpose: one `Analysis` rendered five ways (text, JSON, tables, Markdown, HTML) from
+the same tables, so the five cannot disagree.
 """
 
 from __future__ import annotations
@@ -23,23 +26,25 @@ import datetime
 import html
 import math
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jinja2
 
-from sweetspot.analysis import figures, live
-from sweetspot.analysis.live import PartialState
 from sweetspot import storage
+from sweetspot.analysis import figures, live
 from sweetspot.analysis.answer import answer
 from sweetspot.analysis.baselines import Baselines, compute_baselines
 from sweetspot.analysis.claims import Claim, check_claims
 from sweetspot.analysis.collapse import CollapseReport, diagnose_collapse, read_labels
 from sweetspot.analysis.export import csv_bytes
 from sweetspot.analysis.importance import Importances, param_importances
+from sweetspot.analysis.live import PartialState
 from sweetspot.analysis.results import Results, epoch_table, finite, trial_table
-from sweetspot.analysis.sweetspot import DEFAULT_DELTA, SweetSpots, find_sweet_spots
+from sweetspot.analysis.sweetspot import DEFAULT_DELTA, SweetSpots, compare_at_budget, find_sweet_spots, search_setting
+from sweetspot.analysis.words import BEST_RUN, CONFIG_SCORE, CONFIG_SCORE_WHAT, lr_text, next_trials, region_text
 from sweetspot.trainable import keys
 
 REPORT_DIR = "report"
@@ -66,22 +71,27 @@ def _rule_text(s: SweetSpots) -> str:
     return f"near-best: within δ={s.delta:g} of the best configuration"
 
 
-def analyze(results: Results, *, delta: float = DEFAULT_DELTA, epoch: float | None = None,
-            baselines: bool = True, rule: str = "trains") -> Analysis:
+def analyze(
+    results: Results, *, delta: float | None = None, epoch: float | None = None, baselines: bool = True, rule: str = "trains"
+) -> Analysis:
     """Sweet spots, collapse diagnosis, importances and (with `baselines`) the reference
     predictors of `results`, compared on `results.metric`.
 
     Args:
         results: From `load_results` (its `metric`/`mode` are what is compared).
         delta: Sweet-spot margin: over the majority-label floor (`rule="trains"`), or to the best
-            configuration (`rule="near-best"`); relative.
+            configuration (`rule="near-best"`); relative. Default: the δ the region search used
+            (`search.edges.delta`, when the folder records it), else `DEFAULT_DELTA`.
         epoch: Compare trials at this epoch instead of the budget (`train.epochs`).
         rule: The sweet-spot threshold rule (`analysis.sweetspot.RULES`).
         baselines: Compute (or read from their cache) the majority and TF-IDF baselines.
     """
+    if delta is None:
+        delta = search_setting(results, "delta")
+        delta = DEFAULT_DELTA if delta is None else delta
     spots = find_sweet_spots(results, delta=delta, epoch=epoch, rule=rule)
     labels, majority = read_labels(results.prepared_path)
-    collapse = diagnose_collapse(results, labels=labels, majority_label=majority)
+    collapse = diagnose_collapse(results, labels=labels, majority_label=majority, until=spots.comparison.epoch)
     importances = param_importances(results, spots.comparison)
     base, note = None, None
     if not baselines:
@@ -106,40 +116,31 @@ def _fmt(x: Any, spec: str) -> str:
 
 
 def format_table(results: Results) -> str:
-    """A table of trials sorted by their best metric, with the majority-label floor under it."""
+    """A table of trials sorted by their best metric, each with its score at the budget
+    (trainable/score.py), with the majority-label floor under it."""
     metric = results.metric
-    header = f"{'trial_id':<12} {'status':<14} {'optimizer':<9} {'lr':>9} {'wd':>8} {'epochs':>6} {'best ' + metric:>12}"
+    scores = compare_at_budget(results, metric=metric, mode=results.mode).scores
+    header = f"{'trial_id':<12} {'status':<14} {'optimizer':<9} {'lr':>9} {'wd':>8} {'epochs':>6} {'score':>8}"
     lines = [header, "-" * len(header)]
     for t in results.ranked():
         c = t.config
-        best = t.best(metric, results.mode).get(metric)
+        best = scores[t.trial_id].value
         lines.append(
             f"{t.trial_id:<12} {t.status:<14} {str(c.get('optimizer', '-')):<9} {_fmt(c.get('lr'), '9.2e')} "
-            f"{_fmt(c.get('weight_decay'), '8.2g')} {t.epochs:>6} {_fmt(best, '12.4f')}"
+            f"{_fmt(c.get('weight_decay'), '8.2g')} {t.epochs:>6} {_fmt(best, '.4f'):>8}"
         )
     floor = results.majority_p1
     lines.append("")
     lines.append(f"{len(results.trials)} trials in {results.folder}")
     if floor is not None:
-        lines.append(f"majority-label floor ({keys.MAJORITY_P1}, validation P@1 of always predicting the most frequent train label): {floor:.4f}")
+        lines.append(
+            f"majority-label floor ({keys.MAJORITY_P1}, validation P@1 of always predicting the most frequent train label): {floor:.4f}"
+        )
     return "\n".join(lines)
 
 
-def _edges_text(i) -> str:
-    """How well the sampled lrs locate an interval's edges: "edges ±0.25 decade", "edges ±0.25 /
-    ±0.50 decade", "open below, upper edge ±0.50 decade" (an open edge may extend past the sampled range)."""
-    if i.lower_open and i.upper_open:  # nothing sampled beyond either edge does not qualify
-        return "the whole sampled range, open on both sides" if i.width_decades else "the only sampled lr, open on both sides"
-    if i.lower_open or i.upper_open:
-        return (f"open below, upper edge ±{i.upper_resolution:.2f} decade" if i.lower_open
-                else f"lower edge ±{i.lower_resolution:.2f} decade, open above")
-    lower, upper = f"±{i.lower_resolution:.2f}", f"±{i.upper_resolution:.2f}"
-    return f"edges {lower} decade" if lower == upper else f"edges {lower} / {upper} decade"
-
-
 def _interval_text(i) -> str:
-    return (f"lr {i.lower_lr:.2e} .. {i.upper_lr:.2e} ({i.width_decades:.2f} decades; {_edges_text(i)}), "
-            f"best lr {i.best_lr:.2e} = {i.best_value:.4f}, {i.n_trials} trial(s)")
+    return f"lr {region_text(i)}; best lr {lr_text(i.best_lr)}, {CONFIG_SCORE} {i.best_value:.4f}, {i.n_trials} run(s)"
 
 
 def _score_text(score) -> str:
@@ -161,39 +162,57 @@ def format_summary(analysis: Analysis) -> str:
     s, lines = analysis.spots, []
     lines.append(f"compared at: {s.comparison.rule}")
     if s.best is not None:
-        lines.append(f"best configuration: {s.best.optimizer} lr={s.best.lr:.2e} wd={s.best.weight_decay:g} "
-                     f"{s.metric}={s.best.value:.4f} ({s.best.n_trials} trial(s)); threshold {s.threshold:.4f} "
-                     f"({_rule_text(s)})")
+        lines.append(
+            f"best configuration: {s.best.optimizer} lr={lr_text(s.best.lr)} wd={s.best.weight_decay:g} "
+            f"{CONFIG_SCORE} {s.best.value:.4f} ({s.best.n_trials} run(s)); threshold {s.threshold:.4f} "
+            f"({_rule_text(s)})"
+        )
     if s.note:
         lines.append(f"no sweet spot: {s.note}")
     for spot in s.optimizers:
         for i in spot.intervals:
             lines.append(f"sweet spot {spot.optimizer}: {_interval_text(i)}")
+        for i in spot.well:
+            lines.append(f"trains well {spot.optimizer} ({CONFIG_SCORE} >= {spot.well_level:.4f}): lr {region_text(i)}")
         if not spot.intervals:
             lines.append(f"sweet spot {spot.optimizer}: {s.verdict_text(spot)}")
     censored = s.comparison.censored
     by_id = {t.trial_id: t for t in analysis.results.trials}
     for score in censored[:MAX_CENSORED_LINES]:
         p = analysis.results.params(by_id[score.trial_id])
-        lines.append(f"censored {score.trial_id}: {p['optimizer']} lr={_fmt(p['lr'], '.2e')} {_score_text(score).removeprefix('censored: ')}")
+        lines.append(
+            f"censored {score.trial_id}: {p['optimizer']} lr={lr_text(p['lr'])} {_score_text(score).removeprefix('censored: ')}"
+        )
     if len(censored) > MAX_CENSORED_LINES:
         lines.append(f"... and {len(censored) - MAX_CENSORED_LINES} more censored trials (trials.csv)")
     for region in s.regions:
         b = region.bounds
-        lines.append(f"lr × weight decay {region.optimizer}: " + (
-            f"lr {b['lr_low']:.2e} .. {b['lr_high']:.2e}, weight decay {b['weight_decay_low']:g} .. {b['weight_decay_high']:g}"
-            if b else "no sweet region"))
+        lines.append(
+            f"lr × weight decay {region.optimizer}: "
+            + (
+                f"lr {lr_text(b['lr_low'])} .. {lr_text(b['lr_high'])}, weight decay {b['weight_decay_low']:g} .. {b['weight_decay_high']:g}"
+                if b
+                else "no sweet region"
+            )
+        )
     for c in analysis.collapse.collapsed:
         onto = "onto " + (", ".join(_label_text(x) for x in c.labels) or "unknown label")
         if c.kind == "nothing predicted":
-            onto = ("nothing predicted (every probability below 0.5; its top label"
-                    + (f", {_label_text(c.noise_label)}," if c.noise_label else "") + " is noise)")
+            onto = (
+                "nothing predicted (every probability below 0.5; its top label"
+                + (f", {_label_text(c.noise_label)}," if c.noise_label else "")
+                + " is noise)"
+            )
         elif c.kind == "unknown kind":
             onto += " (kind unknown: no val_top_margin recorded)"
-        lines.append(f"collapsed {c.trial_id}: from epoch {c.first_epoch:g}, "
-                     f"{'recovered' if c.recovered else 'stayed collapsed'}, {onto}")
+        lines.append(
+            f"collapsed {c.trial_id}: from epoch {c.first_epoch:g}, {'recovered' if c.recovered else 'stayed collapsed'}, {onto}"
+        )
+    lines.append(f"collapse: {analysis.collapse.count().text()}")
     for d in analysis.collapse.diverged:
-        lines.append(f"diverged {d.trial_id}: {d.config.get('optimizer')} lr={_fmt(d.config.get('lr'), '.2e')} at epoch {_fmt(d.epoch, 'g')}")
+        lines.append(
+            f"diverged {d.trial_id}: {d.config.get('optimizer')} lr={lr_text(d.config.get('lr'))} at epoch {_fmt(d.epoch, 'g')}"
+        )
     imp = analysis.importances
     if imp.available:
         lines.append("importance (PED-ANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in imp.ped_anova.items()))
@@ -211,8 +230,12 @@ def format_summary(analysis: Analysis) -> str:
 
 def format_answer(analysis: Analysis, width: int = 110) -> str:
     """What the report opens with, as text: the answer in words, then the study's claims checked."""
-    lines = ["THE ANSWER", *(textwrap.fill(line, width, initial_indent="  ", subsequent_indent="      ")
-                             for line in answer(analysis).lines()), "", "THE STUDY'S CLAIMS, CHECKED HERE"]
+    lines = [
+        "THE ANSWER",
+        *(textwrap.fill(line, width, initial_indent="  ", subsequent_indent="      ") for line in answer(analysis).lines()),
+        "",
+        "THE STUDY'S CLAIMS, CHECKED HERE",
+    ]
     for c in analysis.claims:
         lines.append(f"  ({c.number}) {c.claim}: {c.verdict.upper()}")
         lines.append(textwrap.fill(c.evidence, width, initial_indent="      ", subsequent_indent="      "))
@@ -239,30 +262,79 @@ def to_json(analysis: Analysis, *, report: str | None = None) -> dict[str, Any]:
     for t in results.ranked():
         score = s.comparison.scores[t.trial_id]
         c = analysis.collapse.of(t.trial_id)
-        trials.append({
-            "trial_id": t.trial_id, "status": t.status, "config": t.config, "epochs": t.epochs,
-            "best": t.best(results.metric, results.mode), "history": t.history, "error": t.error,
-            "params": results.params(t), "score": _plain(score.value), "score_epoch": score.epoch,
-            "outcome": score.outcome, "outcome_reason": score.reason, "rank_at_last_epoch": score.rank,
-            "ranked_at_last_epoch": score.rank_of, "diverged": t.diverged,
-            "collapsed": c.collapsed if c else None, "first_collapsed_epoch": c.first_epoch if c else None,
-            "recovered": c.recovered if c else None, "collapse_kind": c.kind if c else None,
-        })
+        trials.append(
+            {
+                "trial_id": t.trial_id,
+                "status": t.status,
+                "config": t.config,
+                "epochs": t.epochs,
+                "history": t.history,
+                "error": t.error,
+                "params": results.params(t),
+                "score": _plain(score.value),
+                "score_epoch": score.epoch,
+                "outcome": score.outcome,
+                "outcome_reason": score.reason,
+                "rank_at_last_epoch": score.rank,
+                "ranked_at_last_epoch": score.rank_of,
+                "diverged": t.diverged,
+                "collapsed": c.collapsed if c else None,
+                "first_collapsed_epoch": c.first_epoch if c else None,
+                "recovered": c.recovered if c else None,
+                "collapse_kind": c.kind if c else None,
+                "state": c.state if c else None,
+            }
+        )
     spots = {
-        "metric": s.metric, "mode": s.mode, "rule": s.rule, "delta": s.delta, "threshold": s.threshold, "floor": s.floor,
-        "compared_at_epoch": s.comparison.epoch, "budget": s.comparison.budget, "epoch_source": s.comparison.source,
-        "rule": s.comparison.rule, "note": s.note, "best": _plain(s.best),
-        "optimizers": [{"optimizer": o.optimizer, "found": o.found, "verdict": o.verdict, "verdict_text": s.verdict_text(o),
-                        "lrs": list(o.lrs), "best": _plain(o.best), "intervals": _plain(o.intervals),
-                        "censored": list(o.censored)} for o in s.optimizers],
-        "regions": [{"optimizer": r.optimizer, "found": r.found, "bounds": r.bounds,
-                     "slices": _plain(r.slices)} for r in s.regions],
+        "metric": s.metric,
+        "mode": s.mode,
+        "rule": s.rule,
+        "delta": s.delta,
+        "threshold": s.threshold,
+        "floor": s.floor,
+        "compared_at_epoch": s.comparison.epoch,
+        "budget": s.comparison.budget,
+        "epoch_source": s.comparison.source,
+        "comparison_rule": s.comparison.rule,
+        "note": s.note,
+        "best": _plain(s.best),
+        "optimizers": [
+            {
+                "optimizer": o.optimizer,
+                "found": o.found,
+                "verdict": o.verdict,
+                "verdict_text": s.verdict_text(o),
+                "lrs": list(o.lrs),
+                "best": _plain(o.best),
+                "intervals": _plain(o.intervals),
+                "trains": [region_text(i) for i in o.intervals],
+                "well": [region_text(i) for i in o.well],
+                "well_intervals": _plain(o.well),
+                "well_level": o.well_level,
+                "next_trials": [t for i in o.intervals for t in next_trials(i)],
+                "config_score": _plain(o.best.value) if o.best else None,
+                "censored": list(o.censored),
+            }
+            for o in s.optimizers
+        ],
+        "config_score": CONFIG_SCORE_WHAT,
+        "resolution": s.resolution,
+        "well_share": s.well_share,
+        "regions": [
+            {"optimizer": r.optimizer, "found": r.found, "bounds": r.bounds, "slices": _plain(r.slices)} for r in s.regions
+        ],
         "configs": _plain(s.configs),
     }
     opening = answer(analysis)
     return {
-        "answer": {"compared_at": opening.compared_at, "optimizers": dict(opening.optimizers), "best": opening.best,
-                   "collapse": opening.collapse},
+        "answer": {
+            "compared_at": opening.compared_at,
+            "optimizers": dict(opening.optimizers),
+            "best": opening.best,
+            "baselines": opening.baselines,
+            "collapse": opening.collapse,
+        },
+        "collapse_count": _plain(analysis.collapse.count()),
         "claims": _plain(list(analysis.claims)),
         "folder": str(results.folder),
         "metric": results.metric,
@@ -274,8 +346,11 @@ def to_json(analysis: Analysis, *, report: str | None = None) -> dict[str, Any]:
         "collapse_majority_label": _plain(analysis.collapse.majority_label),
         "diverged": _plain(analysis.collapse.diverged),
         "importances": _plain(analysis.importances),
-        "baselines": {"available": analysis.baselines is not None, "note": analysis.baselines_note,
-                      **(_plain(analysis.baselines) if analysis.baselines else {})},
+        "baselines": {
+            "available": analysis.baselines is not None,
+            "note": analysis.baselines_note,
+            **(_plain(analysis.baselines) if analysis.baselines else {}),
+        },
         "report": report,
     }
 
@@ -293,35 +368,55 @@ class _Table:
     note: str | None = None  # shown under the table
 
 
-def _lr(x: Any) -> str:
-    return _fmt(x, ".2e")
-
-
 def _tables(analysis: Analysis) -> list[_Table]:
     results, s, collapse = analysis.results, analysis.spots, analysis.collapse
     metric = results.metric
     trials = []
     for t in results.ranked():
         p, score, c = results.params(t), s.comparison.scores[t.trial_id], collapse.of(t.trial_id)
-        state = "diverged" if t.diverged else ("-" if c is None else
-                                                f"from epoch {c.first_epoch:g}" + (", recovered" if c.recovered else "")
-                                                if c.collapsed else "no")
-        trials.append((t.trial_id, t.status, str(p["optimizer"]), _lr(p["lr"]), _fmt(p["weight_decay"], "g"),
-                       _fmt(p["seed"], "d") if isinstance(p["seed"], int) else str(p["seed"]), _fmt(t.last_epoch, "g"),
-                       _fmt(t.best(metric, results.mode).get(metric), ".4f"),
-                       _score_text(score), state))
+        state = (
+            "diverged"
+            if t.diverged
+            else (
+                "-"
+                if c is None
+                else f"from epoch {c.first_epoch:g}" + (", recovered" if c.recovered else "")
+                if c.collapsed
+                else "no"
+            )
+        )
+        if c is not None and c.state == "at the label-prior plateau":
+            state += f"; {c.state} at its last evaluation"
+        trials.append(
+            (
+                t.trial_id,
+                t.status,
+                str(p["optimizer"]),
+                lr_text(p["lr"]),
+                _fmt(p["weight_decay"], "g"),
+                _fmt(p["seed"], "d") if isinstance(p["seed"], int) else str(p["seed"]),
+                _fmt(t.last_epoch, "g"),
+                _score_text(score),
+                state,
+            )
+        )
+    configs = {(c.optimizer, c.lr, c.weight_decay): c for c in s.configs}
     spots = []
     for o in s.optimizers:
-        if not o.intervals:
-            spots.append((o.optimizer, "-", "-", "-", _lr(o.best.lr) if o.best else "-",
-                          _fmt(o.best.value, ".4f") if o.best else "-", "0", s.verdict_text(o)))
-        for i in o.intervals:
-            spots.append((o.optimizer, _lr(i.lower_lr), _lr(i.upper_lr), f"{i.width_decades:.2f}", _lr(i.best_lr),
-                          _fmt(i.best_value, ".4f"), str(i.n_trials), _edges_text(i)))
+        best = configs.get((o.best.optimizer, o.best.lr, o.best.weight_decay)) if o.best else None
+        cells = (
+            lr_text(best.lr) if best else "-",
+            _fmt(best.value, ".4f") if best else "-",
+            _fmt(best.best_run, ".4f") if best else "-",
+        )
+        trains = "; ".join(region_text(i) for i in o.intervals) or s.verdict_text(o)
+        well = "; ".join(region_text(i) for i in o.well) or "-"
+        nexts = ", ".join(t for i in o.intervals for t in next_trials(i)) or "-"
+        spots.append((o.optimizer, trains, well, *cells, str(sum(i.n_trials for i in o.intervals)), nexts))
     regions = []
     for r in s.regions:
         for sl in r.slices:
-            text = "; ".join(f"{_lr(i.lower_lr)} .. {_lr(i.upper_lr)} ({i.width_decades:.2f} dec)" for i in sl.intervals)
+            text = "; ".join(region_text(i) for i in sl.intervals)
             regions.append((r.optimizer, _fmt(sl.weight_decay, "g"), text or "none"))
     by_id = {t.trial_id: t for t in results.trials}
     collapsed = []
@@ -330,43 +425,122 @@ def _tables(analysis: Analysis) -> list[_Table]:
         onto = ", ".join(_label_text(x) for x in c.labels) or "unknown"
         if c.kind == "nothing predicted":
             onto = f"nothing predicted (noise top label: {_label_text(c.noise_label) if c.noise_label else 'none'})"
-        collapsed.append((c.trial_id, str(p["optimizer"]), _lr(p["lr"]), _fmt(p["weight_decay"], "g"), _fmt(c.first_epoch, "g"),
-                          "yes" if c.recovered else "no", c.kind or "-", onto,
-                          "-" if c.onto_majority is None else ("yes" if c.onto_majority else "no")))
-    diverged = [(d.trial_id, str(d.config.get("optimizer")), _lr(d.config.get("lr")), _fmt(d.config.get("weight_decay"), "g"),
-                 _fmt(d.epoch, "g")) for d in collapse.diverged]
+        collapsed.append(
+            (
+                c.trial_id,
+                str(p["optimizer"]),
+                lr_text(p["lr"]),
+                _fmt(p["weight_decay"], "g"),
+                _fmt(c.first_epoch, "g"),
+                "yes" if c.recovered else "no",
+                c.kind or "-",
+                onto,
+                "-" if c.onto_majority is None else ("yes" if c.onto_majority else "no"),
+            )
+        )
+    diverged = [
+        (
+            d.trial_id,
+            str(d.config.get("optimizer")),
+            lr_text(d.config.get("lr")),
+            _fmt(d.config.get("weight_decay"), "g"),
+            _fmt(d.epoch, "g"),
+        )
+        for d in collapse.diverged
+    ]
     imp = analysis.importances
     importances = [(k, _fmt(imp.ped_anova.get(k), ".3f"), _fmt(imp.fanova.get(k), ".3f")) for k in imp.params]
     base = []
     if analysis.baselines is not None:
-        for name, values in (("majority-label predictor", analysis.baselines.majority),
-                             ("TF-IDF (token ids) + one-vs-rest linear SVM", analysis.baselines.tfidf)):
+        for name, values in (
+            ("majority-label predictor", analysis.baselines.majority),
+            ("TF-IDF (token ids) + one-vs-rest linear SVM", analysis.baselines.tfidf),
+        ):
             for split, v in values.items():
                 base.append((name, split, _fmt(v.get("p1"), ".4f"), _fmt(v.get("p3"), ".4f"), _fmt(v.get("p5"), ".4f")))
     if s.best is not None:  # the best configuration's best trial, at the epoch it is scored by
-        trial_id = max(s.best.trial_ids, key=lambda i: s.comparison.scores[i].value
-                       if finite(s.comparison.scores[i].value) else -math.inf)
+        trial_id = max(
+            s.best.trial_ids, key=lambda i: s.comparison.scores[i].value if finite(s.comparison.scores[i].value) else -math.inf
+        )
         epoch = s.comparison.scores[trial_id].epoch
         at = next((r for r in by_id[trial_id].history if r.get(keys.EPOCH) == epoch), {})
-        base.append((f"best configuration ({s.best.optimizer} lr={_lr(s.best.lr)}, trial {trial_id}, epoch {_fmt(epoch, 'g')})",
-                     "validation", *(_fmt(at.get(k), ".4f") for k in (keys.VAL_P1, keys.VAL_P3, keys.VAL_P5))))
+        base.append(
+            (
+                f"best configuration's best run ({s.best.optimizer} lr={lr_text(s.best.lr)}, trial {trial_id}, "
+                f"epoch {_fmt(epoch, 'g')})",
+                "validation",
+                *(_fmt(at.get(k), ".4f") for k in (keys.VAL_P1, keys.VAL_P3, keys.VAL_P5)),
+            )
+        )
     return [
-        _Table("Trials", ("trial", "status", "optimizer", "lr", "weight decay", "seed", "epochs", f"best {metric}",
-                          f"score at epoch ≤ {s.comparison.epoch:g}", "collapsed"), tuple(trials)),
-        _Table("Sweet spots", ("optimizer", "lower lr", "upper lr", "width (decades)", "best lr", f"best {metric}",
-                               "trials", "edges (decades to the nearest sampled lr that does not qualify)"), tuple(spots),
-               note=f"At epoch {s.comparison.epoch:g}: {s.comparison.rule}."),
-        _Table("lr × weight decay regions", ("optimizer", "weight decay", "lr intervals"), tuple(regions),
-               "no optimizer was searched at more than one weight decay"),
-        _Table("Collapsed runs", ("trial", "optimizer", "lr", "weight decay", "first epoch", "recovered", "kind",
-                                  "collapsed onto", "most frequent training label"), tuple(collapsed), "no trial collapsed"),
+        _Table(
+            "Trials",
+            (
+                "trial",
+                "status",
+                "optimizer",
+                "lr",
+                "weight decay",
+                "seed",
+                "epochs",
+                f"score (best {metric} over epoch ends ≤ {s.comparison.epoch:g})",
+                "collapsed",
+            ),
+            tuple(trials),
+        ),
+        _Table(
+            "Sweet spots",
+            (
+                "optimizer",
+                "trains",
+                f"trains well ({s.well_share:.0%} of its best gain)",
+                "best lr",
+                CONFIG_SCORE,
+                BEST_RUN,
+                "runs in the region",
+                "one more trial at",
+            ),
+            tuple(spots),
+            note=f"At epoch {s.comparison.epoch:g}: {s.comparison.rule}. {CONFIG_SCORE}: {CONFIG_SCORE_WHAT}; "
+            f"{BEST_RUN}: the best of its runs' scores. An edge is resolved when the sampled lrs either side of it "
+            f"are at most {s.resolution:g} decade apart. {analysis.collapse.count().text()}.",
+        ),
+        _Table(
+            "lr × weight decay regions",
+            ("optimizer", "weight decay", "lr intervals"),
+            tuple(regions),
+            "no optimizer was searched at more than one weight decay",
+        ),
+        _Table(
+            "Collapsed runs",
+            (
+                "trial",
+                "optimizer",
+                "lr",
+                "weight decay",
+                "first epoch",
+                "recovered",
+                "kind",
+                "collapsed onto",
+                "most frequent training label",
+            ),
+            tuple(collapsed),
+            "no trial collapsed",
+        ),
         _Table("Diverged runs", ("trial", "optimizer", "lr", "weight decay", "epoch"), tuple(diverged), "no trial diverged"),
-        _Table("Importances", ("parameter", "PED-ANOVA", "fANOVA"), tuple(importances),
-               f"not computed: {imp.reason}" if not imp.available else "none",
-               f"{imp.n_trials} completed trials; PED-ANOVA target quantile {_fmt(imp.target_quantile, 'g')}."
-               + "".join(f" {n}." for n in imp.notes) if imp.available else None),
-        _Table("Baselines", ("predictor", "split", "P@1", "P@3", "P@5"), tuple(base),
-               f"not available: {analysis.baselines_note}"),
+        _Table(
+            "Importances",
+            ("parameter", "PED-ANOVA", "fANOVA"),
+            tuple(importances),
+            f"not computed: {imp.reason}" if not imp.available else "none",
+            f"{imp.n_trials} completed trials; PED-ANOVA target quantile {_fmt(imp.target_quantile, 'g')}."
+            + "".join(f" {n}." for n in imp.notes)
+            if imp.available
+            else None,
+        ),
+        _Table(
+            "Baselines", ("predictor", "split", "P@1", "P@3", "P@5"), tuple(base), f"not available: {analysis.baselines_note}"
+        ),
     ]
 
 
@@ -416,8 +590,9 @@ def _figures(analysis: Analysis, attention: bool) -> dict[str, figures.Figure]:
         "c": lambda: figures.fig_weight_decay(s),
         "d": lambda: figures.fig_sweet_spots(r, s, _baseline_lines(analysis), _floor_line(analysis)),
         "e": lambda: figures.fig_collapse(r, c),
-        "f": (lambda: figures.fig_attention(r, s, c)) if attention else
-             (lambda: figures.Figure(None, "not drawn (--no-attention)")),
+        "f": (lambda: figures.fig_attention(r, s, c))
+        if attention
+        else (lambda: figures.Figure(None, "not drawn (--no-attention)")),
     }
     return {letter: makers[letter]() for _, letter, _ in FIGURES}
 
@@ -445,10 +620,21 @@ def _code_block(text: str) -> _Raw:
 
 
 # Every value a template prints is escaped: by Jinja2's autoescape in HTML, by `_md_cell` (finalize) in Markdown.
-_HTML = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
-                           trim_blocks=True, lstrip_blocks=True)
-_MARKDOWN = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False, finalize=_md_cell,
-                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_HTML = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_MARKDOWN = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=False,
+    finalize=_md_cell,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 _MARKDOWN.filters["code"] = _code_block
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:1em auto;padding:0 1em;color:#222}
@@ -458,28 +644,58 @@ th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee}pre{background:#f
 .missing{background:#fff7e0;border-left:4px solid #e0a000;padding:.6em 1em}.note{color:#555;font-size:13px}
 .answer{display:flex;gap:1.5em;align-items:flex-start}.answer ul{flex:1 1 45%;margin:0;padding-left:1.2em;font-size:14px}
 .answer li{margin:.25em 0}.answer img{flex:1 1 50%;max-width:55%}
-.verdict.reproduced{background:#e6f4e6}.verdict.contradicted{background:#fbe3e3}.verdict.partly{background:#fff4d6}"""
+.verdict.reproduced{background:#e6f4e6}.verdict.contradicted{background:#fbe3e3}.verdict.partly{background:#fff4d6}
+img{height:auto}table{display:block;max-width:100%;overflow-x:auto}code{overflow-wrap:anywhere}
+@media (max-width:700px){body{margin:.5em auto;padding:0 .6em}h1{font-size:1.2em}h2{font-size:1.05em}
+.answer{flex-direction:column;gap:.8em}.answer ul,.answer img{flex:none;max-width:100%}
+table{font-size:12px}th,td{padding:2px 5px}pre{font-size:11px}}"""
 
 
 def _rule_words(s: SweetSpots) -> str:
     if s.threshold is None:
         return f"{s.metric} clears a level set from the configurations scored at the budget (none is, so far)"
     if s.rule == "trains" and s.floor is not None:
-        return f"{s.metric} beats the majority-label floor + margin ({s.floor:.3f}) by δ = {s.delta:g}: >= {s.threshold:.3f}"
+        return (
+            f"a configuration's {CONFIG_SCORE} ({s.metric}) beats the majority-label floor + margin ({s.floor:.3f}) by "
+            f"δ = {s.delta:g}: >= {s.threshold:.3f}; it trains well where its gain over that floor is at least "
+            f"{s.well_share:.0%} of the optimizer's best"
+        )
     return f"{s.metric} is within δ = {s.delta:g} of the best configuration"
 
 
 def _context(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Table], summary: str) -> dict[str, Any]:
     """What both templates show (raw values: each template escapes them its own way)."""
     r, s = analysis.results, analysis.spots
-    shown = {letter: {"letter": letter, "title": title, "file": file, "note": figs[letter].note,
-                      "data": base64.b64encode(figs[letter].png).decode("ascii") if figs[letter].png else None}
-             for file, letter, title in FIGURES}
-    return {"name": str(r.config.get("name") or r.folder), "folder": str(r.folder), "n_trials": len(r.trials),
-            "metric": s.metric, "mode": s.mode, "delta": f"{s.delta:g}", "epoch": f"{s.comparison.epoch:g}",
-            "compared_at": s.comparison.rule, "answer": answer(analysis), "claims": analysis.claims,
-            "rule_words": _rule_words(s), "figures": shown, "tables": tables, "summary": summary,
-            "generated": f"{datetime.datetime.now():%Y-%m-%d %H:%M}", "css": _CSS}
+    shown = {
+        letter: {
+            "letter": letter,
+            "title": title,
+            "file": file,
+            "note": figs[letter].note,
+            "data": base64.b64encode(figs[letter].png).decode("ascii") if figs[letter].png else None,
+        }
+        for file, letter, title in FIGURES
+    }
+    return {
+        "name": str(r.config.get("name") or r.folder),
+        "folder": str(r.folder),
+        "n_trials": len(r.trials),
+        "metric": s.metric,
+        "mode": s.mode,
+        "delta": f"{s.delta:g}",
+        "epoch": f"{s.comparison.epoch:g}",
+        "compared_at": s.comparison.rule,
+        "answer": answer(analysis),
+        "claims": analysis.claims,
+        "rule_words": _rule_words(s),
+        "figures": shown,
+        "config_score": CONFIG_SCORE,
+        "config_score_what": CONFIG_SCORE_WHAT,
+        "tables": tables,
+        "summary": summary,
+        "generated": f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
+        "css": _CSS,
+    }
 
 
 def _markdown(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Table], summary: str) -> str:
@@ -490,8 +706,9 @@ def _html(analysis: Analysis, figs: dict[str, figures.Figure], tables: list[_Tab
     return _HTML.get_template("report.html").render(_context(analysis, figs, tables, summary))
 
 
-def write_report(analysis: Analysis, folder: str | None = None, *, attention: bool = True,
-                 partial: PartialState | None = None) -> str:
+def write_report(
+    analysis: Analysis, folder: str | None = None, *, attention: bool = True, partial: PartialState | None = None
+) -> str:
     """Writes the report (see the module docstring) to `folder` (default `<results>/report`);
     returns its location. `attention=False` skips figure (f), the only one that loads models.
     `partial` (a search that has not finished, analysis/live.py): the report says so."""
@@ -514,8 +731,9 @@ def write_report(analysis: Analysis, folder: str | None = None, *, attention: bo
     trials["first_collapsed_epoch"] = [diag[i].first_epoch if i in diag else None for i in trials["trial_id"]]
     trials["recovered"] = [diag[i].recovered if i in diag else None for i in trials["trial_id"]]
     trials["collapse_kind"] = [diag[i].kind if i in diag else None for i in trials["trial_id"]]
-    trials["collapsed_onto"] = [";".join(_label_text(x) for x in diag[i].labels) if i in diag else None
-                                for i in trials["trial_id"]]
+    trials["collapsed_onto"] = [
+        ";".join(_label_text(x) for x in diag[i].labels) if i in diag else None for i in trials["trial_id"]
+    ]
     storage.write_bytes(storage.join(folder, "trials.csv"), csv_bytes(trials))
     storage.write_bytes(storage.join(folder, "epochs.csv"), csv_bytes(epoch_table(r)))
     markdown, page = _markdown(analysis, figs, tables, summary), _html(analysis, figs, tables, summary)

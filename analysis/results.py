@@ -74,8 +74,13 @@ class TrialResult:
     def best(self, metric: str = keys.VAL_P1, mode: str = "max", *, until: float | None = None) -> dict[str, Any]:
         """The epoch row with the best finite `metric` (diverged epochs excluded, and with `until`
         epochs after it); {} if none. Ties go to the earliest epoch."""
-        rows = [r for r in self.history if finite(r.get(metric)) and not r.get(keys.DIVERGED)
-                and (until is None or float(r.get(keys.EPOCH, 0)) <= until + 1e-9)]
+        rows = [
+            r
+            for r in self.history
+            if finite(r.get(metric))
+            and not r.get(keys.DIVERGED)
+            and (until is None or float(r.get(keys.EPOCH, 0)) <= until + 1e-9)
+        ]
         if not rows:
             return {}
         pick = max if mode == "max" else min
@@ -122,8 +127,12 @@ class Results:
         ones the search did not vary (lr is None when neither set it)."""
         train = self.train_config
         reported = next((row[keys.SEED] for row in trial.history if finite(row.get(keys.SEED))), None)
-        defaults = {"optimizer": train.optimizer, "lr": train.lr, "weight_decay": train.weight_decay,
-                    "seed": train.seed if reported is None else int(reported)}  # trials report their effective seed
+        defaults = {
+            "optimizer": train.optimizer,
+            "lr": train.lr,
+            "weight_decay": train.weight_decay,
+            "seed": train.seed if reported is None else int(reported),
+        }  # trials report their effective seed
         return {k: trial.config.get(k, defaults[k]) for k in SEARCHED}
 
     def ranked(self) -> list[TrialResult]:
@@ -184,8 +193,12 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
     trials: dict[str, TrialResult] = {}
     for record in summary.get("trials", []):
         trials[record["trial_id"]] = TrialResult(
-            trial_id=record["trial_id"], status=record["status"], config=_searched(record.get("config", {}), train_seed),
-            error=record.get("error"), folder=record.get("folder"))
+            trial_id=record["trial_id"],
+            status=record["status"],
+            config=_searched(record.get("config", {}), train_seed),
+            error=record.get("error"),
+            folder=record.get("folder"),
+        )
     for name, is_folder in storage.list_dir(folder):
         if not is_folder:
             continue
@@ -200,7 +213,9 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
             raise ResultsError(str(e)) from None
         params = _parse(trial_dir, storage.read_text(storage.join(trial_dir, layout.PARAMS_FILE)), json.loads) or {}
         trial_id = rows[0].get("trial_id") if rows and rows[0].get("trial_id") else name.removeprefix(layout.TRIAL_PREFIX)
-        trial = trials.setdefault(trial_id, TrialResult(trial_id=trial_id, status="unknown", config=_searched(params, train_seed)))
+        trial = trials.setdefault(
+            trial_id, TrialResult(trial_id=trial_id, status="unknown", config=_searched(params, train_seed))
+        )
         trial.folder = name
         trial.config = trial.config or _searched(params, train_seed)
         trial.history = [layout.reported(row) for row in rows]
@@ -209,8 +224,16 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
     return _results(folder, list(trials.values()), config, summary, metric=metric, mode=mode)
 
 
-def _results(folder: str, trials: list[TrialResult], config: dict[str, Any], summary: dict[str, Any], *,
-             metric: str | None, mode: str | None, commit: str | None = None) -> Results:
+def _results(
+    folder: str,
+    trials: list[TrialResult],
+    config: dict[str, Any],
+    summary: dict[str, Any],
+    *,
+    metric: str | None,
+    mode: str | None,
+    commit: str | None = None,
+) -> Results:
     """`Results` with the metric, mode and budget the search recorded (summary.json, else the config),
     or `metric`/`mode` given by the user (a loss is minimised, anything else maximised)."""
     search = config.get("search") or {}
@@ -219,8 +242,15 @@ def _results(folder: str, trials: list[TrialResult], config: dict[str, Any], sum
     metric = metric or default_metric
     mode = mode or (default_mode if metric == default_metric else _mode_of(metric))
     max_epochs = summary.get("max_epochs") or (config.get("train") or {}).get("epochs")
-    return Results(folder=folder, metric=metric, mode=mode, trials=trials, config=config,
-                   max_epochs=int(max_epochs) if max_epochs else None, commit=commit)
+    return Results(
+        folder=folder,
+        metric=metric,
+        mode=mode,
+        trials=trials,
+        config=config,
+        max_epochs=int(max_epochs) if max_epochs else None,
+        commit=commit,
+    )
 
 
 def results_to_table(results: Results) -> dict[str, Any]:
@@ -239,10 +269,18 @@ def results_to_table(results: Results) -> dict[str, Any]:
         >>> results_from_table(results_to_table(r)).trials[0].history
         [{'epoch': 1, 'val_p1': 0.5}]
     """
-    trials = [{"trial_id": t.trial_id, "status": t.status,
-               "config": {k: v for k, v in results.params(t).items() if v is not None},
-               "history": [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
-                           for row in t.history], "error": t.error} for t in results.trials]
+    trials = [
+        {
+            "trial_id": t.trial_id,
+            "status": t.status,
+            "config": {k: v for k, v in results.params(t).items() if v is not None},
+            "history": [
+                {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()} for row in t.history
+            ],
+            "error": t.error,
+        }
+        for t in results.trials
+    ]
     return {"config": results.config, "commit": results.commit, "trials": trials}
 
 
@@ -253,6 +291,7 @@ def results_from_table(table: Any, *, metric: str | None = None, mode: str | Non
     Raises:
         ResultsError: the table lacks a key or has one of the wrong type (the key is named).
     """
+
     def need(ok: bool, where: str, what: str) -> None:
         if not ok:
             raise ResultsError(f"{source}: {where}: {what}")
@@ -268,8 +307,15 @@ def results_from_table(table: Any, *, metric: str | None = None, mode: str | Non
         for key, kind in (("trial_id", str), ("status", str), ("config", dict), ("history", list)):
             need(isinstance(t.get(key), kind), f"{where}.{key}", f"missing or not a {kind.__name__}")
         need(all(isinstance(row, dict) for row in t["history"]), f"{where}.history", "every row must be an object")
-        trials.append(TrialResult(trial_id=t["trial_id"], status=t["status"], config=_searched(t["config"], 0),
-                                  history=[layout.reported(row) for row in t["history"]], error=t.get("error")))
+        trials.append(
+            TrialResult(
+                trial_id=t["trial_id"],
+                status=t["status"],
+                config=_searched(t["config"], 0),
+                history=[layout.reported(row) for row in t["history"]],
+                error=t.get("error"),
+            )
+        )
     return _results(source, trials, table["config"], {}, metric=metric, mode=mode, commit=table.get("commit"))
 
 
@@ -294,11 +340,33 @@ def trial_table(results: Results):
     for t in results.ranked():
         best = t.best(results.metric, results.mode)
         last = next((r for r in reversed(t.history) if finite(r.get(results.metric))), {})
-        rows.append({"trial_id": t.trial_id, "status": t.status, **results.params(t), "epochs": t.last_epoch,
-                     f"best_{results.metric}": best.get(results.metric), "best_epoch": best.get(keys.EPOCH),
-                     f"last_{results.metric}": last.get(results.metric), "diverged": t.diverged, "error": t.error})
-    return pd.DataFrame(rows, columns=["trial_id", "status", *SEARCHED, "epochs", f"best_{results.metric}", "best_epoch",
-                                       f"last_{results.metric}", "diverged", "error"])
+        rows.append(
+            {
+                "trial_id": t.trial_id,
+                "status": t.status,
+                **results.params(t),
+                "epochs": t.last_epoch,
+                f"best_{results.metric}": best.get(results.metric),
+                "best_epoch": best.get(keys.EPOCH),
+                f"last_{results.metric}": last.get(results.metric),
+                "diverged": t.diverged,
+                "error": t.error,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "trial_id",
+            "status",
+            *SEARCHED,
+            "epochs",
+            f"best_{results.metric}",
+            "best_epoch",
+            f"last_{results.metric}",
+            "diverged",
+            "error",
+        ],
+    )
 
 
 def epoch_table(results: Results):
@@ -308,7 +376,9 @@ def epoch_table(results: Results):
     import pandas as pd
 
     tested = {k for t in results.trials for row in t.history for k in row}
-    metric_columns = [k for k in keys.REPORTED if k != keys.NODE_ID and k not in SEARCHED] + [k for k in keys.TEST_KEYS if k in tested]
+    metric_columns = [k for k in keys.REPORTED if k != keys.NODE_ID and k not in SEARCHED] + [
+        k for k in keys.TEST_KEYS if k in tested
+    ]
     rows = []
     for t in results.trials:
         params = results.params(t)

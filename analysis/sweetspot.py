@@ -5,16 +5,19 @@ The rule, step by step (docs/analysis.md has the reasoning):
 
 1. **At the budget.** Trials are compared at epoch E = the budget (`train.epochs`, recorded as
    summary.json's `max_epochs`); `epoch=N` (`--epoch N`) reads the folder at another epoch. A trial
-   that reached E is *scored*: its best `metric` over epochs ≤ E. A trial that ended before E is never
-   scored as if E were its epoch. It is either a known *failure* — it diverged (NaN/inf loss) at an
-   epoch ≤ E, or the collapse stopper ended it (status `collapsed`) — which counts as a configuration
-   that does not qualify and may bound an interval; or it is *censored* (stopped by the scheduler,
-   errored, still running): shown with the epoch it reached and its rank among the trials that
-   reached that epoch there, and left out of the rule.
+   that reached E has a *score*: trainable/score.py's, its best `metric` over its epoch-end
+   evaluations ≤ E, evaluations with constant predictions left out (mid-epoch evaluations never
+   decide a verdict). A trial that ended before E is never scored as if E were its epoch. It is
+   either a known *failure* — it diverged (NaN/inf loss) at an epoch ≤ E, the collapse stopper ended
+   it (status `collapsed`), or it reached E with constant predictions at every epoch end — which
+   counts as a configuration that does not qualify and may bound an interval; or it is *censored*
+   (stopped by the scheduler, errored, still running): shown with the epoch it reached and its rank
+   among the trials that reached that epoch there, and left out of the rule.
 2. **Configurations and seeds.** Scored and failed trials with the same (optimizer, lr,
-   weight_decay) are the seeds of one configuration, scored mean − std over the scored seeds (sample
-   std, ddof=1; 0 for one seed) — mean + std when lower is better. A configuration with a failed seed
-   never qualifies. Trials without an lr (neither searched nor set) are left out.
+   weight_decay) are the runs (seeds) of one configuration. Its *config score* is the mean − std of
+   its runs' scores (sample std, ddof=1; one run: its score) — mean + std when lower is better; its
+   *best run* is the best of them. Every verdict reads the config score. A configuration with a
+   failed run never qualifies. Trials without an lr (neither searched nor set) are left out.
 3. **Threshold.** Two rules (`rule=`, `analyze --rule`):
    - `trains` (the default): a configuration qualifies when it *trains*: its score beats the
      majority-label floor F = majority_p1 + `train.collapse_p1_margin` by δ relatively, score ≥
@@ -31,8 +34,13 @@ The rule, step by step (docs/analysis.md has the reasoning):
    (no extrapolation: `lower_open` / `upper_open` say the spot may extend beyond the range). A
    failed lr bounds an interval at its qualifying neighbour. One sampled lr that qualifies is an
    interval of width 0. Width is in decades: log10(upper) − log10(lower). Each closed edge carries
-   its *resolution*: the distance in decades to the nearest sampled lr beyond it that does not
-   qualify (None for an open edge).
+   its *bracket*: the last sampled lr inside and the first beyond that does not qualify; the edge is
+   *resolved* when the bracket spans at most `resolution` decades (default 0.5, the region search's
+   `resolution`), and its *resolution* is how far (decades) the true edge can be from the
+   interpolated one: the larger distance to the bracket's ends (None for an open edge).
+   **Two nested regions** come from the same points: where the optimizer *trains* (the threshold
+   above) and where it *trains well*: its config score's gain over the floor F is at least
+   `WELL_SHARE` of that optimizer's best gain (rule `trains` only).
 5. **Verdicts.** Per optimizer: `found` (intervals); `unknown` when none of its trials reached E
    and some were censored: "unknown (no trial reached N epochs)", never "no sweet spot"; else
    `none` (trials reached E and none qualifies, or every trial is a known failure).
@@ -43,19 +51,27 @@ Example:
     >>> spots = find_sweet_spots(load_results("results/seed-protocol"), delta=0.02)  # doctest: +SKIP
     >>> [(s.optimizer, s.verdict, [(i.lower_lr, i.upper_lr) for i in s.intervals]) for s in spots.optimizers]  # doctest: +SKIP
     [('adam', 'found', [(8.7e-06, 1.2e-04)]), ('adagrad', 'none', [])]
+
+Over 400 lines on purpose: the rule, its intervals and the edges' resolution are one definition, kept
+in one file.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from sweetspot.analysis.results import PARAMS, Results, TrialResult, finite
 from sweetspot.trainable import keys
+from sweetspot.trainable import score as score_rule
+from sweetspot.trainable.collapse import constant_predictions
 
-DEFAULT_DELTA = 0.02
+DEFAULT_DELTA = score_rule.DEFAULT_DELTA
+RESOLUTION = 0.5  # decades: an edge whose bracket is this narrow is resolved (search/edges.py's default resolution)
+WELL_SHARE = 0.75  # trains well: gain over the floor >= this share of the optimizer's best gain over it
 _EPS = 1e-9
 
 # What a trial is at the comparison epoch (TrialScore.outcome).
@@ -63,8 +79,14 @@ SCORED = "scored"  # reached it, with a finite metric
 UNSCORED = "unscored"  # reached it, but no finite metric (NaN reports)
 FAILED = "failed"  # diverged at or before it, or stopped by the collapse stopper before it: does not qualify
 CENSORED = "censored"  # stopped before it for another reason (scheduler, error, still running): not scored
-_CENSORED_AS = {"early_stopped": "stopped by the scheduler", "errored": "errored", "running": "still running",
-                "paused": "paused", "pending": "pending", "interrupted": "interrupted"}  # else: "ended"
+_CENSORED_AS = {
+    "early_stopped": "stopped by the scheduler",
+    "errored": "errored",
+    "running": "still running",
+    "paused": "paused",
+    "pending": "pending",
+    "interrupted": "interrupted",
+}  # else: "ended"
 
 
 @dataclass(frozen=True)
@@ -73,7 +95,7 @@ class TrialScore:
 
     trial_id: str
     outcome: str  # SCORED, UNSCORED, FAILED or CENSORED
-    value: float  # best metric over epochs <= the comparison epoch; NaN unless SCORED
+    value: float  # the score (trainable/score.py) at the comparison epoch; NaN unless SCORED
     epoch: float | None  # the epoch of that value
     last_epoch: float  # the last epoch it reported (0 with no reports)
     diverged: bool  # diverged at or before the comparison epoch
@@ -108,12 +130,13 @@ class ConfigScore:
     optimizer: str
     lr: float
     weight_decay: float
-    value: float  # mean − std (max mode) or mean + std (min mode); ±inf when a seed failed
+    value: float  # the config score: mean − std of its runs' scores (max mode; mean + std in min mode); ±inf when a run failed
     mean: float
     std: float
     trial_ids: tuple[str, ...]
     diverged: bool  # a seed diverged
-    collapsed: bool = False  # a seed was stopped by the collapse stopper
+    collapsed: bool = False  # a run was stopped by the collapse stopper, or had constant predictions at every epoch end
+    best_run: float = math.nan  # the best of its runs' scores
 
     @property
     def n_trials(self) -> int:
@@ -137,8 +160,16 @@ class Interval:
     n_trials: int
     lower_open: bool  # reaches the smallest sampled lr: the spot may extend below
     upper_open: bool  # reaches the largest sampled lr
-    lower_resolution: float | None = None  # decades from the lower edge to the nearest non-qualifying sampled lr below; None if open
-    upper_resolution: float | None = None  # the same above the upper edge
+    lower_resolution: float | None = None  # decades the true lower edge can be from lower_lr (within its bracket); None if open
+    upper_resolution: float | None = None  # the same for the upper edge
+    lower_bracket: tuple[float, float] | None = None  # (the first non-qualifying sampled lr below, the lowest inside)
+    upper_bracket: tuple[float, float] | None = None  # (the highest sampled lr inside, the first non-qualifying above)
+    resolution: float = RESOLUTION  # decades: a bracket this narrow is resolved
+
+    def resolved(self, side: str) -> bool | None:
+        """`side` ("lower"/"upper") is a closed edge whose bracket spans <= `resolution` decades (None: open)."""
+        bracket = self.lower_bracket if side == "lower" else self.upper_bracket
+        return None if bracket is None else math.log10(bracket[1] / bracket[0]) <= self.resolution + _EPS
 
 
 @dataclass(frozen=True)
@@ -151,6 +182,8 @@ class SweetSpot:
     best: ConfigScore | None
     verdict: str = "none"  # "found", "none" or "unknown" (no trial of it reached the comparison epoch)
     censored: tuple[str, ...] = ()  # its censored trials' ids
+    well: tuple[Interval, ...] = ()  # where it trains well (WELL_SHARE of its best gain over the floor), inside `intervals`
+    well_level: float | None = None  # the config score that trains well (None: rule near-best, or it trains nowhere)
 
     @property
     def found(self) -> bool:
@@ -180,10 +213,12 @@ class Region:
         hit = [s for s in self.slices if s.intervals]
         if not hit:
             return None
-        return {"lr_low": min(i.lower_lr for s in hit for i in s.intervals),
-                "lr_high": max(i.upper_lr for s in hit for i in s.intervals),
-                "weight_decay_low": min(s.weight_decay for s in hit),
-                "weight_decay_high": max(s.weight_decay for s in hit)}
+        return {
+            "lr_low": min(i.lower_lr for s in hit for i in s.intervals),
+            "lr_high": max(i.upper_lr for s in hit for i in s.intervals),
+            "weight_decay_low": min(s.weight_decay for s in hit),
+            "weight_decay_high": max(s.weight_decay for s in hit),
+        }
 
 
 @dataclass(frozen=True)
@@ -202,12 +237,14 @@ class SweetSpots:
     regions: tuple[Region, ...]
     note: str | None = None  # why there is no sweet spot at all, when that is the case
     rule: str = "trains"  # the threshold rule applied (RULES); `near-best` when `trains` had no floor
+    resolution: float = RESOLUTION
+    well_share: float = WELL_SHARE
 
     def qualifies(self, value: float) -> bool:
         return _qualifies(value, self)
 
     def verdict_text(self, spot: SweetSpot) -> str:
-        """"sweet spot", "no sweet spot" or "unknown (no trial reached N epochs)"."""
+        """ "sweet spot", "no sweet spot" or "unknown (no trial reached N epochs)"."""
         if spot.verdict == "unknown":
             return f"unknown (no trial reached {self.comparison.epoch:g} epochs)"
         return "sweet spot" if spot.verdict == "found" else "no sweet spot"
@@ -237,9 +274,11 @@ def _rank_at(results: Results, trial: TrialResult, at: float, *, metric: str, mo
     values = {}
     for t in results.trials:
         if t.last_epoch >= at - _EPS and _failure(t, at) is None:
-            best = t.best(metric, mode, until=at)
-            if best:
-                values[t.trial_id] = sign * float(best[metric])
+            best = score_rule.score(
+                t.history, budget=at, metric=metric, mode=mode, entropy_fraction=results.train_config.collapse_entropy_fraction
+            )
+            if best.scored:
+                values[t.trial_id] = sign * best.value
     if trial.trial_id not in values:
         return None, len(values) or None
     return 1 + sum(v > values[trial.trial_id] for v in values.values()), len(values)
@@ -257,26 +296,44 @@ def compare_at_budget(results: Results, *, metric: str, mode: str, epoch: float 
         at, source = max((t.last_epoch for t in results.trials), default=0.0), "reached"
         why = "the folder records no budget: the most epochs any trial reached"
     scores = {}
+    fraction = results.train_config.collapse_entropy_fraction
     for t in results.trials:
         failure = _failure(t, at)
-        best = t.best(metric, mode, until=at)
+        best = score_rule.score(t.history, budget=at, metric=metric, mode=mode, entropy_fraction=fraction)
         common = dict(trial_id=t.trial_id, last_epoch=t.last_epoch, diverged=failure is not None and failure[0] == "diverged")
+        ends = [r for r in score_rule.epoch_end_rows(t.history) if r[keys.EPOCH] <= at + _EPS and finite(r.get(metric))]
+        if (
+            failure is None
+            and t.history
+            and t.last_epoch >= at - _EPS
+            and not best.scored
+            and ends
+            and all(constant_predictions(r, entropy_fraction=fraction) for r in ends)
+        ):
+            failure = ("collapsed", f"constant predictions at every epoch end <= {at:g}")
         if failure is not None:
             scores[t.trial_id] = TrialScore(outcome=FAILED, value=math.nan, epoch=None, reason=failure[1], **common)
         elif t.history and t.last_epoch >= at - _EPS:
-            scores[t.trial_id] = TrialScore(outcome=SCORED if best else UNSCORED, value=float(best[metric]) if best else math.nan,
-                                            epoch=best.get(keys.EPOCH), **common)
+            scores[t.trial_id] = TrialScore(
+                outcome=SCORED if best.scored else UNSCORED, value=best.value, epoch=best.epoch, **common
+            )
         else:
             rank, of = _rank_at(results, t, t.last_epoch, metric=metric, mode=mode) if t.history else (None, None)
             reason = f"{_CENSORED_AS.get(t.status, 'ended')} at epoch {t.last_epoch:g}"
-            scores[t.trial_id] = TrialScore(outcome=CENSORED, value=math.nan, epoch=None, reason=reason, rank=rank, rank_of=of,
-                                            **common)
+            scores[t.trial_id] = TrialScore(
+                outcome=CENSORED, value=math.nan, epoch=None, reason=reason, rank=rank, rank_of=of, **common
+            )
     n_censored = sum(s.outcome == CENSORED for s in scores.values())
     n_failed = sum(s.outcome == FAILED for s in scores.values())
-    rule = f"epoch {at:g} ({why}): best {metric} over epochs <= {at:g}"
+    rule = (
+        f"epoch {at:g} ({why}): a run's score is its best {metric} over its epoch ends <= {at:g}, "
+        f"evaluations with constant predictions left out"
+    )
     if n_censored or n_failed:
-        rule += (f"; {n_censored} trial(s) that stopped earlier are censored (shown, not scored), "
-                 f"{n_failed} failed (diverged or stopped collapsed)")
+        rule += (
+            f"; {n_censored} trial(s) that stopped earlier are censored (shown, not scored), "
+            f"{n_failed} failed (diverged or stopped collapsed)"
+        )
     return Comparison(epoch=at, budget=budget, source=source, rule=rule, scores=scores)
 
 
@@ -306,9 +363,21 @@ def config_scores(results: Results, comparison: Comparison, *, mode: str) -> lis
         mean = statistics.fmean(values) if values else math.nan
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         value = -sign * math.inf if diverged or collapsed else mean - sign * std
-        out.append(ConfigScore(optimizer=str(optimizer), lr=float(lr), weight_decay=float(decay), value=value, mean=mean,
-                               std=std, trial_ids=tuple(sorted(s.trial_id for s in scores)), diverged=diverged,
-                               collapsed=collapsed))
+        best_run = (max if mode == "max" else min)(values) if values else math.nan
+        out.append(
+            ConfigScore(
+                optimizer=str(optimizer),
+                lr=float(lr),
+                weight_decay=float(decay),
+                value=value,
+                mean=mean,
+                std=std,
+                trial_ids=tuple(sorted(s.trial_id for s in scores)),
+                diverged=diverged,
+                collapsed=collapsed,
+                best_run=best_run,
+            )
+        )
     return sorted(out, key=lambda c: (c.optimizer, c.lr, c.weight_decay))
 
 
@@ -323,13 +392,16 @@ def _better(a: float, b: float, mode: str) -> bool:
 def _qualifies(value: float, spots: Any) -> bool:
     if spots.threshold is None or not finite(value):
         return False
+    if spots.rule == "trains":  # trainable/score.py's rule
+        return score_rule.qualifies(value, floor=spots.floor, delta=spots.delta)
     if spots.mode == "max":
         return value >= spots.threshold - _EPS and (spots.floor is None or value > spots.floor)
     return value <= spots.threshold + _EPS
 
 
-def lr_intervals(points: Sequence[ConfigScore], *, level: float, mode: str,
-                 qualifies=None) -> tuple[Interval, ...]:
+def lr_intervals(
+    points: Sequence[ConfigScore], *, level: float, mode: str, qualifies=None, resolution: float = RESOLUTION
+) -> tuple[Interval, ...]:
     """The lr intervals where the log-linear interpolation of `points` (one per lr, any order)
     reaches `level` (rule 4). `qualifies(value)` decides the sampled points (default: reaches it).
 
@@ -338,13 +410,17 @@ def lr_intervals(points: Sequence[ConfigScore], *, level: float, mode: str,
         >>> (spot,) = lr_intervals(pts, level=0.5, mode="max")  # 0.5 is crossed half-way below 1e-4, a third above
         >>> round(math.log10(spot.lower_lr), 3), round(math.log10(spot.upper_lr), 3), round(spot.width_decades, 3)
         (-4.5, -3.667, 0.833)
-        >>> round(spot.lower_resolution, 3), round(spot.upper_resolution, 3)  # to 1e-5 and to 1e-3
+        >>> round(spot.lower_resolution, 3), round(spot.upper_resolution, 3)  # the far ends of the brackets 1e-5..1e-4, 1e-4..1e-3
         (0.5, 0.667)
+        >>> spot.resolved("lower"), spot.upper_bracket  # a one-decade bracket is not resolved at 0.5 decade
+        (False, (0.0001, 0.001))
     """
     sign = 1.0 if mode == "max" else -1.0
     if qualifies is None:
+
         def qualifies(v):
             return finite(v) and sign * v >= sign * level - _EPS
+
     pts = sorted(points, key=lambda c: c.lr)
     x = [math.log10(c.lr) for c in pts]
     y = [sign * c.value for c in pts]  # higher is better from here on
@@ -370,11 +446,24 @@ def lr_intervals(points: Sequence[ConfigScore], *, level: float, mode: str,
         hi = x[-1] if j == n - 1 else crossing(j, j + 1)
         inside = pts[i : j + 1]
         best = max(inside, key=lambda c: sign * c.value)
-        out.append(Interval(lower_lr=10 ** lo, upper_lr=10 ** hi, width_decades=hi - lo, best_lr=best.lr,
-                            best_value=best.value, best_weight_decay=best.weight_decay,
-                            n_trials=sum(c.n_trials for c in inside), lower_open=i == 0, upper_open=j == n - 1,
-                            lower_resolution=None if i == 0 else lo - x[i - 1],
-                            upper_resolution=None if j == n - 1 else x[j + 1] - hi))
+        out.append(
+            Interval(
+                lower_lr=10**lo,
+                upper_lr=10**hi,
+                width_decades=hi - lo,
+                best_lr=best.lr,
+                best_value=best.value,
+                best_weight_decay=best.weight_decay,
+                n_trials=sum(c.n_trials for c in inside),
+                lower_open=i == 0,
+                upper_open=j == n - 1,
+                lower_resolution=None if i == 0 else max(lo - x[i - 1], x[i] - lo),
+                upper_resolution=None if j == n - 1 else max(x[j + 1] - hi, hi - x[j]),
+                lower_bracket=None if i == 0 else (pts[i - 1].lr, pts[i].lr),
+                upper_bracket=None if j == n - 1 else (pts[j].lr, pts[j + 1].lr),
+                resolution=resolution,
+            )
+        )
         i = j + 1
     return tuple(out)
 
@@ -391,8 +480,16 @@ def _profile(configs: Sequence[ConfigScore], mode: str) -> list[ConfigScore]:
 RULES = ("trains", "near-best")  # the threshold rules of step 3
 
 
-def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str | None = None,
-                     delta: float = DEFAULT_DELTA, epoch: float | None = None, rule: str = "trains") -> SweetSpots:
+def find_sweet_spots(
+    results: Results,
+    *,
+    metric: str | None = None,
+    mode: str | None = None,
+    delta: float = DEFAULT_DELTA,
+    epoch: float | None = None,
+    rule: str = "trains",
+    resolution: float | None = None,
+) -> SweetSpots:
     """Sweet spots of every optimizer in `results` (see the module docstring for the rule).
 
     Args:
@@ -402,6 +499,8 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
             with `rule="near-best"`, the tolerance to the best configuration (0.02 = within 2 %).
         epoch: Compare at this epoch instead of the budget (`train.epochs`).
         rule: `trains` or `near-best` (step 3 of the module docstring).
+        resolution: Decades: an edge bracket this narrow is resolved (default: the region search's
+            `search.edges.resolution` when the folder records one, else `RESOLUTION`).
 
     Raises:
         ValueError: `delta` is negative or not finite, or `rule` is unknown.
@@ -411,6 +510,8 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
         raise ValueError(f"delta must be a finite number >= 0, got {delta!r}")
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if resolution is None:
+        resolution = search_setting(results, "resolution") or RESOLUTION
     comparison = compare_at_budget(results, metric=metric, mode=mode, epoch=epoch)
     configs = config_scores(results, comparison, mode=mode)
     scored = [c for c in configs if finite(c.value)]
@@ -426,22 +527,49 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
         rule, note = "near-best", f"no majority-label floor for {metric}: sweet spots are within δ of the best"
     if best is None:
         threshold = None
-        note = (f"no trial reached epoch {comparison.epoch:g} with a finite {metric}" if comparison.censored or not configs
-                else f"every trial that reached epoch {comparison.epoch:g} failed")
+        note = (
+            f"no trial reached epoch {comparison.epoch:g} with a finite {metric}"
+            if comparison.censored or not configs
+            else f"every trial that reached epoch {comparison.epoch:g} failed"
+        )
     else:
         if rule == "trains":
-            threshold = (1.0 + delta) * floor
+            threshold = score_rule.level(floor, delta=delta)
         else:
             threshold = best.value - delta * abs(best.value) if mode == "max" else best.value + delta * abs(best.value)
         if floor is not None and not best.value > floor:
-            note = (f"the best configuration ({best.value:.4f}) does not beat the majority-label floor "
-                    f"+ margin ({floor:.4f}): nothing trains, so there is no sweet spot")
-    spots = SweetSpots(metric=metric, mode=mode, delta=delta, threshold=threshold, floor=floor, best=best,
-                       comparison=comparison, configs=tuple(configs), optimizers=(), regions=(), note=note, rule=rule)
+            note = (
+                f"the best configuration ({best.value:.4f}) does not beat the majority-label floor "
+                f"+ margin ({floor:.4f}): nothing trains, so there is no sweet spot"
+            )
+    spots = SweetSpots(
+        metric=metric,
+        mode=mode,
+        delta=delta,
+        threshold=threshold,
+        floor=floor,
+        best=best,
+        comparison=comparison,
+        configs=tuple(configs),
+        optimizers=(),
+        regions=(),
+        note=note,
+        rule=rule,
+        resolution=resolution,
+    )
     level = threshold if floor is None or threshold is None else max(threshold, floor)
 
-    def intervals(points: Sequence[ConfigScore]) -> tuple[Interval, ...]:
-        return lr_intervals(points, level=level, mode=mode, qualifies=spots.qualifies) if level is not None else ()
+    def intervals(points: Sequence[ConfigScore], at: float | None = None) -> tuple[Interval, ...]:
+        at = level if at is None else at
+        if at is None:
+            return ()
+        return lr_intervals(
+            points,
+            level=at,
+            mode=mode,
+            resolution=resolution,
+            qualifies=lambda v: spots.qualifies(v) and (v >= at - _EPS if mode == "max" else v <= at + _EPS),
+        )
 
     censored_by: dict[str, list[str]] = {}
     reached = set()  # optimizers with a trial scored at the comparison epoch
@@ -457,12 +585,34 @@ def find_sweet_spots(results: Results, *, metric: str | None = None, mode: str |
         own = [c for c in mine if finite(c.value)]
         own_best = max(own, key=lambda c: c.value if mode == "max" else -c.value) if own else None
         verdict = "found" if found else "unknown" if name in censored_by and name not in reached else "none"
-        optimizers.append(SweetSpot(optimizer=name, intervals=found, lrs=tuple(c.lr for c in _profile(mine, mode)),
-                                    best=own_best, verdict=verdict, censored=tuple(censored_by.get(name, ()))))
+        well_level = None
+        if found and rule == "trains" and floor is not None and own_best is not None:
+            well_level = max(level, floor + WELL_SHARE * (own_best.value - floor))
+        optimizers.append(
+            SweetSpot(
+                optimizer=name,
+                intervals=found,
+                lrs=tuple(c.lr for c in _profile(mine, mode)),
+                best=own_best,
+                verdict=verdict,
+                censored=tuple(censored_by.get(name, ())),
+                well=intervals(_profile(mine, mode), well_level) if well_level is not None else (),
+                well_level=well_level,
+            )
+        )
         decays = sorted({c.weight_decay for c in mine})
         if len(decays) >= 2:
-            slices = tuple(DecaySlice(weight_decay=d, intervals=intervals([c for c in mine if c.weight_decay == d])) for d in decays)
+            slices = tuple(
+                DecaySlice(weight_decay=d, intervals=intervals([c for c in mine if c.weight_decay == d])) for d in decays
+            )
             regions.append(Region(optimizer=name, slices=slices))
-    return SweetSpots(metric=metric, mode=mode, delta=delta, threshold=threshold, floor=floor, best=best,
-                      comparison=comparison, configs=tuple(configs), optimizers=tuple(optimizers), regions=tuple(regions),
-                      note=note, rule=rule)
+    return replace(spots, optimizers=tuple(optimizers), regions=tuple(regions))
+
+
+def search_setting(results: Results, name: str) -> float | None:
+    """The region search's `search.edges.<name>` (delta, resolution) as the folder's config records
+    it; None when absent or not a number (an older folder, another algorithm)."""
+    search = results.config.get("search") if isinstance(results.config, dict) else None
+    edges = search.get("edges") if isinstance(search, dict) else None
+    value = edges.get(name) if isinstance(edges, dict) else None
+    return float(value) if finite(value) and value >= 0 else None

@@ -23,13 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from sweetspot.data.config import DataConfig
 from sweetspot.data.load import batches_from_windows, parquet_windows, ray_windows, read_split
 from sweetspot.data.prepare import Prepared, prepare
 from sweetspot.data.sources import SOURCES
 from sweetspot.trainable.model import tokenizer_name
+
+REPO = Path(__file__).resolve().parents[1]
 
 MAX_LEN = 128
 BATCH = 16
@@ -53,25 +53,40 @@ def bench_prepare(cfg: DataConfig, tokenizer: str) -> dict:
         start = time.perf_counter()
         prepare(cfg, tokenizer=tokenizer, force=True)
         best_prepare = min(best_prepare, time.perf_counter() - start)
-    results.update(raw_tokenizer_docs_per_s=len(texts) / best_raw, prepare_docs_per_s=len(texts) / best_prepare,
-                   prepare_vs_raw=best_raw / best_prepare)
+    results.update(
+        raw_tokenizer_docs_per_s=len(texts) / best_raw,
+        prepare_docs_per_s=len(texts) / best_prepare,
+        prepare_vs_raw=best_raw / best_prepare,
+    )
     return results
 
 
 def bench_padding(prepared: Prepared) -> dict:
     real = dynamic = unbucketed = fixed = 0
     window = BATCH * WINDOW_BATCHES
-    for batch in batches_from_windows(parquet_windows(prepared.split_dir("train"), window_rows=window, shuffle_seed=0),
-                                      batch_size=BATCH, num_labels=prepared.num_labels, shuffle_seed=0):
+    for batch in batches_from_windows(
+        parquet_windows(prepared.split_dir("train"), window_rows=window, shuffle_seed=0),
+        batch_size=BATCH,
+        num_labels=prepared.num_labels,
+        shuffle_seed=0,
+    ):
         real += int(batch["attention_mask"].sum())
         dynamic += batch["input_ids"].numel()
         fixed += batch["input_ids"].shape[0] * MAX_LEN
     # Dynamic padding without bucketing: windows of one batch keep the shuffled order.
-    for batch in batches_from_windows(parquet_windows(prepared.split_dir("train"), window_rows=BATCH, shuffle_seed=0),
-                                      batch_size=BATCH, num_labels=prepared.num_labels, shuffle_seed=0):
+    for batch in batches_from_windows(
+        parquet_windows(prepared.split_dir("train"), window_rows=BATCH, shuffle_seed=0),
+        batch_size=BATCH,
+        num_labels=prepared.num_labels,
+        shuffle_seed=0,
+    ):
         unbucketed += batch["input_ids"].numel()
-    return {"real_tokens": real, "bucketed_dynamic": real / dynamic, "dynamic_no_bucketing": real / unbucketed,
-            f"fixed_max_len_{MAX_LEN}": real / fixed}
+    return {
+        "real_tokens": real,
+        "bucketed_dynamic": real / dynamic,
+        "dynamic_no_bucketing": real / unbucketed,
+        f"fixed_max_len_{MAX_LEN}": real / fixed,
+    }
 
 
 def bench_cache_hit(cfg: DataConfig, tokenizer: str, config_file: Path, env: dict) -> dict:
@@ -80,8 +95,9 @@ def bench_cache_hit(cfg: DataConfig, tokenizer: str, config_file: Path, env: dic
     prepare(cfg, tokenizer=tokenizer)
     in_process = time.perf_counter() - start
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sweetspot.cli", "prepare", str(config_file)], check=True, cwd=REPO, env=env,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "sweetspot.cli", "prepare", str(config_file)], check=True, cwd=REPO, env=env, capture_output=True
+    )
     cli = time.perf_counter() - start
     return {"prepare_call_s": in_process, "cli_command_s": cli}
 
@@ -117,8 +133,9 @@ class _Trial:
         sampler = threading.Thread(target=sample)
         sampler.start()
         docs = 0
-        for batch in batches_from_windows(ray_windows(ds, window_rows=window_rows, shuffle_seed=1), batch_size=BATCH,
-                                          num_labels=num_labels, shuffle_seed=1):
+        for batch in batches_from_windows(
+            ray_windows(ds, window_rows=window_rows, shuffle_seed=1), batch_size=BATCH, num_labels=num_labels, shuffle_seed=1
+        ):
             docs += batch["input_ids"].shape[0]
         done.set()
         sampler.join()
@@ -154,9 +171,12 @@ def bench_memory(prepared: Prepared) -> dict:
         ray.shutdown()
     finally:
         shutil.rmtree(big, ignore_errors=True)
-    return {"n": small, "10n": large,
-            "growth_private": large["peak_mb"]["private"] / small["peak_mb"]["private"] - 1,
-            "growth_rss": large["peak_mb"]["rss"] / small["peak_mb"]["rss"] - 1}
+    return {
+        "n": small,
+        "10n": large,
+        "growth_private": large["peak_mb"]["private"] / small["peak_mb"]["private"] - 1,
+        "growth_rss": large["peak_mb"]["rss"] / small["peak_mb"]["rss"] - 1,
+    }
 
 
 def main() -> None:
@@ -170,9 +190,15 @@ def main() -> None:
     tokenizer = tokenizer_name("minilm-l6")
     cfg = DataConfig(source="go_emotions", path=str(data_dir / "go_emotions"), max_len=MAX_LEN)
     config_file = cache / "bench.yaml"
-    config_file.write_text(json.dumps({"name": "bench", "data": {"source": "go_emotions", "max_len": MAX_LEN}, "model": {"name": "minilm-l6"}}))
+    config_file.write_text(
+        json.dumps({"name": "bench", "data": {"source": "go_emotions", "max_len": MAX_LEN}, "model": {"name": "minilm-l6"}})
+    )
     try:
-        results = {"machine": f"{os.cpu_count()} CPUs", "tokenizer": "all-MiniLM-L6-v2 (bert-base-uncased vocab)", "max_len": MAX_LEN}
+        results = {
+            "machine": f"{os.cpu_count()} CPUs",
+            "tokenizer": "all-MiniLM-L6-v2 (bert-base-uncased vocab)",
+            "max_len": MAX_LEN,
+        }
         results["prepare"] = bench_prepare(cfg, tokenizer)
         prepared = prepare(cfg, tokenizer=tokenizer)
         results["padding_efficiency"] = bench_padding(prepared)

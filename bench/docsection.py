@@ -20,11 +20,11 @@ def write_section(name: str, body: str, docs: Path = DOCS, by: str | None = None
     start, end = markers(name, by)
     text = docs.read_text() if docs.exists() else ""
     if start not in text and f"<!-- {name}:start" in text:  # written before by another writer's name
-        start = text[text.index(f"<!-- {name}:start"):].split("-->", 1)[0] + "-->"
+        start = text[text.index(f"<!-- {name}:start") :].split("-->", 1)[0] + "-->"
     section = f"{start}\n{body.strip()}\n{end}"
     found = next((m for m in (start, f"<!-- {name}:start -->") if m in text), None)
     if found and end in text:
-        text = text[: text.index(found)] + section + text[text.index(end) + len(end):]
+        text = text[: text.index(found)] + section + text[text.index(end) + len(end) :]
     else:
         text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + section + "\n"
     docs.write_text(text)

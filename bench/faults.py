@@ -52,8 +52,12 @@ def _cluster_env(home: Path) -> dict[str, str]:
     (home / ".ray").mkdir(parents=True, exist_ok=True)
     (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
-    env.update(HOME=str(home), RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0",
-               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    env.update(
+        HOME=str(home),
+        RAY_AUTH_MODE="token",
+        RAY_USAGE_STATS_ENABLED="0",
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
     return env
 
 
@@ -91,21 +95,33 @@ def node_loss(work: Path, datasets_dir: Path, *, timeout: float = 600) -> dict[s
     """Runs the node-loss scenario in `work` (see the module's docstring) and returns what happened."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))  # the cluster helper the tests use
-    from tests.cluster_tests.local_cluster import LocalCluster
     from sweetspot import layout
     from sweetspot.trainable import keys
+    from tests.cluster_tests.local_cluster import LocalCluster
 
     work.mkdir(parents=True, exist_ok=True)
     env = _cluster_env(work / "home")
     storage = work / "results"
     config = work / "nodeloss.yaml"
-    config.write_text(json.dumps({  # JSON is YAML
-        "name": "nodeloss", "storage_path": str(storage), "data": NODE_LOSS_DATA,
-        "model": {"name": "tiny-distilbert"}, "train": {"epochs": NODE_LOSS_EPOCHS, "batch_size": 16},
-        "search": {"algorithm": "grid", "space": {"optimizer": ["adam", "adamw"], "lr": [1e-3], "weight_decay": [0.0]},
-                   "scheduler": {"name": "fifo"}, "max_concurrent_trials": 2, "max_failures": 1},
-        "resources": {"cpus_per_trial": 1},
-    }))
+    config.write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "name": "nodeloss",
+                "storage_path": str(storage),
+                "data": NODE_LOSS_DATA,
+                "model": {"name": "tiny-distilbert"},
+                "train": {"epochs": NODE_LOSS_EPOCHS, "batch_size": 16},
+                "search": {
+                    "algorithm": "grid",
+                    "space": {"optimizer": ["adam", "adamw"], "lr": [1e-3], "weight_decay": [0.0]},
+                    "scheduler": {"name": "fifo"},
+                    "max_concurrent_trials": 2,
+                    "max_failures": 1,
+                },
+                "resources": {"cpus_per_trial": 1},
+            }
+        )
+    )
     folder = storage / "nodeloss"
     client = {**env, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(work / "cache")}
     with LocalCluster(env=env, head_cpus=1, worker_cpus=[1]) as cluster:
@@ -116,8 +132,14 @@ def node_loss(work: Path, datasets_dir: Path, *, timeout: float = 600) -> dict[s
         log = open(work / "driver.log", "w")
         load_at_start = os.getloadavg()
         start, start_wall = time.monotonic(), time.time()
-        driver = subprocess.Popen([SWEETSPOT, "search", str(config), "--address", cluster.address], env=client, cwd=work,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        driver = subprocess.Popen(
+            [SWEETSPOT, "search", str(config), "--address", cluster.address],
+            env=client,
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         killed_after = None
         try:
             # The kill: once the trial on the worker node has written a checkpoint (each checkpoint
@@ -129,8 +151,11 @@ def node_loss(work: Path, datasets_dir: Path, *, timeout: float = 600) -> dict[s
                     except (OSError, json.JSONDecodeError):
                         continue  # being written
                     if row.get(keys.NODE_ID) == worker_node:
-                        killed_after = {"trial": report.parent.parent.name, "checkpoint": report.parent.name,
-                                        "epoch": row[keys.EPOCH]}
+                        killed_after = {
+                            "trial": report.parent.parent.name,
+                            "checkpoint": report.parent.name,
+                            "epoch": row[keys.EPOCH],
+                        }
                         break
                 if killed_after:
                     os.kill(raylet, signal.SIGKILL)
@@ -147,30 +172,42 @@ def node_loss(work: Path, datasets_dir: Path, *, timeout: float = 600) -> dict[s
         raylet_gone = _gone(raylet)
     driver_log = (work / "driver.log").read_text()
     if driver.returncode != 0 or killed_after is None:
-        raise RuntimeError(f"search exited {driver.returncode}, kill {'done' if killed_after else 'never happened'}:\n{driver_log[-4000:]}")
+        raise RuntimeError(
+            f"search exited {driver.returncode}, kill {'done' if killed_after else 'never happened'}:\n{driver_log[-4000:]}"
+        )
 
-    analyze = subprocess.run([SWEETSPOT, "analyze", str(folder), "--json"], env=client, cwd=work,
-                             capture_output=True, text=True, timeout=300)
+    analyze = subprocess.run(
+        [SWEETSPOT, "analyze", str(folder), "--json"], env=client, cwd=work, capture_output=True, text=True, timeout=300
+    )
     trials = {}
     for trial in sorted(folder.glob(f"{layout.TRIAL_PREFIX}*")):
         rows = _rows(trial / layout.RESULT_FILE)  # every line as written: a rerun epoch would show twice
         errors = (trial / "error.txt").read_text() if (trial / "error.txt").is_file() else ""
         trials[trial.name] = {
-            "epochs": [r[keys.EPOCH] for r in rows], "steps": [r[keys.STEP] for r in rows],
-            "nodes": ["worker" if r[keys.NODE_ID] == worker_node else "head" if r[keys.NODE_ID] == head_node else r[keys.NODE_ID]
-                      for r in rows],
+            "epochs": [r[keys.EPOCH] for r in rows],
+            "steps": [r[keys.STEP] for r in rows],
+            "nodes": [
+                "worker" if r[keys.NODE_ID] == worker_node else "head" if r[keys.NODE_ID] == head_node else r[keys.NODE_ID]
+                for r in rows
+            ],
             # Tune's `timestamp` (whole seconds) of each report, as seconds after the kill.
             "reported_s": [round(r["timestamp"] - killed_at, 1) for r in rows],
-            "failures": [round(_tune_time(t) - killed_at, 1) for t in re.findall(r"Failure # \d+ \(occurred at ([^)]+)\)", errors)],
+            "failures": [
+                round(_tune_time(t) - killed_at, 1) for t in re.findall(r"Failure # \d+ \(occurred at ([^)]+)\)", errors)
+            ],
             "checkpoints": sorted(c.name for c in trial.glob(f"{layout.CHECKPOINT_PREFIX}*")),
         }
     summary = json.loads((folder / layout.SUMMARY_FILE).read_text())
     return {
-        "loadavg": load_at_start, "killed_after": killed_after, "search_done_s": round(done_at - killed_at, 1),
-        "search_wall_s": round(done_at - start_wall, 1), "trials": trials,
+        "loadavg": load_at_start,
+        "killed_after": killed_after,
+        "search_done_s": round(done_at - killed_at, 1),
+        "search_wall_s": round(done_at - start_wall, 1),
+        "trials": trials,
         "summary_status": {t["folder"]: t["status"] for t in summary["trials"]},
         "raylet_gone": raylet_gone,
-        "analyze_rc": analyze.returncode, "analyze": json.loads(analyze.stdout) if analyze.returncode == 0 else analyze.stderr[-2000:],
+        "analyze_rc": analyze.returncode,
+        "analyze": json.loads(analyze.stdout) if analyze.returncode == 0 else analyze.stderr[-2000:],
         "driver_log_tail": driver_log[-3000:],
     }
 
@@ -195,15 +232,18 @@ def _load_driver(work: Path, trials: int, concurrency: int) -> None:
     replay = importlib.import_module("replay")  # as tests/bench_tests/test_replay.py loads it: `replay`
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     table = replay.Table.load("go_emotions")
-    config = table.experiment("random-asha", storage=str(work), replay_seed=0,
-                              extra={"name": "load", "search.num_samples": trials,
-                                     "search.max_concurrent_trials": concurrency})
+    config = table.experiment(
+        "random-asha",
+        storage=str(work),
+        replay_seed=0,
+        extra={"name": "load", "search.num_samples": trials, "search.max_concurrent_trials": concurrency},
+    )
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        results, trial_epochs = replay.replay_real(table, config, 0)
+        results, cost = replay.replay_real(table, config, 0)
     finally:
         ray.shutdown()
-    (work / "driver.json").write_text(json.dumps({"trials": len(results.trials), "trial_epochs": trial_epochs}))
+    (work / "driver.json").write_text(json.dumps({"trials": len(results.trials), "trial_epochs": cost.trial_epochs}))
 
 
 def read_summary(path: Path) -> tuple[dict[str, Any] | None, bytes | None]:
@@ -248,8 +288,14 @@ def watch(summary_file: Path, driver: subprocess.Popen, *, interval: float = 0.0
         except psutil.NoSuchProcess:
             break
         time.sleep(interval)
-    return {"reads": reads, "torn": torn, "samples": samples, "wall_s": time.monotonic() - start,
-            "driver_cpu_s": driver_cpu, "tree_cpu_s": driver_cpu + sum(children_cpu.values())}
+    return {
+        "reads": reads,
+        "torn": torn,
+        "samples": samples,
+        "wall_s": time.monotonic() - start,
+        "driver_cpu_s": driver_cpu,
+        "tree_cpu_s": driver_cpu + sum(children_cpu.values()),
+    }
 
 
 def _cpu(process) -> float:
@@ -270,9 +316,14 @@ def load(work: Path, *, trials: int = LOAD_TRIALS, concurrency: int = LOAD_CONCU
     env = {**os.environ, "RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0"}
     load_at_start = os.getloadavg()
     with open(work / "driver.log", "w") as log:
-        driver = subprocess.Popen([sys.executable, __file__, "--driver", str(work), "--trials", str(trials),
-                                   "--concurrency", str(concurrency)], env=env, cwd=work,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        driver = subprocess.Popen(
+            [sys.executable, __file__, "--driver", str(work), "--trials", str(trials), "--concurrency", str(concurrency)],
+            env=env,
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             seen = watch(work / "load" / layout.SUMMARY_FILE, driver, timeout=timeout)
             driver.wait(timeout=60)
@@ -294,11 +345,22 @@ def load(work: Path, *, trials: int = LOAD_TRIALS, concurrency: int = LOAD_CONCU
     last = rss_at(trials)  # when the file first listed every trial ended
     mib = 1 << 20
     return {
-        "loadavg": load_at_start, "trials": trials, "concurrency": concurrency, "driver": json.loads((work / "driver.json").read_text()),
-        "records": len(final["trials"]), "statuses": sorted({t["status"] for t in final["trials"]}),
-        "wall_s": round(seen["wall_s"], 1), "driver_cpu_s": round(seen["driver_cpu_s"], 1), "tree_cpu_s": round(seen["tree_cpu_s"], 1), "reads": seen["reads"], "torn_reads": len(seen["torn"]), "torn_examples": seen["torn"][:3],
-        "rss_samples": len(samples), "peak_rss_mib": round(max(rss) / mib, 1),
-        "rss_at_50_mib": round(at_50 / mib, 1), "rss_at_end_mib": round(last / mib, 1),
+        "loadavg": load_at_start,
+        "trials": trials,
+        "concurrency": concurrency,
+        "driver": json.loads((work / "driver.json").read_text()),
+        "records": len(final["trials"]),
+        "statuses": sorted({t["status"] for t in final["trials"]}),
+        "wall_s": round(seen["wall_s"], 1),
+        "driver_cpu_s": round(seen["driver_cpu_s"], 1),
+        "tree_cpu_s": round(seen["tree_cpu_s"], 1),
+        "reads": seen["reads"],
+        "torn_reads": len(seen["torn"]),
+        "torn_examples": seen["torn"][:3],
+        "rss_samples": len(samples),
+        "peak_rss_mib": round(max(rss) / mib, 1),
+        "rss_at_50_mib": round(at_50 / mib, 1),
+        "rss_at_end_mib": round(last / mib, 1),
         "growth_50_to_end_mib": round((last - at_50) / mib, 1),
         "rss_by_ended": [[n, round(r / mib, 1)] for n, r in _by_ended(samples)],
     }
@@ -316,6 +378,7 @@ def _by_ended(samples: list[tuple[float, int, int]]) -> list[tuple[int, int]]:
 
 # --- the docs section --------------------------------------------------------------------------------
 
+
 def markdown(report: dict[str, Any]) -> str:
     """The "faults" section of docs/reliability.md, from the figures."""
     lines = ["## Faults and load on a real Ray (`bench/faults.py`)", ""]
@@ -326,46 +389,72 @@ def markdown(report: dict[str, Any]) -> str:
         other = next(v for name, v in loss["trials"].items() if name != killed)
         first_after = next(i for i, node in enumerate(t["nodes"]) if node == "head")
         lines += [
-            "### A worker node lost mid-trial", "",
+            "### A worker node lost mid-trial",
+            "",
             f"A local two-node cluster with token authentication (head and worker node, 1 CPU each, started by "
             f"`ray start`), `sweetspot search --address …` running two 1-CPU trials of the tiny model "
             f"({NODE_LOSS_EPOCHS} epochs, `search.max_failures: 1`), one on each node. Once the trial on the worker node "
             f"had written `{loss['killed_after']['checkpoint']}` (epoch {loss['killed_after']['epoch']}), the worker "
             f"node's raylet was killed by PID with SIGKILL. Timeline, seconds after the kill (Tune's report times "
-            f"and failure record have whole-second resolution):", "",
-            "| event | s |", "|---|---|",
-            *(f"| {event} | {at:.0f} |" for at, event in sorted([
-                (0.0, f"raylet SIGKILLed (right after the trial's epoch-{t['epochs'][first_after - 1]} report and checkpoint, "
-                      f"its last on the worker node)"),
-                *((f, f"Tune records the trial's failure # {i + 1} (error.txt)") for i, f in enumerate(t["failures"])),
-                (other["reported_s"][-1], "the other trial (on the head all along) ends; the retry needs the head's only CPU"),
-                (t["reported_s"][first_after], f"the retry's first report, on the head: epoch {t['epochs'][first_after]} "
-                                               f"(step {t['steps'][first_after]}, continuing from the checkpoint)"),
-                (t["reported_s"][-1], f"the trial's last report (epoch {t['epochs'][-1]})"),
-            ], key=lambda row: row[0])),
-            f"| the search ends (`sweetspot search` exits 0) | {loss['search_done_s']:.0f} |", "",
+            f"and failure record have whole-second resolution):",
+            "",
+            "| event | s |",
+            "|---|---|",
+            *(
+                f"| {event} | {at:.0f} |"
+                for at, event in sorted(
+                    [
+                        (
+                            0.0,
+                            f"raylet SIGKILLed (right after the trial's epoch-{t['epochs'][first_after - 1]} report and checkpoint, "
+                            f"its last on the worker node)",
+                        ),
+                        *((f, f"Tune records the trial's failure # {i + 1} (error.txt)") for i, f in enumerate(t["failures"])),
+                        (
+                            other["reported_s"][-1],
+                            "the other trial (on the head all along) ends; the retry needs the head's only CPU",
+                        ),
+                        (
+                            t["reported_s"][first_after],
+                            f"the retry's first report, on the head: epoch {t['epochs'][first_after]} "
+                            f"(step {t['steps'][first_after]}, continuing from the checkpoint)",
+                        ),
+                        (t["reported_s"][-1], f"the trial's last report (epoch {t['epochs'][-1]})"),
+                    ],
+                    key=lambda row: row[0],
+                )
+            ),
+            f"| the search ends (`sweetspot search` exits 0) | {loss['search_done_s']:.0f} |",
+            "",
             f"The killed trial's result.json: epochs {t['epochs']} on nodes {t['nodes']} (no epoch run twice); the "
             f"other trial: epochs {other['epochs']} on {sorted(set(other['nodes']))}, run once. `sweetspot analyze` "
             f"exit code {loss['analyze_rc']}; statuses {sorted(set(loss['summary_status'].values()))}. Whole search "
             f"{loss['search_wall_s']:.0f} s; machine load average {loss['loadavg'][0]:.1f} at the start "
-            f"({os.cpu_count()} cores).", ""]
+            f"({os.cpu_count()} cores).",
+            "",
+        ]
     load = report.get("load")
     if load:
         lines += [
-            f"### {load['trials']} short trials", "",
+            f"### {load['trials']} short trials",
+            "",
             f"bench/replay.py's real search path (the runner's Tuner, run records and all; trials report the GoEmotions "
             f"table's epochs), random search + ASHA, {load['concurrency']} trials at a time, the driver in a process of "
-            f"its own; a second process polls `summary.json` every 50 ms, parses every read and samples the driver's RSS.", "",
+            f"its own; a second process polls `summary.json` every 50 ms, parses every read and samples the driver's RSS.",
+            "",
             "| trials | records | wall | driver CPU | + Ray's processes | summary.json reads | torn reads | driver RSS peak | at 50 ended | at the end | growth 50 → end |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
             f"| {load['driver']['trials']} | {load['records']} | {load['wall_s']:.0f} s | {load['driver_cpu_s']:.0f} s | {load['tree_cpu_s']:.0f} s "
             f"| {load['reads']} | {load['torn_reads']} "
             f"| {load['peak_rss_mib']:.0f} MiB | {load['rss_at_50_mib']:.0f} MiB | {load['rss_at_end_mib']:.0f} MiB "
-            f"| {load['growth_50_to_end_mib']:+.0f} MiB |", "",
+            f"| {load['growth_50_to_end_mib']:+.0f} MiB |",
+            "",
             "Driver RSS by ended trials: " + ", ".join(f"{n}: {r:.0f}" for n, r in load["rss_by_ended"]) + " MiB "
             f"(after the first 50: {load['growth_50_to_end_mib'] / max(1, load['trials'] - 50) * 1024:.0f} KiB per trial, "
             "steadily: what the driver keeps per trial, not a plateau). "
-            f"Machine load average {load['loadavg'][0]:.1f} at the start ({os.cpu_count()} cores, shared).", ""]
+            f"Machine load average {load['loadavg'][0]:.1f} at the start ({os.cpu_count()} cores, shared).",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -22,8 +22,9 @@ Written as jsonl and prepared by sweetspot's own `prepare`: both sides read the 
     (no Ray), the loss summed on the GPU and read once an epoch; one forward pass over validation
     per epoch. Run a second time reading the loss on the host twice a step (`isfinite` before the
     backward pass, `.item()` after the update), as the trial loop did before: what those reads cost.
-(a2) the trials' own loop (`trainable.loop.fit`: metrics, a checkpoint written and copied every
-    epoch) in this process, without Ray: (b) less Ray Data, Ray and Tune.
+(a2) the trials' own loop (`trainable.loop.fit`: metrics, a checkpoint every epoch written and
+    copied by the trials' background writer) in this process, without Ray: (b) less Ray Data, Ray and
+    Tune; with the seconds the loop waited on each checkpoint against each write's.
 (b) one `sweetspot search` trial through `search.runner.run_search` (a grid of one configuration,
     FIFO, gpus_per_trial 1): Ray Data batches, the metrics, a checkpoint and `tune.report` every
     epoch. It is the n = 1 row of (c).
@@ -150,8 +151,9 @@ def loop_in_process(prepared: Prepared, model_dir: Path, *, epochs: int, device:
     """Seconds per epoch of the trials' own loop (`trainable.loop.fit`: the evaluation metrics, a
     checkpoint written and copied at every report as a trial's is) in this process: (b) without
     Ray Data, Ray and Tune."""
+    from sweetspot.trainable.checkpoint import BackgroundWriter
     from sweetspot.trainable.config import TrainConfig
-    from sweetspot.trainable.loop import TrainerState, fit, save_checkpoint
+    from sweetspot.trainable.loop import TrainerState, fit
     from sweetspot.trainable.optimizers import build_scheduler
 
     torch.manual_seed(0)
@@ -160,17 +162,32 @@ def loop_in_process(prepared: Prepared, model_dir: Path, *, epochs: int, device:
     scheduler = build_scheduler(optimizer, schedule="constant", total_steps=1)
     marks = [time.perf_counter()]
 
-    def report(metrics: dict, state: TrainerState) -> None:
+    def publish(metrics: dict, folder: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            save_checkpoint(Path(tmp, "src"), model, optimizer, scheduler, state)
-            shutil.copytree(Path(tmp, "src"), Path(tmp, "dst"))  # Tune's copy into the trial folder
+            shutil.copytree(folder, Path(tmp, "dst"))  # Tune's copy into the trial folder
+
+    writer = BackgroundWriter(publish)  # as the trials write theirs (trainable/entry.py)
+
+    def report(metrics: dict, state: TrainerState) -> None:
+        writer.report(metrics, model, optimizer, scheduler, state)
         marks.append(time.perf_counter())
 
     train = TrainConfig(epochs=epochs, batch_size=BATCH, eval_batch_size=EVAL_BATCH, bf16=device.type == "cuda")
-    fit(model, optimizer, scheduler, train=train, state=TrainerState(), device=device, report=report,
+    fit(
+        model,
+        optimizer,
+        scheduler,
+        train=train,
+        state=TrainerState(),
+        device=device,
+        report=report,
         train_batches=lambda epoch: _batches(prepared, "train", BATCH, seed=epoch),
         eval_batches={"val": lambda: _batches(prepared, "validation", EVAL_BATCH)},
-        majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"])
+        majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"],
+    )
+    writer.close()
+    loop_in_process.checkpoint_waits = writer.stats.waits  # what the loop waited on each checkpoint
+    loop_in_process.checkpoint_writes = writer.stats.writes
     return [b - a for a, b in zip(marks, marks[1:])]
 
 
@@ -206,8 +223,9 @@ class GpuMemory(threading.Thread):
     @staticmethod
     def query(what: str) -> list[list[int]]:
         """nvidia-smi's rows of integers; a row with a value it cannot read ("[N/A]") is left out."""
-        out = subprocess.run(["nvidia-smi", f"--query-{what}", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-{what}", "--format=csv,noheader,nounits"], capture_output=True, text=True, check=True
+        ).stdout
         rows = [[x.strip() for x in line.split(",")] for line in out.strip().splitlines()]
         return [[int(x) for x in row] for row in rows if all(x.isdigit() for x in row)]
 
@@ -234,9 +252,15 @@ def run_trials(n: int, base: dict, work: Path, *, gpu: bool, train_docs: int) ->
     from sweetspot.search.status import read_status
 
     share = 1.0 / n if gpu else 0.0
-    config = load_experiment_dict({**base, "name": f"gpu-{n}", "storage_path": str(work / "results"),
-                                   "search": {**base["search"], "seeds": n, "max_concurrent_trials": n},
-                                   "resources": {**base["resources"], "gpus_per_trial": share}})
+    config = load_experiment_dict(
+        {
+            **base,
+            "name": f"gpu-{n}",
+            "storage_path": str(work / "results"),
+            "search": {**base["search"], "seeds": n, "max_concurrent_trials": n},
+            "resources": {**base["resources"], "gpus_per_trial": share},
+        }
+    )
     memory = GpuMemory() if gpu else None
     idle = GpuMemory.query("gpu=memory.used")[0][0] if gpu else 0
     if memory:
@@ -250,13 +274,20 @@ def run_trials(n: int, base: dict, work: Path, *, gpu: bool, train_docs: int) ->
     epochs, checkpoint_mb = [], 0.0
     for result_file in sorted(folder.glob("trial_*/result.json")):
         epochs.append([json.loads(line)["time_this_iter_s"] for line in result_file.read_text().splitlines()])
-        for checkpoint in result_file.parent.glob("checkpoint_*"):
+        for checkpoint in sorted(result_file.parent.glob("checkpoint_*"))[-1:]:  # the latest: the one with optimizer state
             checkpoint_mb = sum(p.stat().st_size for p in checkpoint.iterdir()) / 1e6
     rates = [train_docs / _steady(e) for e in epochs if len(e) == config.train.epochs]
-    row = {"trials": n, "gpus_per_trial": share, "statuses": sorted(trials.values()),
-           "failed": sum(s != "terminated" for s in trials.values()), "epoch_seconds": epochs,
-           "docs_per_s_per_trial": rates, "aggregate_docs_per_s": sum(rates), "wall_s": wall,
-           "checkpoint_mb_in_trial_folder": checkpoint_mb}
+    row = {
+        "trials": n,
+        "gpus_per_trial": share,
+        "statuses": sorted(trials.values()),
+        "failed": sum(s != "terminated" for s in trials.values()),
+        "epoch_seconds": epochs,
+        "docs_per_s_per_trial": rates,
+        "aggregate_docs_per_s": sum(rates),
+        "wall_s": wall,
+        "checkpoint_mb_in_trial_folder": checkpoint_mb,
+    }
     if memory:  # a trial's process: its CUDA context, weights, optimizer state, activations, allocator cache
         trial_pids = {pid: mib for pid, mib in memory.per_pid.items() if pid != os.getpid()}
         # Where nvidia-smi cannot see other processes (a container's PID namespace), the GPU's growth
@@ -273,8 +304,12 @@ def main() -> None:
     parser.add_argument("--train-docs", type=int, default=None, help="training documents (default 1,000; dry: 96)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of every run (default 2)")
     parser.add_argument("--trials", default=None, help="trial counts sharing the GPU (default 1,2,4; dry: 1)")
-    parser.add_argument("--cpus-per-trial", type=int, default=None, help="CPUs (and torch threads) of a trial (default 4; dry: 1)")
-    parser.add_argument("--tokenizer", default=None, help="folder with bert-base-uncased's tokenizer files (default: the minilm-l6 package's)")
+    parser.add_argument(
+        "--cpus-per-trial", type=int, default=None, help="CPUs (and torch threads) of a trial (default 4; dry: 1)"
+    )
+    parser.add_argument(
+        "--tokenizer", default=None, help="folder with bert-base-uncased's tokenizer files (default: the minilm-l6 package's)"
+    )
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks-gpu.json"))
     args = parser.parse_args()
     sizes = DRY if args.dry else FULL
@@ -303,8 +338,11 @@ def main() -> None:
     bare_s, model, optimizer = bare_loop(prepared, model_dir, epochs=epochs, device=device)
     checkpoint = checkpoint_cost(model, optimizer)
     parameters = sum(p.numel() for p in model.parameters())
-    peak_bare = {"allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
-                 "reserved_mib": torch.cuda.max_memory_reserved() / 2**20} if gpu else None
+    peak_bare = (
+        {"allocated_mib": torch.cuda.max_memory_allocated() / 2**20, "reserved_mib": torch.cuda.max_memory_reserved() / 2**20}
+        if gpu
+        else None
+    )
     del model, optimizer
     reads_s = bare_loop(prepared, model_dir, epochs=epochs, device=device, host_reads=True)[0]
     loop_s = loop_in_process(prepared, model_dir, epochs=epochs, device=device)
@@ -314,16 +352,28 @@ def main() -> None:
 
     import ray
 
-    # As `sweetspot search` starts it (search.runner._init_ray), before the trials.
+    # As `sweetspot search` starts it (search.ray_start.init_ray), before the trials.
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     if gpu and ray.cluster_resources().get("GPU", 0) < 1:  # else the trials would wait for one forever
         sys.exit(f"bench/gpu.py: Ray sees no GPU (resources: {ray.cluster_resources()})")
-    base = {"data": data, "model": {"name": str(model_dir), "dropout": 0.1},
-            "train": {"epochs": epochs, "batch_size": BATCH, "eval_batch_size": EVAL_BATCH, "bucket_window": WINDOW,
-                      "threads": cpus, "bf16": gpu},
-            "search": {"algorithm": "grid", "scheduler": {"name": "fifo"},
-                       "space": {"optimizer": ["adam"], "lr": [LR], "weight_decay": [0.0]}},
-            "resources": {"cpus_per_trial": cpus}}
+    base = {
+        "data": data,
+        "model": {"name": str(model_dir), "dropout": 0.1},
+        "train": {
+            "epochs": epochs,
+            "batch_size": BATCH,
+            "eval_batch_size": EVAL_BATCH,
+            "bucket_window": WINDOW,
+            "threads": cpus,
+            "bf16": gpu,
+        },
+        "search": {
+            "algorithm": "grid",
+            "scheduler": {"name": "fifo"},
+            "space": {"optimizer": ["adam"], "lr": [LR], "weight_decay": [0.0]},
+        },
+        "resources": {"cpus_per_trial": cpus},
+    }
     sharing = [run_trials(n, base, work, gpu=gpu, train_docs=train_docs) for n in counts]
     ray.shutdown()
 
@@ -333,28 +383,60 @@ def main() -> None:
     stats = prepared.manifest["splits"]
     results = {
         "card": torch.cuda.get_device_name() if gpu else "cpu (dry run)",
-        "versions": {"torch": torch.__version__, "cuda": torch.version.cuda, "transformers": __import__("transformers").__version__,
-                     "ray": ray.__version__, "python": sys.version.split()[0]},
-        "model": {"architecture": "DistilBERT-base, random init" if gpu else "DistilBERT 2x64, random init (dry)",
-                  "parameters": parameters, "labels": prepared.num_labels},
-        "data": {"train_docs": stats["train"]["rows"], "validation_docs": stats["validation"]["rows"],
-                 "max_len": sizes["max_len"], "truncation_rate": stats["train"]["truncation_rate"],
-                 "length_p50": stats["train"]["length_p50"], "avg_labels_per_doc": stats["train"]["avg_labels_per_doc"],
-                 "prepare_s": prepare_s},
-        "settings": {"batch": BATCH, "eval_batch": EVAL_BATCH, "epochs": epochs, "bf16": gpu, "optimizer": "adam (fused)",
-                     "lr": LR, "cpus_per_trial": cpus, "cpus": os.cpu_count()},
+        "versions": {
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "transformers": __import__("transformers").__version__,
+            "ray": ray.__version__,
+            "python": sys.version.split()[0],
+        },
+        "model": {
+            "architecture": "DistilBERT-base, random init" if gpu else "DistilBERT 2x64, random init (dry)",
+            "parameters": parameters,
+            "labels": prepared.num_labels,
+        },
+        "data": {
+            "train_docs": stats["train"]["rows"],
+            "validation_docs": stats["validation"]["rows"],
+            "max_len": sizes["max_len"],
+            "truncation_rate": stats["train"]["truncation_rate"],
+            "length_p50": stats["train"]["length_p50"],
+            "avg_labels_per_doc": stats["train"]["avg_labels_per_doc"],
+            "prepare_s": prepare_s,
+        },
+        "settings": {
+            "batch": BATCH,
+            "eval_batch": EVAL_BATCH,
+            "epochs": epochs,
+            "bf16": gpu,
+            "optimizer": "adam (fused)",
+            "lr": LR,
+            "cpus_per_trial": cpus,
+            "cpus": os.cpu_count(),
+        },
         "bare": {"epoch_seconds": bare_s, "docs_per_s": bare_rate, "peak_gpu_memory": peak_bare},
-        "bare_host_reads_every_step": {"epoch_seconds": reads_s, "docs_per_s": train_docs / _steady(reads_s),
-                                       "vs_bare": _steady(bare_s) / _steady(reads_s)},
-        "loop_in_process": {"epoch_seconds": loop_s, "docs_per_s": train_docs / _steady(loop_s),
-                            "vs_bare": _steady(bare_s) / _steady(loop_s)},
+        "bare_host_reads_every_step": {
+            "epoch_seconds": reads_s,
+            "docs_per_s": train_docs / _steady(reads_s),
+            "vs_bare": _steady(bare_s) / _steady(reads_s),
+        },
+        "loop_in_process": {
+            "epoch_seconds": loop_s,
+            "docs_per_s": train_docs / _steady(loop_s),
+            "vs_bare": _steady(bare_s) / _steady(loop_s),
+            "checkpoint_wait_s": loop_in_process.checkpoint_waits,
+            "checkpoint_write_s": loop_in_process.checkpoint_writes,
+        },
         "sharing": sharing,
         # A trial's fixed start-up: its first epoch's excess over a steady one (process, imports, CUDA, model load).
         "trial_startup_s": trial["epoch_seconds"][0][0] - trial_epoch_s if trial["docs_per_s_per_trial"] else None,
         # (b)/(a): the trial path's samples/s over the bare loop's.
         "trial_vs_bare": trial["docs_per_s_per_trial"][0] / bare_rate if trial["docs_per_s_per_trial"] else 0.0,
-        "checkpoint": {**checkpoint, "mb_in_trial_folder": trial["checkpoint_mb_in_trial_folder"],
-                       "share_of_trial_epoch": (checkpoint["write_s"] + checkpoint["copy_s"]) / trial_epoch_s},
+        "checkpoint": {
+            **checkpoint,
+            "mb_in_trial_folder": trial["checkpoint_mb_in_trial_folder"],
+            "share_of_trial_epoch": (checkpoint["write_s"] + checkpoint["copy_s"]) / trial_epoch_s,
+        },
     }
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))

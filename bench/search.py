@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,15 +39,29 @@ def main() -> None:
     from sweetspot.search.config import load_experiment_dict
     from sweetspot.search.runner import prepare_data, run_search
 
-    config = load_experiment_dict({
-        "name": "bench-search", "storage_path": str(work / "results"),
-        "data": {"source": "go_emotions", "max_len": 48, "train_limit": args.docs, "validation_limit": args.docs // 4, "test_limit": 64},
-        "model": {"name": "minilm-l6"},
-        "train": {"epochs": args.epochs, "batch_size": 16},
-        "search": {"algorithm": "tpe", "num_samples": args.trials, "max_concurrent_trials": 2, "scheduler": {"name": "fifo"},
-                   "space": {"optimizer": ["adam", "adamw"], "lr": {"low": 1e-5, "high": 1e-3}}},
-        "resources": {"cpus_per_trial": 1},
-    })
+    config = load_experiment_dict(
+        {
+            "name": "bench-search",
+            "storage_path": str(work / "results"),
+            "data": {
+                "source": "go_emotions",
+                "max_len": 48,
+                "train_limit": args.docs,
+                "validation_limit": args.docs // 4,
+                "test_limit": 64,
+            },
+            "model": {"name": "minilm-l6"},
+            "train": {"epochs": args.epochs, "batch_size": 16},
+            "search": {
+                "algorithm": "tpe",
+                "num_samples": args.trials,
+                "max_concurrent_trials": 2,
+                "scheduler": {"name": "fifo"},
+                "space": {"optimizer": ["adam", "adamw"], "lr": {"low": 1e-5, "high": 1e-3}},
+            },
+            "resources": {"cpus_per_trial": 1},
+        }
+    )
     start = time.perf_counter()
     prepare_data(config)
     prepare_s = time.perf_counter() - start
@@ -64,9 +77,18 @@ def main() -> None:
         rows = [json.loads(l) for l in result_file.read_text().splitlines()]
         trial_s.append(rows[-1]["time_total_s"])
     ideal = sum(trial_s) / 2
-    results = {"trials": len(trial_s), "epochs": args.epochs, "train_docs": args.docs, "concurrency": 2,
-               "search_wall_s": wall, "sum_trial_s": sum(trial_s), "ideal_wall_s": ideal, "overhead": wall / ideal,
-               "prepare_cache_hit_s": prepare_s, "ray_start_s": ray_start_s}
+    results = {
+        "trials": len(trial_s),
+        "epochs": args.epochs,
+        "train_docs": args.docs,
+        "concurrency": 2,
+        "search_wall_s": wall,
+        "sum_trial_s": sum(trial_s),
+        "ideal_wall_s": ideal,
+        "overhead": wall / ideal,
+        "prepare_cache_hit_s": prepare_s,
+        "ray_start_s": ray_start_s,
+    }
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 

@@ -67,6 +67,6 @@ class DataConfig:
     test_limit: int | None = field(default=None, metadata=rule(optional(at_least(1))))
     validation_fraction: float = field(default=0.1, metadata=rule(between(0.0, 1.0, include_low=False)))
     test_fraction: float = field(default=0.2, metadata=rule(between(0.0, 1.0, include_low=False)))
-    seed: int = 0
+    seed: int = field(default=0, metadata=rule(between(0, 2**32 - 1, include_high=True)))  # numpy takes [0, 2**32)
     tokenizer: str | None = None
     cache_dir: str | None = None

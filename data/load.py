@@ -18,8 +18,9 @@ Example:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,9 @@ import torch
 Window = dict[str, np.ndarray]  # columns input_ids, label_ids (object arrays of int arrays), length
 
 
-def collate(input_ids: Sequence[np.ndarray], label_ids: Sequence[np.ndarray], num_labels: int, pad_id: int = 0) -> dict[str, torch.Tensor]:
+def collate(
+    input_ids: Sequence[np.ndarray], label_ids: Sequence[np.ndarray], num_labels: int, pad_id: int = 0
+) -> dict[str, torch.Tensor]:
     """Pads to the longest document of the batch and builds multi-hot float labels [B, L]."""
     batch, longest = len(input_ids), max(len(x) for x in input_ids)
     ids = torch.full((batch, longest), pad_id, dtype=torch.long)
@@ -110,7 +113,9 @@ def _ordered_windows(blocks: Callable[[], Iterable[Any]], order: np.ndarray, *, 
             positions.append(np.flatnonzero(hit))
         gathered = pa.concat_tables(pieces).take(np.argsort(np.concatenate(positions), kind="stable"))
         if gathered.num_rows != len(wanted):
-            raise ValueError(f"the epoch order names {len(wanted)} rows of this chunk, the split holds {gathered.num_rows} of them")
+            raise ValueError(
+                f"the epoch order names {len(wanted)} rows of this chunk, the split holds {gathered.num_rows} of them"
+            )
         columns = {name: gathered.column(name).to_numpy() for name in gathered.column_names}
         for first in range(0, len(wanted), window_rows):
             yield {name: column[first : first + window_rows] for name, column in columns.items()}
@@ -128,6 +133,21 @@ def _parquet_blocks(folder: str | Path) -> Iterator[Any]:
             first += batch.num_rows
 
 
+def _start_ray_data_stats_actor() -> None:
+    """Starts Ray Data's one-per-cluster stats actor from the driver, before any trial iterates.
+
+    Ray Data creates it on first use. First used inside a trial, it is scheduled in that trial's
+    placement group (Tune captures child tasks), and when the trial ends before the actor has
+    started, removing the group kills the starting worker, which dumps a raylet "Check failed"
+    stack trace into the console. Started here, it belongs to no trial. (Ray Data's own function,
+    `get_or_create_stats_actor`, is internal; the project pins Ray to 2.60.x.)
+    """
+    import ray
+    from ray.data._internal.stats import get_or_create_stats_actor
+
+    ray.get(get_or_create_stats_actor().__ray_ready__.remote())
+
+
 def read_split(folder: str | Path) -> Any:
     """A prepared split as a materialized Ray dataset in blocks of at most `BLOCK_ROWS` rows, with a
     `ROW` column (each row's index in the split, what `epoch_order` permutes).
@@ -143,6 +163,7 @@ def read_split(folder: str | Path) -> Any:
     import pyarrow.parquet as pq
     import ray
 
+    _start_ray_data_stats_actor()
     blocks = [ray.put(block) for block in _parquet_blocks(folder)]
     if not blocks:  # an empty split keeps its schema
         empty = pq.read_table(sorted(Path(folder).glob("*.parquet"))[0])
@@ -150,7 +171,9 @@ def read_split(folder: str | Path) -> Any:
     return ray.data.from_arrow_refs(blocks)
 
 
-def ray_windows(dataset: Any, *, window_rows: int, shuffle_seed: int | None = None, order: np.ndarray | None = None) -> Iterator[Window]:
+def ray_windows(
+    dataset: Any, *, window_rows: int, shuffle_seed: int | None = None, order: np.ndarray | None = None
+) -> Iterator[Window]:
     """Streams windows from a Ray Data dataset (or a Ray Train worker's iterator of one) made by `read_split`.
 
     Without `order` or `shuffle_seed`, rows come in stored order in one pass (evaluation). With
@@ -162,8 +185,9 @@ def ray_windows(dataset: Any, *, window_rows: int, shuffle_seed: int | None = No
     if order is None:
         yield from dataset.iter_batches(batch_size=window_rows, batch_format="numpy")
         return
-    yield from _ordered_windows(lambda: dataset.iter_batches(batch_size=None, batch_format="pyarrow"), order,
-                                window_rows=window_rows)
+    yield from _ordered_windows(
+        lambda: dataset.iter_batches(batch_size=None, batch_format="pyarrow"), order, window_rows=window_rows
+    )
 
 
 def parquet_windows(folder: str | Path, *, window_rows: int, shuffle_seed: int | None = None) -> Iterator[Window]:

@@ -17,6 +17,9 @@ Example:
     >>> prepared = prepare(DataConfig(source="go_emotions", train_limit=500), tokenizer="...")  # doctest: +SKIP
     >>> prepared.manifest["stats"]["num_labels"]  # doctest: +SKIP
     28
+
+Over 400 lines on purpose: the preparation is one pipeline read top to bottom (read, subsample, label
+ids, tokenize, shard, rename), with its cache key and manifest beside the steps they describe.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ import socket
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -45,11 +49,13 @@ from sweetspot.data.sources import SPLITS, DataError, Example, RawDataset, get_s
 FORMAT_VERSION = 2  # bump when the prepared layout or row selection changes: old cache entries become misses
 # 2: every split stored in a seeded random order (1 kept the source's order), draws from one generator
 SHARD_ROWS = 50_000
-SCHEMA = pa.schema([
-    ("input_ids", pa.list_(pa.int32())),
-    ("label_ids", pa.list_(pa.int32())),
-    ("length", pa.int32()),
-])
+SCHEMA = pa.schema(
+    [
+        ("input_ids", pa.list_(pa.int32())),
+        ("label_ids", pa.list_(pa.int32())),
+        ("length", pa.int32()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class Prepared:
         return list(self.manifest["splits"])
 
     @classmethod
-    def load(cls, path: str | Path) -> "Prepared":
+    def load(cls, path: str | Path) -> Prepared:
         path = Path(path)
         return cls(path, json.loads((path / "manifest.json").read_text()))
 
@@ -90,6 +96,7 @@ def label_prior_bce(train_counts: Sequence[int], num_docs: int) -> float:
         >>> round(label_prior_bce([50, 0, 100], 100), 4)  # rates 0.5, 0, 1: only the first is uncertain
         0.231
     """
+
     def entropy(p: float) -> float:
         return 0.0 if p <= 0.0 or p >= 1.0 else -(p * math.log(p) + (1.0 - p) * math.log(1.0 - p))
 
@@ -162,15 +169,38 @@ def _tokenize(tokenizer, texts: list[str], max_len: int, desc: str) -> list[list
 
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: settings stay local
     backend.no_padding()
+    whole = Tokenizer.from_str(backend.to_str())
+    whole.no_truncation()
     backend.enable_truncation(max_length=max_len)
+    content = max_len - tokenizer.num_special_tokens_to_add(pair=False)
     ids: list[list[int]] = []
     step = 2048
     with tqdm(total=len(texts), desc=f"tokenizing {desc}", unit="doc", file=sys.stderr, disable=None) as bar:
         for start in range(0, len(texts), step):
-            chunk = texts[start : start + step]
+            chunk = [_bounded(whole, t, content) for t in texts[start : start + step]]
             ids.extend(encoding.ids for encoding in backend.encode_batch(chunk, add_special_tokens=True))
             bar.update(len(chunk))
     return ids
+
+
+CHARS_PER_TOKEN = 32  # a first cut: a document's first N tokens rarely span more than 32 N characters
+
+
+def _bounded(whole, text: str, content: int) -> str:
+    """`text` cut to a prefix that gives the same first `content` tokens, so that memory and time stay
+    bounded by `data.max_len`, not by the document (a 100 MB line). The prefix is accepted when its
+    tokens (`whole`: no truncation) go past `content` and the word of the last kept token ends
+    before the cut (whitespace follows it: no word is cut that a kept token belongs to); else it grows."""
+    cut = max(content, 1) * CHARS_PER_TOKEN
+    while cut < len(text):
+        prefix = text[:cut]
+        encoding = whole.encode(prefix, add_special_tokens=False)
+        if len(encoding.ids) > content:
+            end = encoding.offsets[content - 1][1] if content > 0 else 0
+            if any(c.isspace() for c in prefix[end:]):
+                return prefix
+        cut *= 4
+    return text
 
 
 def _write_split(folder: Path, input_ids: list[list[int]], label_ids: list[list[int]]) -> None:
@@ -266,8 +296,11 @@ def prepare(cfg: DataConfig, *, tokenizer: str, cache_dir: str | Path | None = N
             "source": cfg.source,
             "source_path": str(folder) if folder else None,
             "inputs": fingerprint,
-            "tokenizer": {"name": tokenizer_name, "fingerprint": key_material["tokenizer"],
-                          "pad_token_id": int(tok.pad_token_id or 0)},
+            "tokenizer": {
+                "name": tokenizer_name,
+                "fingerprint": key_material["tokenizer"],
+                "pad_token_id": int(tok.pad_token_id or 0),
+            },
             "max_len": cfg.max_len,
             "options": key_material["options"],
             "splits": split_stats,
@@ -370,7 +403,10 @@ def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Examp
         if not kept:
             raise DataError(f"{cfg.source}: the {split} split is empty after dropping empty or unlabelled documents")
         cleaned[split] = kept
-        report[split] = {"source_rows": len(examples), "dropped": {k: dropped[k] for k in ("empty_text", "no_labels", "duplicate_text")}}
+        report[split] = {
+            "source_rows": len(examples),
+            "dropped": {k: dropped[k] for k in ("empty_text", "no_labels", "duplicate_text")},
+        }
 
     counts = Counter(name for ex in cleaned["train"] for name in ex.labels)
     vocabulary = [n for n, c in counts.items() if c >= cfg.min_label_count]
@@ -382,17 +418,33 @@ def _select_rows(raw: RawDataset, cfg: DataConfig) -> tuple[dict[str, list[Examp
     order = [n for n in raw.label_order if n in keep] if raw.label_order else sorted(keep)
     for split, examples in cleaned.items():
         outside = Counter(n for ex in examples for n in ex.labels if n not in keep)
-        filtered = [ex if all(n in keep for n in ex.labels) else ex._replace(labels=[n for n in ex.labels if n in keep])
-                    for ex in examples]
+        filtered = [
+            ex if all(n in keep for n in ex.labels) else ex._replace(labels=[n for n in ex.labels if n in keep])
+            for ex in examples
+        ]
         cleaned[split] = [ex for ex in filtered if ex.labels]
         if not cleaned[split]:
             missing = sorted(n for n in outside if n not in counts)
-            why = (f"its labels are missing from train ({', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''} "
-                   "never occur in the train split)") if missing else \
-                "its labels were all dropped by data.min_label_count / data.top_k_labels"
+            why = (
+                (
+                    f"its labels are missing from train ({', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''} "
+                    "never occur in the train split)"
+                )
+                if missing
+                else "its labels were all dropped by data.min_label_count / data.top_k_labels"
+            )
             raise DataError(f"{cfg.source}: the {split} split is empty because {why}")
         report[split]["labels_outside_vocabulary"] = {"distinct": len(outside), "occurrences": sum(outside.values())}
         report[split]["dropped"]["only_dropped_labels"] = len(filtered) - len(cleaned[split])
+    # Nothing to learn: every run would sit at the floor and be reported collapsed.
+    if len(keep) < 2:
+        raise DataError(
+            f"{cfg.source}: the train split has one label ({order[0]!r}); multi-label classification needs at least two"
+        )
+    if all(len(set(ex.labels)) == len(keep) for ex in cleaned["train"]):
+        raise DataError(
+            f"{cfg.source}: every train document has every label ({len(keep)}); there is nothing to tell documents apart by"
+        )
 
     rng = np.random.default_rng(cfg.seed % 2**64)  # numpy seeds must be non-negative
     for carved, fraction in (("test", cfg.test_fraction), ("validation", cfg.validation_fraction)):

@@ -7,27 +7,61 @@ An unknown key or a value of the wrong type fails with the key's dotted name:
     ... except ConfigError as e:
     ...     print(e)
     train.epochs: expected int, got 'three'
+
+Over 400 lines on purpose: every experiment field with its range declared beside it (one typed config,
+converted once); the fields are the length.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
-from sweetspot.checks import above, all_of, at_least, check_fields, each, non_empty, one_of, optional, registered, rule, values
+from sweetspot.checks import (
+    above,
+    all_of,
+    at_least,
+    between,
+    check_fields,
+    did_you_mean,
+    each,
+    non_empty,
+    one_of,
+    optional,
+    registered,
+    rule,
+    values,
+)
 from sweetspot.data.config import DataConfig
 from sweetspot.layout import LayoutError, check_name
+from sweetspot.trainable import keys
 from sweetspot.trainable.config import ModelConfig, TrainConfig, _optimizers
 
 
 class ConfigError(ValueError):
     """A bad experiment file or override; the message starts with the dotted key."""
+
+
+# Hard limits on what an experiment file may ask of the machine before anything is checked: an
+# experiment is a few dozen keys, a grid a few thousand trials.
+MAX_FILE_BYTES = 1 << 20
+MAX_YAML_VALUES = 100_000  # values after alias expansion (a "billion laughs" file of nested aliases)
+MAX_YAML_DEPTH = 64
+MAX_TRIALS = 100_000  # a grid's trials, `num_samples` x `seeds`
+MAX_SEEDS = 1000
+MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds in [0, 2**32)
+# The fields that name a path or a model, where `${VAR}` is expanded from the environment when the
+# file is read (a study URL keeps its `${VAR}`s until it connects: it may hold a password).
+PATH_FIELDS = ("storage_path", "data.path", "data.cache_dir", "data.files", "data.tokenizer", "model.name")
 
 
 @dataclass(frozen=True)
@@ -56,8 +90,10 @@ class SpaceConfig:
         weight_decay: Weight decay values.
     """
 
-    optimizer: tuple[str, ...] = field(default=("adam", "adamw", "amsgrad", "adagrad", "adadelta"),
-                                       metadata=rule(all_of(non_empty, each(registered(_optimizers, "optimizer")))))
+    optimizer: tuple[str, ...] = field(
+        default=("adam", "adamw", "amsgrad", "adagrad", "adadelta"),
+        metadata=rule(all_of(non_empty, each(registered(_optimizers, "optimizer")))),
+    )
     lr: Range | tuple[float, ...] | None = field(default=None, metadata=rule(optional(values(above(0.0)))))
     lr_factor: Range | tuple[float, ...] = field(default=Range(1e-3, 10.0), metadata=rule(values(above(0.0))))
     weight_decay: Range | tuple[float, ...] | float = field(default=0.0, metadata=rule(values(at_least(0.0))))
@@ -72,6 +108,32 @@ class SchedulerConfig:
     name: str = field(default="asha", metadata=rule(one_of("asha", "fifo")))
     grace_period: int = field(default=1, metadata=rule(at_least(1)))  # <= train.epochs: _check_together
     reduction_factor: int = field(default=2, metadata=rule(at_least(2)))
+
+
+@dataclass(frozen=True)
+class EdgesConfig:
+    """The region search's settings (`search.algorithm: edges`, search/edges.py); recorded with the
+    run in sweetspot.yaml, and `sweetspot analyze` reads `delta` as its default δ.
+
+    Attributes:
+        delta: δ of the level (1 + δ)·F a score must reach to qualify (trainable/score.py).
+        resolution: Decades; a bracket (a qualifying and a non-qualifying lr side by side) this
+            narrow is resolved. 0.5 is the ground-truth tables' lr spacing; each halving costs one
+            more trial per edge.
+        probes: lrs first sampled per line (optimizer, weight decay): the centres of this many equal
+            cells of the lr range in log10.
+        seeds: The most seeds one lr is run with (extra seeds go only where the noise decides a verdict).
+        noise: Prior seed-to-seed standard deviation of val_p1, before any lr was measured twice.
+        relatives: A line whose optimizer has a relative in the search (AMSGrad, AdamW: Adam) probes
+            first at the relative's edges once the relative's line is settled.
+    """
+
+    delta: float = field(default=0.02, metadata=rule(at_least(0.0)))
+    resolution: float = field(default=0.5, metadata=rule(above(0.0)))
+    probes: int = field(default=4, metadata=rule(at_least(2)))
+    seeds: int = field(default=2, metadata=rule(at_least(1)))
+    noise: float = field(default=0.02, metadata=rule(at_least(0.0)))
+    relatives: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,12 +154,15 @@ class SearchConfig:
         seed: Seed of the sampler.
         stop_on_collapse: End a trial once `collapsed` held at every evaluation through this many
             consecutive epoch ends (`None`: never).
-        stop_early_collapse: End a trial within its first epoch once the early collapse rule
+        stop_early_collapse: End a trial within the first half of its budget once the early collapse rule
             (`trainable.collapse.early_verdict`) calls it doomed: collapsed onto the label prior, or
             too slow to leave the floor within `train.epochs`. Needs `train.eval_every_steps`.
         stop_on_diverged: End a trial whose loss became NaN or inf (it also ends itself).
         max_failures: Retries of a failed trial, each from its last checkpoint.
-        checkpoints_to_keep: Checkpoints kept per trial (the latest ones).
+        checkpoints_to_keep: A trial's best checkpoints kept, by the score (trainable/score.py); its
+            latest is kept besides, for a resume, and only it keeps optimizer state: the default 1
+            keeps at most two checkpoints a trial.
+        edges: The region search's settings (`EdgesConfig`), read when `algorithm` is `edges`.
         study_storage: Where the Optuna study lives: an RDB URL (`postgresql://...`,
             `sqlite:///...`); `None` means `sqlite:///<results folder>/optuna.db` (or, when the
             results go to a storage URI, `~/.cache/sweetspot/optuna/<name>-<hash of the results
@@ -105,12 +170,12 @@ class SearchConfig:
     """
 
     algorithm: str = field(default="tpe", metadata=rule(one_of("tpe", "random", "grid", "edges")))
-    num_samples: int = field(default=8, metadata=rule(at_least(1)))
-    seeds: int = field(default=1, metadata=rule(at_least(1)))
+    num_samples: int = field(default=8, metadata=rule(between(1, MAX_TRIALS, include_high=True)))
+    seeds: int = field(default=1, metadata=rule(between(1, MAX_SEEDS, include_high=True)))
     max_concurrent_trials: int = field(default=2, metadata=rule(at_least(1)))
     metric: str = field(default="val_p1", metadata=rule(non_empty))
     mode: str = field(default="max", metadata=rule(one_of("max", "min")))
-    seed: int = 0
+    seed: int = field(default=0, metadata=rule(between(0, MAX_SEED, include_high=True)))
     space: SpaceConfig = field(default_factory=SpaceConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     stop_on_collapse: int | None = field(default=None, metadata=rule(optional(at_least(1))))
@@ -119,6 +184,7 @@ class SearchConfig:
     max_failures: int = field(default=0, metadata=rule(at_least(0)))
     checkpoints_to_keep: int = field(default=1, metadata=rule(at_least(1)))
     study_storage: str | None = field(default=None, metadata=rule(optional(non_empty)))  # its driver: search/preflight.py
+    edges: EdgesConfig = field(default_factory=EdgesConfig)
 
 
 @dataclass(frozen=True)
@@ -127,6 +193,44 @@ class ResourcesConfig:
 
     cpus_per_trial: float = field(default=1.0, metadata=rule(above(0.0)))  # what Ray has: search/preflight.py
     gpus_per_trial: float = field(default=0.0, metadata=rule(at_least(0.0)))  # 0.5 shares one GPU between two trials
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """`callbacks: [mlflow]`: each trial is an MLflow run (Ray Tune's MLflowLoggerCallback; `pip install
+    sweetspot[mlflow]`).
+
+    Attributes:
+        tracking_uri: The MLflow tracking server or store; `None`: `$MLFLOW_TRACKING_URI`, else a SQLite
+            store `mlflow.db` in the results folder (`mlflow ui --backend-store-uri sqlite:///<results>/mlflow.db`).
+        experiment_name: The MLflow experiment; `None`: the experiment's `name`.
+        tags: Tags set on every run.
+    """
+
+    tracking_uri: str | None = field(default=None, metadata=rule(optional(non_empty)))
+    experiment_name: str | None = field(default=None, metadata=rule(optional(non_empty)))
+    tags: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    """`callbacks: [wandb]`: each trial is a Weights & Biases run (Ray Tune's WandbLoggerCallback; `pip install
+    sweetspot[wandb]`; the API key from `wandb login` or `$WANDB_API_KEY`, never from this file).
+
+    Attributes:
+        project: The W&B project; `None`: the experiment's `name`.
+        group: The run group; `None`: the experiment's `name`.
+        entity: The W&B team or user; `None`: the key's default.
+        mode: `online`, `offline` (runs written under the results folder, `wandb sync` later) or `disabled`.
+    """
+
+    project: str | None = field(default=None, metadata=rule(optional(non_empty)))
+    group: str | None = field(default=None, metadata=rule(optional(non_empty)))
+    entity: str | None = field(default=None, metadata=rule(optional(non_empty)))
+    mode: str = field(default="online", metadata=rule(one_of("online", "offline", "disabled")))
+
+
+CALLBACKS = ("mlflow", "wandb")  # the names `callbacks` takes: search/callbacks.py maps them to Tune's callbacks
 
 
 def _plain_name(name: str) -> str | None:
@@ -149,6 +253,9 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    callbacks: tuple[str, ...] = field(default=(), metadata=rule(each(one_of(*CALLBACKS))))  # experiment trackers
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,7 +329,7 @@ def _from_mapping(cls: type, raw: Any, prefix: str) -> Any:
     for k in raw:
         if k not in names:
             dotted = f"{prefix}.{k}" if prefix else str(k)
-            raise ConfigError(f"{dotted}: unknown key (known under {where}: {', '.join(names)})")
+            raise ConfigError(f"{dotted}: unknown key{did_you_mean(str(k), names)} (known under {where}: {', '.join(names)})")
     kwargs = {}
     for name in names:
         if name in raw:
@@ -252,15 +359,94 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _parse_yaml(text: str, where: str) -> Any:
-    """`text` as YAML; a syntax error or a repeated key names `where` and the line."""
+    """`text` as YAML; a syntax error or a repeated key names `where` and the line. A document that
+    nests deeper than `MAX_YAML_DEPTH` or expands (aliases counted each time they are used) to more
+    than `MAX_YAML_VALUES` values is refused before it is built."""
+    loader = _UniqueKeyLoader(text)
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, where)
+        return loader.construct_document(node)
     except ConfigError as e:
-        raise ConfigError(f"{where}:{e}") from None
+        raise ConfigError(f"{where}:{e}" if str(e)[:1].isdigit() else str(e)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{where}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{where}: nested deeper than {MAX_YAML_DEPTH} levels; an experiment file is a few levels deep"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, where: str) -> None:
+    """Counts the values `root` stands for once every alias is expanded, each node once (a DAG walk)."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, height)
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(
+                f"{where}:{node.start_mark.line + 1}: nested deeper than {MAX_YAML_DEPTH} levels; "
+                f"an experiment file is a few levels deep"
+            )
+        size, height = 1, 0
+        children = node.value if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) else []
+        for child in children:
+            for part in child if isinstance(child, tuple) else (child,):
+                n, h = measure(part, depth + 1)
+                size, height = size + n, max(height, h + 1)
+            if size > MAX_YAML_VALUES:
+                raise ConfigError(
+                    f"{where}: expands to more than {MAX_YAML_VALUES:,} values (aliases of aliases); "
+                    f"an experiment file is a few dozen keys"
+                )
+        sizes[id(node)] = (size, height)
+        return size, height
+
+    measure(root, 0)
+
+
+def parse_yaml_bytes(data: bytes, where: str) -> Any:
+    """YAML bytes (an experiment file, a saved `sweetspot.yaml`) under the same limits as an experiment file."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{where}: {len(data):,} bytes, more than an experiment file's limit of {MAX_FILE_BYTES:,}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{where}:{line}: not valid UTF-8 ({e.reason} at byte {e.start}); save the file as UTF-8") from None
+    return _parse_yaml(text, where)
+
+
+def _read_config_file(path: Path) -> bytes:
+    """The file's bytes, at most `MAX_FILE_BYTES` + 1 of them, from a regular file only: a device
+    (`/dev/zero`), a FIFO or a socket would never end. Opened without blocking and checked by the
+    descriptor, so nothing swapped in after a check is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such experiment file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not an experiment file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the experiment file: {e.strerror}") from None
+    mode = os.fstat(fd).st_mode  # before fdopen, which refuses a folder's descriptor itself
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{path}: is a folder, not an experiment file")
+        raise ConfigError(f"{path}: not a regular file (a device, FIFO or socket); give an experiment YAML file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read(MAX_FILE_BYTES + 1)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the experiment file: {e.strerror}") from None
 
 
 def apply_override(raw: dict, assignment: str) -> None:
@@ -278,13 +464,16 @@ def apply_override(raw: dict, assignment: str) -> None:
     try:
         node[parts[-1]] = _parse_yaml(text, "value") if text.strip() else None
     except ConfigError as e:
-        raise ConfigError(f"--set {assignment!r}: {str(e).split(': ', 1)[-1]} (quote strings that contain YAML "
-                          f"syntax: --set '{dotted}=\"...\"')") from None
+        raise ConfigError(
+            f"--set {assignment!r}: {str(e).split(': ', 1)[-1]} (quote strings that contain YAML "
+            f"syntax: --set '{dotted}=\"...\"')"
+        ) from None
 
 
 def load_experiment_dict(raw: Mapping[str, Any] | None) -> ExperimentConfig:
-    """Converts a parsed YAML mapping into an `ExperimentConfig`, validating every key."""
-    config = _from_mapping(ExperimentConfig, raw, "")
+    """Converts a parsed YAML mapping into an `ExperimentConfig`, validating every key; `${VAR}` in
+    the `PATH_FIELDS` is expanded from the environment."""
+    config = _expand_paths(_from_mapping(ExperimentConfig, raw, ""))
     _check_values(config)
     return config
 
@@ -296,18 +485,8 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
         ConfigError: naming the file and the dotted key of every problem, one per line.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such experiment file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not an experiment file") from None
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not valid UTF-8 ({e.reason} at byte {e.start}); save the file as UTF-8") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the experiment file: {e.strerror}") from None
-    raw = _parse_yaml(text, str(path))
+    data = _read_config_file(path)
+    raw = parse_yaml_bytes(data, str(path))
     if raw is None:
         raise ConfigError(f"{path}: empty experiment file (see examples/quickstart.yaml for one)")
     raw = dict(raw) if isinstance(raw, Mapping) else raw
@@ -319,6 +498,42 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
         return load_experiment_dict(raw)
     except ConfigError as e:
         raise ConfigError("\n".join(f"{path}: {line}" for line in str(e).splitlines())) from None
+
+
+def _expand(value: str, key: str) -> str:
+    from sweetspot.redact import expand
+
+    try:
+        return expand(value, key=key)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+
+
+def _expand_paths(c: ExperimentConfig) -> ExperimentConfig:
+    """`c` with `${VAR}` expanded in every field that names a path or a model (`PATH_FIELDS`); a `$`
+    left over after that (an unclosed `${`, `${1}`) is refused rather than taken as a folder name."""
+
+    def one(value: str | None, key: str) -> str | None:
+        if value is None:
+            return None
+        out = _expand(value, key)
+        if "${" in out:
+            raise ConfigError(f"{key}: {value!r}: write environment variables as ${{VAR}} (set in the environment)")
+        return out
+
+    data = dataclasses.replace(
+        c.data,
+        path=one(c.data.path, "data.path"),
+        cache_dir=one(c.data.cache_dir, "data.cache_dir"),
+        tokenizer=one(c.data.tokenizer, "data.tokenizer"),
+        files={k: one(v, f"data.files.{k}") for k, v in c.data.files.items()},
+    )
+    return dataclasses.replace(
+        c,
+        storage_path=one(c.storage_path, "storage_path"),
+        data=data,
+        model=dataclasses.replace(c.model, name=one(c.model.name, "model.name")),
+    )
 
 
 def _check_values(c: ExperimentConfig) -> None:
@@ -338,28 +553,71 @@ def _check_together(c: ExperimentConfig) -> list[str]:
             problems.append(message)
 
     search, train = c.search, c.train
-    need(search.scheduler.name != "asha" or search.scheduler.grace_period <= train.epochs,
-         f"search.scheduler.grace_period: {search.scheduler.grace_period} is more than train.epochs ({train.epochs}): "
-         "ASHA would stop no trial before its last epoch")
-    need(search.algorithm != "edges" or search.scheduler.name == "fifo",
-         "search.scheduler.name: the edges search reads every trial at the budget; use fifo (and "
-         "search.stop_early_collapse to end doomed trials early)")
-    need(search.algorithm != "edges" or search.seeds == 1,
-         "search.seeds: the edges search chooses its own seeds (a second one at an edge within the noise); leave it at 1")
-    need(search.algorithm != "edges" or search.metric == "val_p1" and search.mode == "max",
-         "search.metric: the edges search finds where val_p1 beats the majority-label floor; it needs val_p1, max")
+    need(
+        search.scheduler.name != "asha" or search.scheduler.grace_period <= train.epochs,
+        f"search.scheduler.grace_period: {search.scheduler.grace_period} is more than train.epochs ({train.epochs}): "
+        "ASHA would stop no trial before its last epoch",
+    )
+    need(
+        search.algorithm != "edges" or search.scheduler.name == "fifo",
+        "search.scheduler.name: the edges search reads every trial at the budget; use fifo (and "
+        "search.stop_early_collapse to end doomed trials early)",
+    )
+    need(
+        search.algorithm != "edges" or search.seeds == 1,
+        "search.seeds: the edges search chooses its own seeds (a second one at an edge within the noise); leave it at 1",
+    )
+    need(
+        search.algorithm != "edges" or search.metric == "val_p1" and search.mode == "max",
+        "search.metric: the edges search finds where val_p1 beats the majority-label floor; it needs val_p1, max",
+    )
     # Repeater averages a configuration's seeds for Optuna; ASHA stops seeds at different epochs,
     # so that mean would mix epochs (Ray's docs warn against Repeater with early stopping).
-    need(search.seeds == 1 or search.algorithm == "grid" or search.scheduler.name != "asha",
-         f"search.seeds: {search.seeds} seeds with scheduler asha would give Optuna means over different epochs; "
-         "use scheduler fifo, or seeds: 1")
-    need(not search.stop_early_collapse or train.eval_every_steps is not None,
-         "search.stop_early_collapse: decides from evaluations within the first epoch; set train.eval_every_steps "
-         "(e.g. a third of an epoch's steps)")
+    need(
+        search.seeds == 1 or search.algorithm == "grid" or search.scheduler.name != "asha",
+        f"search.seeds: {search.seeds} seeds with scheduler asha would give Optuna means over different epochs; "
+        "use scheduler fifo, or seeds: 1",
+    )
+    reported = keys.REPORTED + (keys.TEST_KEYS if train.eval_test else ())
+    need(
+        search.metric in reported,
+        f"search.metric: {search.metric!r} is not a result a trial reports "
+        f"(e.g. val_p1, val_loss, val_micro_f1{', test_p1' if train.eval_test else ''})",
+    )
+    need(
+        not search.stop_early_collapse or train.eval_every_steps is not None,
+        "search.stop_early_collapse: decides from evaluations within the first epoch; set train.eval_every_steps "
+        "(e.g. a third of an epoch's steps)",
+    )
     if search.algorithm == "grid":
         for key in ("lr" if search.space.lr is not None else "lr_factor", "weight_decay"):
-            need(not isinstance(getattr(search.space, key), Range), f"search.space.{key}: the grid needs a list of values, not a range")
+            need(
+                not isinstance(getattr(search.space, key), Range),
+                f"search.space.{key}: the grid needs a list of values, not a range",
+            )
+        trials = _grid_size(search)
+        need(
+            trials <= MAX_TRIALS,
+            f"search: the grid has {trials:,} trials (optimizers x learning rates x weight decays x "
+            f"seeds), more than {MAX_TRIALS:,}; split it into several experiments",
+        )
+    else:
+        need(
+            search.num_samples * search.seeds <= MAX_TRIALS,
+            f"search.num_samples: {search.num_samples:,} x {search.seeds} seeds is more than {MAX_TRIALS:,} trials",
+        )
+    need(train.seed + search.seeds - 1 <= MAX_SEED, f"train.seed: {train.seed} + {search.seeds} seeds goes past {MAX_SEED}")
     return problems
+
+
+def _grid_size(search: SearchConfig) -> int:
+    """The grid's trial count, multiplied out without building it."""
+
+    def count(v: Any) -> int:
+        return len(v) if isinstance(v, tuple) else 1
+
+    rates = count(search.space.lr if search.space.lr is not None else search.space.lr_factor)
+    return len(search.space.optimizer) * rates * count(search.space.weight_decay) * search.seeds
 
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:

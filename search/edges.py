@@ -59,29 +59,75 @@ Example:
     ...     search.on_trial_complete(f"t{i}", {"epoch": 1, "val_p1": p1, "majority_p1": 0.40})
     >>> search.suggest("t4")["lr"], search.suggest("t5")["lr"]  # the two brackets' midpoints
     (0.0001, 0.001)
+
+Over 400 lines on purpose: the searcher is one state machine (lines, phases, candidates, the plan) whose
+policy reads top to bottom in one place.
 """
 
 from __future__ import annotations
 
 import copy
+import enum
 import math
 import pickle
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ray.tune.search import Searcher
 
 from sweetspot import layout
-from sweetspot.trainable import collapse, keys
-from sweetspot.trainable.optimizers import default_lr
+from sweetspot.trainable import collapse, keys, score
+from sweetspot.trainable.optimizers import default_lr, relative
+from sweetspot.trainable.score import DEFAULT_DELTA
 
-__all__ = ["EdgeSearch", "LineState", "PointState"]
+__all__ = ["DEFAULT_DELTA", "EdgeSearch", "LineState", "Phase", "PointState"]
 
 _EPS = 1e-9
-DEFAULT_DELTA = 0.02  # the analysis's default δ (search does not import the analysis; a test pins the two)
 PENDING, SCORED, FAILED, UNKNOWN = "pending", "scored", "failed", "unknown"  # a trial's (and a point's) outcome
-_ROW_KEYS = collapse.SIGNALS  # what a running trial's rows keep, besides the metric: the collapse rules' inputs
+_ROW_KEYS = collapse.SIGNALS  # what a running trial's rows keep, besides the metric: the score's and the collapse rules' inputs
+
+
+class Phase(str, enum.Enum):
+    """Where the search stands on one line (a str: `phase == "found"` reads as written)."""
+
+    PROBING = "probing"  # a probe has not come back yet
+    REFINING = "refining"  # bisecting brackets or adding seeds, or trials still run
+    FOUND = "found"  # a region, every bracket resolved (or left unresolved: `LineState.unresolved`)
+    NONE = "none"  # some point beat the floor, none qualifies
+    DROPPED = "dropped"  # every probe at or below the floor, or failed: never sampled again
+    UNKNOWN = "unknown"  # nothing came back at the budget (stopped or errored)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Kind(enum.IntEnum):
+    """What a candidate trial is for; lower kinds are suggested first."""
+
+    SEED = 0  # one more seed at a point whose verdict the noise decides
+    PROBE = 1  # a probe of the line
+    BISECT = 2  # the midpoint (or the range's end) of a bracket
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trial the plan of a line proposes: at x = log10 lr, with this seed."""
+
+    kind: Kind
+    x: float
+    seed: int
+    order: float = 0.0  # within a kind, lower first: a probe's index, a bracket's −width (widest first)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The plan of one line: its phase, what it proposes, and its brackets still wider than the resolution."""
+
+    phase: Phase
+    candidates: tuple[Candidate, ...] = ()
+    unresolved: tuple[tuple[float, float], ...] = ()  # (x, x)
 
 
 @dataclass
@@ -92,7 +138,7 @@ class _Trial:
     x: float  # log10 lr, rounded (the point's key)
     seed: int
     outcome: str = PENDING
-    value: float = math.nan  # SCORED: best metric over epochs <= the budget
+    value: float = math.nan  # SCORED: its score (trainable/score.py) at the budget; NaN when no epoch end counted
     rows: list[dict[str, Any]] = field(default_factory=list)  # while it runs: its reports (_ROW_KEYS + metric)
 
 
@@ -101,10 +147,11 @@ class PointState:
     """One sampled lr of a line, over its seeds."""
 
     lr: float
-    outcome: str  # "pending" (a seed still runs), "failed" (a seed diverged or collapsed), "scored", "unknown"
+    outcome: str  # over its ended seeds: "failed" (one diverged or collapsed), "scored", "unknown"; "pending": none ended
     value: float  # SCORED: mean − std over the scored seeds (sample std; 0 for one seed); else NaN
-    seeds: int  # trials sampled here
-    qualifies: bool
+    seeds: int  # trials sampled here, running ones included
+    qualifies: bool  # on the seeds ended so far
+    running: int = 0  # of its trials, those still running
 
 
 @dataclass(frozen=True)
@@ -113,9 +160,10 @@ class LineState:
 
     optimizer: str
     weight_decay: float
-    phase: str  # "probing", "refining", "found", "none", "dropped" (all probes at the floor) or "unknown"
+    phase: Phase
     points: tuple[PointState, ...]  # in lr order; the analysis turns them into intervals
     unresolved: tuple[tuple[float, float], ...] = ()  # (lr, lr) brackets left wider than the resolution
+    next_lr: float | None = None  # the lr one more trial on this line would sample (None: nothing left to sample)
 
 
 class EdgeSearch(Searcher):
@@ -143,31 +191,55 @@ class EdgeSearch(Searcher):
         collapse_patience: `search.stop_on_collapse`: how the collapse stopper's stops are recognised.
         early_collapse: The early collapse rule's thresholds when `search.stop_early_collapse` is on
             (`runner.early_collapse_rule`): how its stops are recognised.
+        entropy_fraction: `train.collapse_entropy_fraction`: an evaluation whose predictions are this
+            constant never counts towards a score (trainable/score.py).
+        relatives: A line whose optimizer has a relative in the search (`OptimizerSpec.relative`, e.g.
+            AMSGrad and AdamW: Adam) waits for the relative's line to settle, then probes first at its
+            edges instead of across the range.
         metric, mode: Must be `val_p1` and `max`: the level needs the majority-label floor.
 
     Raises:
         ValueError: an argument is out of range, an optimizer is unknown, or metric/mode is not val_p1/max.
     """
 
-    def __init__(self, *, optimizers: Sequence[str], epochs: int, lr_factor: tuple[float, float] = (1e-3, 10.0),
-                 lr: tuple[float, float] | None = None, weight_decays: Sequence[float] = (0.0,), probes: int = 4,
-                 resolution: float = 0.5, seeds: int = 2, noise: float = 0.02, max_trials: int | None = None,
-                 first_seed: int = 0, delta: float = DEFAULT_DELTA, margin: float = 0.01,
-                 collapse_patience: int | None = None, early_collapse: dict[str, float] | None = None,
-                 metric: str = keys.VAL_P1, mode: str = "max"):
+    def __init__(
+        self,
+        *,
+        optimizers: Sequence[str],
+        epochs: int,
+        lr_factor: tuple[float, float] = (1e-3, 10.0),
+        lr: tuple[float, float] | None = None,
+        weight_decays: Sequence[float] = (0.0,),
+        probes: int = 4,
+        resolution: float = 0.5,
+        seeds: int = 2,
+        noise: float = 0.02,
+        max_trials: int | None = None,
+        first_seed: int = 0,
+        delta: float = DEFAULT_DELTA,
+        margin: float = 0.01,
+        collapse_patience: int | None = None,
+        early_collapse: dict[str, float] | None = None,
+        entropy_fraction: float = score.DEFAULT_ENTROPY_FRACTION,
+        relatives: bool = True,
+        metric: str = keys.VAL_P1,
+        mode: str = "max",
+    ):
         _check_metric(metric, mode)
         super().__init__(metric=metric, mode=mode)
         bounds = lr if lr is not None else lr_factor
-        problems = [(not optimizers, "optimizers: at least one"),
-                    (epochs < 1, f"epochs: {epochs} < 1"),
-                    (not 0 < bounds[0] < bounds[1], f"{'lr' if lr else 'lr_factor'}: need 0 < low < high, got {bounds}"),
-                    (not weight_decays, "weight_decays: at least one"),
-                    (probes < 2, f"probes: {probes} < 2"),
-                    (not resolution > 0, f"resolution: {resolution} decades, must be > 0"),
-                    (seeds < 1, f"seeds: {seeds} < 1"),
-                    (not noise >= 0, f"noise: {noise} < 0"),
-                    (max_trials is not None and max_trials < 1, f"max_trials: {max_trials} < 1"),
-                    (not delta >= 0, f"delta: {delta} < 0")]
+        problems = [
+            (not optimizers, "optimizers: at least one"),
+            (epochs < 1, f"epochs: {epochs} < 1"),
+            (not 0 < bounds[0] < bounds[1], f"{'lr' if lr else 'lr_factor'}: need 0 < low < high, got {bounds}"),
+            (not weight_decays, "weight_decays: at least one"),
+            (probes < 2, f"probes: {probes} < 2"),
+            (not resolution > 0, f"resolution: {resolution} decades, must be > 0"),
+            (seeds < 1, f"seeds: {seeds} < 1"),
+            (not noise >= 0, f"noise: {noise} < 0"),
+            (max_trials is not None and max_trials < 1, f"max_trials: {max_trials} < 1"),
+            (not delta >= 0, f"delta: {delta} < 0"),
+        ]
         for bad, what in problems:
             if bad:
                 raise ValueError(f"EdgeSearch {what}")
@@ -179,7 +251,13 @@ class EdgeSearch(Searcher):
         self._epochs, self._probes, self._resolution, self._seeds = epochs, probes, resolution, seeds
         self._noise, self._max_trials, self._first_seed = noise, max_trials, first_seed
         self._delta, self._margin, self._collapse_patience = delta, margin, collapse_patience
-        self._early_collapse = early_collapse
+        self._early_collapse, self._entropy_fraction = early_collapse, entropy_fraction
+        self._relative: dict[int, int] = {}  # line -> the line of its optimizer's relative at the same weight decay
+        if relatives:
+            for i, (optimizer, decay) in enumerate(self._lines):
+                for j, line in enumerate(self._lines):
+                    if line == (relative(optimizer), decay):
+                        self._relative[i] = j
         self._trials: dict[str, _Trial] = {}  # by Tune's trial id, in suggestion order
         self._floor: float | None = None  # F, from the first report carrying majority_p1
 
@@ -194,18 +272,18 @@ class EdgeSearch(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self._max_trials is not None and len(self._trials) >= self._max_trials:
             return Searcher.FINISHED
-        best = None  # (rank, line, x, seed) with the lowest rank
+        best: tuple[tuple, int, Candidate] | None = None  # (rank, line, candidate) with the lowest rank
         for i in range(len(self._lines)):
             busy = sum(t.outcome == PENDING for t in self._trials.values() if t.line == i)
-            for rank, x, seed in self._plan(i)[1]:
-                candidate = ((*rank, busy, i), i, x, seed)  # ties: the line with fewer running trials
-                best = candidate if best is None or candidate[0] < best[0] else best
+            for c in self._plan(i).candidates:
+                rank = (c.kind, c.order, busy, i)  # ties: the line with fewer running trials
+                best = (rank, i, c) if best is None or rank < best[0] else best
         if best is None:
             return None if any(t.outcome == PENDING for t in self._trials.values()) else Searcher.FINISHED
-        _, i, x, seed = best
-        self._trials[trial_id] = _Trial(line=i, x=x, seed=seed)
+        _, i, c = best
+        self._trials[trial_id] = _Trial(line=i, x=c.x, seed=c.seed)
         optimizer, decay = self._lines[i]
-        return {"optimizer": optimizer, "lr": _lr(x), "weight_decay": decay, "seed": seed}
+        return {"optimizer": optimizer, "lr": _lr(c.x), "weight_decay": decay, "seed": c.seed}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         trial = self._trials.get(trial_id)
@@ -221,21 +299,34 @@ class EdgeSearch(Searcher):
             return
         if result and (not trial.rows or result.get(keys.EPOCH) != trial.rows[-1].get(keys.EPOCH)):
             self.on_trial_result(trial_id, result)  # Tune passes the last result here; it may be unseen
-        record = layout.trial_record(trial_id=trial_id, tune_status="ERROR" if error else "TERMINATED", config={},
-                                     rows=trial.rows, metric=self._metric, mode=self._mode, max_epochs=self._epochs,
-                                     collapse_patience=self._collapse_patience, early_collapse=self._early_collapse)
-        values = [float(r[self._metric]) for r in trial.rows
-                  if float(r.get(keys.EPOCH, math.inf)) <= self._epochs + _EPS and _finite(r.get(self._metric))]
+        record = layout.trial_record(
+            trial_id=trial_id,
+            tune_status="ERROR" if error else "TERMINATED",
+            config={},
+            rows=trial.rows,
+            metric=self._metric,
+            mode=self._mode,
+            max_epochs=self._epochs,
+            collapse_patience=self._collapse_patience,
+            early_collapse=self._early_collapse,
+        )
+        # The score the analysis gives it (trainable/score.py): scored once it reached the budget's last
+        # epoch end, whatever happened after; a failure (diverged, stopped collapsed) never qualifies.
+        at_budget = score.score(
+            trial.rows, budget=self._epochs, metric=self._metric, mode=self._mode, entropy_fraction=self._entropy_fraction
+        )
         if record["status"] in ("diverged", "collapsed"):
             trial.outcome = FAILED
-        elif record["status"] == "terminated" and values:
-            trial.outcome, trial.value = SCORED, max(values)
-        else:  # stopped by the scheduler, errored, or no finite metric: not a value at the budget
+        elif at_budget.reached >= self._epochs:
+            trial.outcome, trial.value = SCORED, at_budget.value  # NaN: no epoch end counted (constant predictions)
+        else:  # stopped by the scheduler or errored before the budget: no value at the budget
             trial.outcome = UNKNOWN
         trial.rows = []
-        if trial.outcome != UNKNOWN and self._floor is None:
-            raise ValueError(f"EdgeSearch: trial {trial_id} reported no {keys.MAJORITY_P1}; the level needs the "
-                             "majority-label floor (sweetspot's trainable reports it every epoch)")
+        if trial.outcome == SCORED and self._floor is None:
+            raise ValueError(
+                f"EdgeSearch: trial {trial_id} reported no {keys.MAJORITY_P1}; the level needs the "
+                "majority-label floor (sweetspot's trainable reports it every epoch)"
+            )
 
     def get_state(self) -> dict[str, Any]:
         return copy.deepcopy({"lines": self._lines, "ranges": self._ranges, "trials": self._trials, "floor": self._floor})
@@ -260,22 +351,31 @@ class EdgeSearch(Searcher):
     @property
     def level(self) -> float | None:
         """L = (1 + δ)·F, the score a configuration must reach; None before the first report."""
-        return None if self._floor is None else (1.0 + self._delta) * self._floor
+        return None if self._floor is None else score.level(self._floor, delta=self._delta)
 
     @property
     def state(self) -> tuple[LineState, ...]:
         """Every line: its phase, points and unresolved brackets."""
         out = []
         for i, (optimizer, decay) in enumerate(self._lines):
-            phase, _, unresolved = self._plan(i)
-            out.append(LineState(optimizer=optimizer, weight_decay=decay, phase=phase, points=tuple(self._points(i).values()),
-                                 unresolved=tuple((_lr(a), _lr(b)) for a, b in unresolved)))
+            plan = self._plan(i)
+            first = min(plan.candidates, key=lambda c: (c.kind, c.order), default=None)
+            out.append(
+                LineState(
+                    optimizer=optimizer,
+                    weight_decay=decay,
+                    phase=plan.phase,
+                    points=tuple(self._points(i).values()),
+                    unresolved=tuple((_lr(a), _lr(b)) for a, b in plan.unresolved),
+                    next_lr=_lr(first.x) if first else None,
+                )
+            )
         return tuple(out)
 
     @property
     def dropped(self) -> tuple[tuple[str, float], ...]:
         """The (optimizer, weight decay) lines dropped because every probe sat at the floor."""
-        return tuple(self._lines[i] for i in range(len(self._lines)) if self._plan(i)[0] == "dropped")
+        return tuple(self._lines[i] for i in range(len(self._lines)) if self._plan(i).phase is Phase.DROPPED)
 
     def summary(self) -> list[str]:
         """One line of text per line of the search, for logs."""
@@ -284,18 +384,20 @@ class EdgeSearch(Searcher):
             good = [p.lr for p in s.points if p.qualifies]
             where = f"qualifying lrs {min(good):.3g}..{max(good):.3g}" if good else "no qualifying lr"
             extra = f"; {len(s.unresolved)} bracket(s) unresolved" if s.unresolved else ""
-            out.append(f"{s.optimizer} wd={s.weight_decay:g}: {s.phase} ({sum(p.seeds for p in s.points)} trials; {where}{extra})")
+            out.append(
+                f"{s.optimizer} wd={s.weight_decay:g}: {s.phase.value} ({sum(p.seeds for p in s.points)} trials; {where}{extra})"
+            )
         return out
 
     # --------------------------------------------------------------------------------------------
     # The plan of one line
 
     def _qualifies(self, value: float) -> bool:
-        level = self.level
-        return level is not None and _finite(value) and value >= level - _EPS and value > self._floor
+        return self._floor is not None and score.qualifies(value, floor=self._floor, delta=self._delta)
 
     def _points(self, i: int) -> dict[float, PointState]:
-        """Line i's sampled points by x, in x order."""
+        """Line i's sampled points by x, in x order. A point's verdict reads its ended seeds only: a
+        seed still running leaves it where it stands (its bracket stays resolved while it runs)."""
         by_x: dict[float, list[_Trial]] = {}
         for t in self._trials.values():
             if t.line == i:
@@ -305,92 +407,156 @@ class EdgeSearch(Searcher):
             trials = by_x[x]
             outcomes = {t.outcome for t in trials}
             values = [t.value for t in trials if t.outcome == SCORED]
-            outcome = next((o for o in (PENDING, FAILED, SCORED) if o in outcomes), UNKNOWN)
-            value = math.nan
-            if outcome == SCORED:  # the analysis's configuration score: mean − std over seeds
+            outcome = next((o for o in (FAILED, SCORED, UNKNOWN) if o in outcomes), PENDING)
+            value = math.nan  # also when a seed scored nothing (every epoch end predicted one label): it never trained
+            if outcome == SCORED and all(_finite(v) for v in values):  # the analysis's configuration score: mean − std
                 value = statistics.fmean(values) - (statistics.stdev(values) if len(values) > 1 else 0.0)
-            out[x] = PointState(lr=_lr(x), outcome=outcome, value=value, seeds=len(trials),
-                                qualifies=outcome == SCORED and self._qualifies(value))
+            out[x] = PointState(
+                lr=_lr(x),
+                outcome=outcome,
+                value=value,
+                seeds=len(trials),
+                qualifies=outcome == SCORED and self._qualifies(value),
+                running=sum(t.outcome == PENDING for t in trials),
+            )
         return out
 
     def _sigma(self) -> float:
         """The seed-to-seed standard deviation, pooled over points with >= 2 scored seeds and the prior."""
         by_point: dict[tuple[int, float], list[float]] = {}
         for t in self._trials.values():
-            if t.outcome == SCORED:
+            if t.outcome == SCORED and _finite(t.value):
                 by_point.setdefault((t.line, t.x), []).append(t.value)
         variances = [statistics.variance(v) for v in by_point.values() if len(v) > 1]
-        return math.sqrt((self._noise ** 2 + sum(variances)) / (1 + len(variances)))
+        return math.sqrt((self._noise**2 + sum(variances)) / (1 + len(variances)))
 
-    def _probe_xs(self, i: int) -> list[float]:
+    def _probe_xs(self, i: int) -> list[float] | None:
+        """Line i's probes: the centres of `probes` equal cells of its range, each standing for its
+        cell; or, for a line with a relative in the search (`relatives`), the ends of the relative's
+        resolved edges, moved by the two default lrs' ratio (the cell centres are added when none of
+        those qualifies). None: wait for the relative to settle."""
         lo, hi = self._ranges[i]
-        step = (hi - lo) / self._probes  # the centres of `probes` equal cells: each stands for its cell
-        return [_key(lo + (k + 0.5) * step) for k in range(self._probes)]
-
-    def _plan(self, i: int) -> tuple[str, list[tuple[tuple, float, int]], list[tuple[float, float]]]:
-        """(phase, candidates, unresolved brackets) of line i. A candidate is (rank, x, seed): lower
-        ranks first, extra seeds (0) before probes (1) before bisections (2, widest first). Unresolved:
-        brackets still wider than the resolution, (x, x)."""
+        step = (hi - lo) / self._probes
+        cells = [_key(lo + (k + 0.5) * step) for k in range(self._probes)]
+        j = self._relative.get(i)
+        if j is None:
+            return cells
+        plan = self._plan(j)
+        if plan.phase in (Phase.PROBING, Phase.REFINING):
+            return None
+        known = [(x, p) for x, p in self._points(j).items() if p.outcome in (SCORED, FAILED)]
+        shift = self._ranges[i][0] - self._ranges[j][0]
+        ends = sorted(
+            {_key(x + shift) for (a, pa), (b, pb) in zip(known, known[1:]) if pa.qualifies != pb.qualifies for x in (a, b)}
+            | {_key(x + shift) for x, p in known[:1] + known[-1:] if p.qualifies}
+        )
+        ends = [x for x in ends if lo - _EPS <= x <= hi + _EPS]
+        if not ends:
+            return cells
         points = self._points(i)
+        if all(x in points and points[x].outcome in (SCORED, FAILED) and not points[x].qualifies for x in ends):
+            return sorted({*ends, *cells})  # the relative's edges are not this line's: probe the whole range
+        return ends
+
+    def _plan(self, i: int) -> Plan:
+        """The plan of line i, in the order of the module docstring: probe, then refine around a
+        region (or towards the best point when none qualifies), else done."""
+        points = self._points(i)
+        running = any(p.running for p in points.values())
+
+        # 1. Probe: wait until every probe has an ended trial (a probe's extra seed does not hold the line).
         probes = self._probe_xs(i)
-        todo = [((1, k), x, self._first_seed) for k, x in enumerate(probes) if x not in points]
-        if todo or any(points[x].outcome == PENDING for x in probes):
-            return "probing", todo, []
+        if probes is None:  # its relative is still searched
+            return Plan(Phase.PROBING)
+        unsampled = tuple(Candidate(Kind.PROBE, x, self._first_seed, order=k) for k, x in enumerate(probes) if x not in points)
+        if unsampled or any(points[x].outcome == PENDING for x in probes):
+            return Plan(Phase.PROBING, unsampled)
         known = [(x, p) for x, p in points.items() if p.outcome in (SCORED, FAILED)]
         if not known:
-            return "unknown", [], []
-        candidates: list[tuple[tuple, float, int]] = []
+            return Plan(Phase.REFINING if running else Phase.UNKNOWN)
+
+        # 2. Refine.
+        if any(p.qualifies for _, p in known):
+            candidates, unresolved = self._refine_region(i, points, known)
+            return Plan(Phase.REFINING if candidates or running else Phase.FOUND, candidates, unresolved)
+        scored = [(x, p) for x, p in known if p.outcome == SCORED and _finite(p.value)]
+        best = max(scored, key=lambda xp: xp[1].value, default=None)
+        if best is None or not best[1].value > self._floor:  # nothing beat the floor: no spot to look for
+            phase = Phase.REFINING if running else Phase.DROPPED if set(points) == set(probes) else Phase.NONE
+            return Plan(phase)
+        candidates, unresolved = self._towards(i, points, best[0])
+        return Plan(Phase.REFINING if candidates or running else Phase.NONE, candidates, unresolved)
+
+    def _bisect(
+        self, points: dict[float, PointState], a: float, b: float, at: float | None = None
+    ) -> tuple[Candidate | None, tuple[float, float]]:
+        """(a candidate or None, the bracket): `at` (default: the midpoint) of the unresolved bracket
+        (a, b), unless a point inside it was sampled: then its trial still runs, or came back unknown
+        and the bracket stays unresolved."""
+        at = _key((a + b) / 2) if at is None else at
+        inside = at in points or any(a < x < b for x in points)
+        return (None if inside else Candidate(Kind.BISECT, at, self._first_seed, order=-(b - a))), (a, b)
+
+    def _refine_region(
+        self, i: int, points: dict[float, PointState], known: list[tuple[float, PointState]]
+    ) -> tuple[tuple[Candidate, ...], tuple[tuple[float, float], ...]]:
+        """Some point qualifies: bisect every bracket wider than the resolution (and sample the range's
+        end next to a qualifying outermost point); give more seeds where the noise decides a verdict."""
+        candidates: list[Candidate] = []
         unresolved: list[tuple[float, float]] = []
 
-        def bisect(a: float, b: float, at: float | None = None) -> None:
-            """Propose `at` (default: the midpoint) for the bracket (a, b) unless it was sampled: then
-            its trial still runs, or came back unknown and the bracket stays unresolved."""
-            unresolved.append((a, b))
-            at = _key((a + b) / 2) if at is None else at
-            if at not in points:
-                candidates.append(((2, -(b - a)), at, self._first_seed))
+        def propose(candidate: Candidate | None, bracket: tuple[float, float]) -> None:
+            unresolved.append(bracket)
+            if candidate is not None:
+                candidates.append(candidate)
 
+        def another_seed(x: float, p: PointState) -> None:
+            if p.seeds < self._seeds and not p.running:
+                candidates.append(Candidate(Kind.SEED, x, self._first_seed + p.seeds))
+
+        sigma, level = self._sigma(), self.level
+        qualifying = [(x, p) for x, p in known if p.qualifies]
+        undecided = any(p.outcome == PENDING for p in points.values())  # a point with no ended trial may qualify too
+        if len(qualifying) == 1 and not undecided:  # a region resting on one point may be one lucky seed: confirm it
+            another_seed(*qualifying[0])
+        for (a, pa), (b, pb) in zip(known, known[1:]):
+            if pa.qualifies == pb.qualifies:
+                continue
+            if b - a > self._resolution + _EPS:
+                propose(*self._bisect(points, a, b))
+                continue
+            x, q = (a, pa) if pa.qualifies else (b, pb)  # a resolved edge: its qualifying end, if within the noise
+            if len(qualifying) > 1 and q.value - level < 2 * sigma:
+                another_seed(x, q)
+        lo, hi = (_key(v) for v in self._ranges[i])  # the range's ends only when the region reaches the outermost point
+        if known[0][1].qualifies and known[0][0] > lo:
+            propose(*self._bisect(points, lo, known[0][0], at=lo))
+        if known[-1][1].qualifies and known[-1][0] < hi:
+            propose(*self._bisect(points, known[-1][0], hi, at=hi))
+        return tuple(dict.fromkeys(candidates)), tuple(unresolved)
+
+    def _towards(
+        self, i: int, points: dict[float, PointState], best: float
+    ) -> tuple[tuple[Candidate, ...], tuple[tuple[float, float], ...]]:
+        """Nothing qualifies but the best point beats the floor: bisect from its neighbours (or the
+        range's ends) towards it, down to the resolution."""
         lo, hi = (_key(v) for v in self._ranges[i])
-        region = any(p.qualifies for _, p in known)
-        if region:
-            sigma = self._sigma()
-            lone = [(x, p) for x, p in known if p.qualifies]
-            if len(lone) == 1 and lone[0][1].seeds < self._seeds:  # the verdict rests on one trial: confirm it
-                candidates.append(((0, 0), lone[0][0], self._first_seed + lone[0][1].seeds))
-            for (a, pa), (b, pb) in zip(known, known[1:]):
-                if pa.qualifies == pb.qualifies:
-                    continue
-                if b - a > self._resolution + _EPS:
-                    bisect(a, b)
-                    continue
-                x, q = (a, pa) if pa.qualifies else (b, pb)
-                if q.seeds < self._seeds and q.value - self.level < 2 * sigma and len(lone) > 1:  # (a lone one: above)
-                    candidates.append(((0, 0), x, self._first_seed + q.seeds))
-            # The range's ends are sampled only when the region reaches the outermost point.
-            if known[0][1].qualifies and known[0][0] > lo:
-                bisect(lo, known[0][0], at=lo)
-            if known[-1][1].qualifies and known[-1][0] < hi:
-                bisect(known[-1][0], hi, at=hi)
-        else:
-            scored = [(x, p) for x, p in known if p.outcome == SCORED]
-            best_x = max(scored, key=lambda xp: xp[1].value)[0] if scored else None
-            if best_x is None or not points[best_x].value > self._floor:
-                running = any(p.outcome == PENDING for p in points.values())  # an extra seed may still run
-                return "refining" if running else "dropped" if set(points) == set(probes) else "none", [], []
-            around = sorted({lo, hi, *points})  # towards the best point from its neighbours (or the range's ends)
-            k = around.index(best_x)
-            for a, b in [(around[j], around[j + 1]) for j in (k - 1, k) if 0 <= j < len(around) - 1]:
-                if b - a > self._resolution + _EPS:
-                    bisect(a, b)
-        running = any(p.outcome == PENDING for p in points.values())
-        phase = "refining" if candidates or running else "found" if region else "none"
-        return phase, candidates, unresolved
+        around = sorted({lo, hi, *points})
+        k = around.index(best)
+        out = [
+            self._bisect(points, around[j], around[j + 1])
+            for j in (k - 1, k)
+            if 0 <= j < len(around) - 1 and around[j + 1] - around[j] > self._resolution + _EPS
+        ]
+        return tuple(c for c, _ in out if c is not None), tuple(bracket for _, bracket in out)
 
 
 def _check_metric(metric: str, mode: str) -> None:
     if (metric, mode) != (keys.VAL_P1, "max"):
-        raise ValueError(f"EdgeSearch: metric/mode must be {keys.VAL_P1}/max (the level is set by the majority-label "
-                         f"floor), got {metric}/{mode}")
+        raise ValueError(
+            f"EdgeSearch: metric/mode must be {keys.VAL_P1}/max (the level is set by the majority-label "
+            f"floor), got {metric}/{mode}"
+        )
 
 
 def _key(x: float) -> float:
@@ -398,7 +564,7 @@ def _key(x: float) -> float:
 
 
 def _lr(x: float) -> float:
-    return float(f"{10 ** x:.12g}")  # 10 ** -3.5 and 1e-3 × 0.316227766017 are one lr
+    return float(f"{10**x:.12g}")  # 10 ** -3.5 and 1e-3 × 0.316227766017 are one lr
 
 
 def _finite(v: Any) -> bool:

@@ -74,8 +74,14 @@ class LiveRun:
             final refresh uses `sweetspot analyze`'s defaults (what a user gets after the search).
     """
 
-    def __init__(self, folder: str, *, report_every: float | None = None, heartbeat_s: float = layout.HEARTBEAT_S,
-                 analyze_args: tuple[str, ...] = ("--no-attention",)):
+    def __init__(
+        self,
+        folder: str,
+        *,
+        report_every: float | None = None,
+        heartbeat_s: float = layout.HEARTBEAT_S,
+        analyze_args: tuple[str, ...] = ("--no-attention",),
+    ):
         self.folder, self.report_every, self.heartbeat_s = str(folder), report_every, heartbeat_s
         self.analyze_args = analyze_args
         self.started = time.time()
@@ -86,7 +92,7 @@ class LiveRun:
         self._threads: list[threading.Thread] = []
         self._handlers: dict[int, object] = {}
 
-    def __enter__(self) -> "LiveRun":
+    def __enter__(self) -> LiveRun:
         _interrupted.clear()
         # Tune replaces these handlers for the run and leaves its own installed after a run that was
         # not interrupted: put the driver's back on leaving (a Ctrl+C during the last refresh stops it).
@@ -96,8 +102,9 @@ class LiveRun:
         self._write("running")
         # Two threads: a refresh may take longer than a heartbeat period, and must not delay one.
         loops = [self._beat] + ([self._refresh_loop] if self.report_every is not None else [])
-        self._threads = [threading.Thread(target=loop, name=f"sweetspot-live-{loop.__name__.strip('_')}", daemon=True)
-                         for loop in loops]
+        self._threads = [
+            threading.Thread(target=loop, name=f"sweetspot-live-{loop.__name__.strip('_')}", daemon=True) for loop in loops
+        ]
         for thread in self._threads:
             thread.start()
         return self
@@ -140,28 +147,44 @@ class LiveRun:
             command = ["nice", "-n", "10", *command]  # the trials first
         began = time.monotonic()
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=max(600.0, 2 * (self.report_every or 0)),
-                                  stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=max(600.0, 2 * (self.report_every or 0)),
+                stdin=subprocess.DEVNULL,
+            )
             ok, why = done.returncode == 0, (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
         except (OSError, subprocess.TimeoutExpired) as e:
             ok, why = False, str(e)
         took = time.monotonic() - began
         if ok:
             self.reports, self.last_report_s = self.reports + 1, took
-            print(f"sweetspot: report refreshed in {took:.1f} s: {storage.join(self.folder, 'report', 'report.html')}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"sweetspot: report refreshed in {took:.1f} s: {storage.join(self.folder, 'report', 'report.html')}",
+                file=sys.stderr,
+                flush=True,
+            )
         elif why != self._last_failure:  # once per reason (no trial has reported yet: every period until one has)
             print(f"sweetspot: report not refreshed: {why}", file=sys.stderr, flush=True)
         self._last_failure = None if ok else why
         return ok
 
     def _write(self, state: str, *, ended: float | None = None, error: str | None = None) -> None:
-        doc = layout.run_document(state=state, pid=os.getpid(), host=socket.gethostname(), started=self.started,
-                                  heartbeat=time.time(), ended=ended, report_every=self.report_every,
-                                  reports=self.reports, last_report_s=self.last_report_s, error=error)
+        doc = layout.run_document(
+            state=state,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started=self.started,
+            heartbeat=time.time(),
+            ended=ended,
+            report_every=self.report_every,
+            reports=self.reports,
+            last_report_s=self.last_report_s,
+            error=error,
+        )
         with self._lock:
             try:
                 storage.write_text(storage.join(self.folder, layout.RUN_FILE), json.dumps(doc, indent=1))
             except OSError as e:  # a heartbeat that cannot be written must not end the search
                 print(f"sweetspot: cannot write {layout.RUN_FILE}: {e}", file=sys.stderr, flush=True)
-

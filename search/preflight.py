@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sweetspot import storage
 from sweetspot.search.config import ConfigError, ExperimentConfig
+from sweetspot.search.ray_start import usable_cpus
 
 
 def check_environment(config: ExperimentConfig, *, results: bool = True, address: str | None = None) -> None:
@@ -37,8 +38,10 @@ def _model(config: ExperimentConfig) -> list[str]:
         return [f"model.name: {e}"]
     limit = position_limit(encoder) if encoder is not None else None
     if limit is not None and config.data.max_len > limit:
-        return [f"data.max_len: {config.data.max_len} is more than {config.model.name}'s {limit} positions "
-                f"(max_position_embeddings in its config); use at most {limit}"]
+        return [
+            f"data.max_len: {config.data.max_len} is more than {config.model.name}'s {limit} positions "
+            f"(max_position_embeddings in its config); use at most {limit}"
+        ]
     return []
 
 
@@ -55,12 +58,14 @@ def unwritable(path: Path) -> str | None:
         return f"{path} cannot be created: {existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{path} cannot be {'written' if existing == path else 'created'}: {existing} is not writable"
-    if existing == path:
-        try:  # read-only file systems and ACLs that os.access does not see (as root)
+    try:  # probed by writing: read-only file systems, /proc and ACLs that os.access does not see (as root)
+        if existing == path:
             with tempfile.TemporaryFile(dir=path):
                 pass
-        except OSError as e:
-            return f"{path} cannot be written: {e.strerror}"
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".sweetspot-probe-"))
+    except OSError as e:
+        return f"{path} cannot be {'written' if existing == path else 'created'}: {e.strerror}"
     return None
 
 
@@ -84,7 +89,7 @@ def _storage_path(config: ExperimentConfig) -> list[str]:
 
 def _study_storage(config: ExperimentConfig) -> list[str]:
     url = config.search.study_storage
-    if not url or config.search.algorithm == "grid":
+    if not url or config.search.algorithm in ("grid", "edges"):  # no Optuna study: no driver needed
         return []
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -106,8 +111,10 @@ def _study_storage(config: ExperimentConfig) -> list[str]:
     except NoSuchModuleError:
         return [f"search.study_storage: unknown database {url.split(':', 1)[0]!r} (sqlite, postgresql, mysql, ...)"]
     except ImportError as e:
-        return [f"search.study_storage: the database driver for {parsed.drivername} is not installed "
-                f"(no module {e.name!r}): pip install it, or name an installed driver in the URL"]
+        return [
+            f"search.study_storage: the database driver for {parsed.drivername} is not installed "
+            f"(no module {e.name!r}): pip install it, or name an installed driver in the URL"
+        ]
     return []
 
 
@@ -120,15 +127,19 @@ def _gpus() -> int:
 
 def _local_resources(config: ExperimentConfig) -> list[str]:
     r, problems = config.resources, []
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if r.cpus_per_trial > cpus:
-        problems.append(f"resources.cpus_per_trial: {r.cpus_per_trial:g} CPUs per trial, but the embedded Ray has {cpus} "
-                        "(this machine's CPUs); no trial would ever start (use --address to run on a cluster)")
+        problems.append(
+            f"resources.cpus_per_trial: {r.cpus_per_trial:g} CPUs per trial, but the embedded Ray has {cpus} "
+            "(the CPUs this process may use); no trial would ever start (use --address to run on a cluster)"
+        )
     if r.gpus_per_trial > 0:
         gpus = _gpus()
         if r.gpus_per_trial > gpus:
-            problems.append(f"resources.gpus_per_trial: {r.gpus_per_trial:g} GPUs per trial, but the embedded Ray has "
-                            f"{gpus}; no trial would ever start (use 0 on a CPU machine, or --address to run on a cluster)")
+            problems.append(
+                f"resources.gpus_per_trial: {r.gpus_per_trial:g} GPUs per trial, but the embedded Ray has "
+                f"{gpus}; no trial would ever start (use 0 on a CPU machine, or --address to run on a cluster)"
+            )
     return problems
 
 
@@ -144,15 +155,22 @@ def check_cluster_resources(config: ExperimentConfig) -> str | None:
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v) for node in nodes):
         return None
-    biggest = max((node.get("CPU", 0.0) for node in nodes), default=0.0), max((node.get("GPU", 0.0) for node in nodes), default=0.0)
+    biggest = (
+        max((node.get("CPU", 0.0) for node in nodes), default=0.0),
+        max((node.get("GPU", 0.0) for node in nodes), default=0.0),
+    )
     wanted = f"{r.cpus_per_trial:g} CPUs" + (f" and {r.gpus_per_trial:g} GPUs" if r.gpus_per_trial else "")
     have = f"{biggest[0]:g} CPUs" + (f" and {biggest[1]:g} GPUs" if r.gpus_per_trial else "")
     if _autoscales(_internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)):
-        return (f"resources: a trial needs {wanted} on one node, the cluster's largest node has {have}: "
-                "waiting for the autoscaler to add one (Ctrl-C to stop)")
+        return (
+            f"resources: a trial needs {wanted} on one node, the cluster's largest node has {have}: "
+            "waiting for the autoscaler to add one (Ctrl-C to stop)"
+        )
     key = "resources.gpus_per_trial" if r.gpus_per_trial > biggest[1] else "resources.cpus_per_trial"
-    raise ConfigError(f"{key}: a trial needs {wanted} on one node, but the cluster's largest node has {have} and "
-                      "the cluster does not autoscale; no trial would ever start")
+    raise ConfigError(
+        f"{key}: a trial needs {wanted} on one node, but the cluster's largest node has {have} and "
+        "the cluster does not autoscale; no trial would ever start"
+    )
 
 
 def _autoscales(status: bytes | None) -> bool:

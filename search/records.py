@@ -18,6 +18,7 @@ from ray import tune
 from sweetspot import layout, storage
 from sweetspot.trainable import keys
 
+
 class SummaryCallback(tune.Callback):
     """Rewrites `<experiment>/summary.json` at most every `interval_s` seconds, and at every
     trial's end and the experiment's end. `folder` is a local path or a storage URI.
@@ -26,9 +27,17 @@ class SummaryCallback(tune.Callback):
     `sweetspot.layout.summary_document`: the test fixtures write them with the same functions.
     """
 
-    def __init__(self, folder: str | Path, *, metric: str, mode: str, max_epochs: int,
-                 collapse_patience: int | None = None, early_collapse: dict[str, float] | None = None,
-                 interval_s: float = 5.0):
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        metric: str,
+        mode: str,
+        max_epochs: int,
+        collapse_patience: int | None = None,
+        early_collapse: dict[str, float] | None = None,
+        interval_s: float = 5.0,
+    ):
         self.folder = str(folder)
         self.metric, self.mode, self.max_epochs = metric, mode, max_epochs
         self.collapse_patience, self.early_collapse = collapse_patience, early_collapse
@@ -48,7 +57,7 @@ class SummaryCallback(tune.Callback):
         row = layout.reported(result)
         if rows and row.get(keys.EPOCH) is not None and rows[-1].get(keys.EPOCH, -1) >= row[keys.EPOCH]:
             # a trial retried after a failure reports its epochs again from its checkpoint
-            del rows[next(i for i, r in enumerate(rows) if r.get(keys.EPOCH, -1) >= row[keys.EPOCH]):]
+            del rows[next(i for i, r in enumerate(rows) if r.get(keys.EPOCH, -1) >= row[keys.EPOCH]) :]
         rows.append(row)
         self._write(trials)
 
@@ -66,7 +75,9 @@ class SummaryCallback(tune.Callback):
         its result.json."""
         if trial.trial_id not in self._history:
             where = f"{layout.trial_folder(trial.trial_id)}/{layout.RESULT_FILE}"
-            self._history[trial.trial_id] = [layout.reported(r) for r in layout.parse_result_lines(read_result_file(trial), where=where)]
+            self._history[trial.trial_id] = [
+                layout.reported(r) for r in layout.parse_result_lines(read_result_file(trial), where=where)
+            ]
         return self._history[trial.trial_id]
 
     def _record(self, trial) -> dict[str, Any]:
@@ -74,18 +85,31 @@ class SummaryCallback(tune.Callback):
         if trial.status == "ERROR":
             error = _last_line(getattr(trial, "error_file", None) or str(Path(trial.local_path or "", "error.txt")))
         return layout.trial_record(
-            trial_id=trial.trial_id, tune_status=trial.status, config=dict(trial.config), rows=self._rows(trial),
-            metric=self.metric, mode=self.mode, max_epochs=self.max_epochs, collapse_patience=self.collapse_patience,
+            trial_id=trial.trial_id,
+            tune_status=trial.status,
+            config=dict(trial.config),
+            rows=self._rows(trial),
+            metric=self.metric,
+            mode=self.mode,
+            max_epochs=self.max_epochs,
+            collapse_patience=self.collapse_patience,
             early_collapse=self.early_collapse,
-            folder=Path(trial.local_path).name if getattr(trial, "local_path", None) else None, error=error)
+            folder=Path(trial.local_path).name if getattr(trial, "local_path", None) else None,
+            error=error,
+        )
 
     def _write(self, trials, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._written < self.interval_s:
             return
         self._written = now
-        summary = layout.summary_document([self._record(t) for t in trials], metric=self.metric, mode=self.mode,
-                                          max_epochs=self.max_epochs, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        summary = layout.summary_document(
+            [self._record(t) for t in trials],
+            metric=self.metric,
+            mode=self.mode,
+            max_epochs=self.max_epochs,
+            updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
         storage.write_text(storage.join(self.folder, layout.SUMMARY_FILE), json.dumps(summary, indent=1, default=str))
 
 

@@ -16,7 +16,7 @@ KEY = "search.study_storage"
 def connect_url(template: str) -> str:
     """The URL to connect with: `template` with its `${VAR}`s expanded (ConfigError when one is unset)."""
     try:
-        return expand(template, key=KEY)
+        return expand(template, key=KEY, url=True)
     except KeyError as e:
         raise ConfigError(e.args[0]) from None
 
@@ -26,8 +26,10 @@ def check_no_secret(template: str) -> None:
     sweetspot.yaml and Tune's state in the results folder."""
     where = literal_secret(template)
     if where:
-        raise ConfigError(f"{KEY}: {redact(template)} holds a password ({where}); results folders must not: write "
-                          f"${{VAR}} in its place and set VAR in the environment, e.g. postgresql://user:${{PGPASSWORD}}@host/db")
+        raise ConfigError(
+            f"{KEY}: {redact(template)} holds a password ({where}); results folders must not: write "
+            f"${{VAR}} in its place and set VAR in the environment, e.g. postgresql://user:${{PGPASSWORD}}@host/db"
+        )
     connect_url(template)
 
 

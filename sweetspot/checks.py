@@ -25,11 +25,27 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import field
-from typing import Any, Callable, Iterable
+from typing import Any
 
-__all__ = ["Rule", "rule", "check_fields", "at_least", "above", "between", "one_of", "optional", "values", "each",
-           "non_empty", "known_encoding", "registered", "all_of"]
+__all__ = [
+    "Rule",
+    "rule",
+    "check_fields",
+    "at_least",
+    "above",
+    "between",
+    "did_you_mean",
+    "one_of",
+    "optional",
+    "values",
+    "each",
+    "non_empty",
+    "known_encoding",
+    "registered",
+    "all_of",
+]
 
 Rule = Callable[[Any], "str | None"]
 
@@ -72,8 +88,21 @@ def between(low: float, high: float, *, include_low: bool = True, include_high: 
     return check
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """` (did you mean 'adam'?)` for the closest known name (difflib), else ''.
+
+    Example:
+        >>> did_you_mean("adma", ["adam", "adagrad"])
+        " (did you mean 'adam'?)"
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def one_of(*names: str) -> Rule:
-    return lambda x: None if x in names else f"expected {', '.join(names[:-1])} or {names[-1]}, got {x!r}"
+    return lambda x: None if x in names else f"expected {', '.join(names[:-1])} or {names[-1]}, got {x!r}{did_you_mean(x, names)}"
 
 
 def registered(table: Callable[[], Iterable[str]], what: str) -> Rule:
@@ -81,7 +110,7 @@ def registered(table: Callable[[], Iterable[str]], what: str) -> Rule:
 
     def check(x: Any) -> str | None:
         known = list(table())
-        return None if x in known else f"unknown {what} {x!r} (known: {', '.join(known)})"
+        return None if x in known else f"unknown {what} {x!r}{did_you_mean(x, known)} (known: {', '.join(known)})"
 
     return check
 

@@ -8,7 +8,8 @@
         run.json                       RUN_FILE: the search's own state (running / finished / ...), see `run_document`
         trial_<id>/params.json         PARAMS_FILE: the trial's sampled parameters (Tune)
         trial_<id>/result.json         RESULT_FILE: one JSON object per report (Tune)
-        trial_<id>/checkpoint_<n>/     the latest checkpoint(s)
+        trial_<id>/checkpoint_<n>/     the trial's best checkpoint (`best_checkpoint`) and its latest (a resume's);
+                                       only the latest keeps its optimizer state
         state-signature.json           SIGNATURE_FILE: HMACs of Tune's state files (sweetspot/signing.py)
         tuner.pkl, experiment_state-*.json, search*-state-*, trial_<id>/error.pkl
                                        Tune's state: pickles that only `resume` reads, after verifying them
@@ -37,6 +38,7 @@ RESULT_FILE = "result.json"
 TRIAL_PREFIX = "trial_"
 CHECKPOINT_PREFIX = "checkpoint_"
 SIGNATURE_FILE = "state-signature.json"
+CHECKPOINT_DIR_KEY = "checkpoint_dir_name"  # Tune's key in a result row: the checkpoint reported with it
 TRIAL_STATE_FILES = ("error.pkl",)  # a trial folder's files that Tune unpickles (an errored trial's error)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -55,8 +57,9 @@ def check_name(name: str, *, key: str = "name") -> str:
     """An experiment name must be one plain folder name (no `/`, not `.` or `..`): the results
     folder is `<storage_path>/<name>` and nothing outside it is ever written or deleted."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
-        raise LayoutError(f"{key}: {name!r} is not a plain folder name (letters, digits, '.', '_', '-'; "
-                          "not starting with '.' or '-')")
+        raise LayoutError(
+            f"{key}: {name!r} is not a plain folder name (letters, digits, '.', '_', '-'; not starting with '.' or '-')"
+        )
     return name
 
 
@@ -64,6 +67,30 @@ def reported(row: dict[str, Any]) -> dict[str, Any]:
     """The keys of a Tune result that sweetspot records: `trainable.keys.REPORTED` and their
     `test_*` twins (`train.eval_test`)."""
     return {k: v for k, v in row.items() if k in keys.REPORTED or k in keys.TEST_KEYS}
+
+
+def best_checkpoint(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The report whose checkpoint is the trial's best, kept by the keep-best policy: the one with the
+    highest `keys.IMPROVEMENT` (the trial loop counts the improvements of trainable/score.py's score),
+    with the checkpoint folder's name under `CHECKPOINT_DIR_KEY`. None when no report improved it.
+
+    Example:
+        >>> rows = [{"epoch": 1, "improvement": 1, "checkpoint_dir_name": "checkpoint_000000"},
+        ...         {"epoch": 2, "improvement": 0, "checkpoint_dir_name": "checkpoint_000001"}]
+        >>> best_checkpoint(rows)["checkpoint_dir_name"]
+        'checkpoint_000000'
+    """
+    best = None
+    for row in rows:
+        count = row.get(keys.IMPROVEMENT)
+        if (
+            isinstance(count, int)
+            and count > 0
+            and row.get(CHECKPOINT_DIR_KEY)
+            and (best is None or count > best[keys.IMPROVEMENT])
+        ):
+            best = row
+    return best
 
 
 def parse_result_lines(text: str, *, where: str) -> list[dict[str, Any]]:
@@ -84,14 +111,40 @@ def parse_result_lines(text: str, *, where: str) -> list[dict[str, Any]]:
         except json.JSONDecodeError as e:
             if all(not later.strip() for later in lines[number:]):
                 break  # the torn last line
-            raise LayoutError(f"{where}:{number}: unreadable report ({e.msg})") from None
+            row = _after_a_torn_report(line)
+            if row is None:
+                raise LayoutError(f"{where}:{number}: unreadable report ({e.msg})") from None
         if not isinstance(row, dict):
             raise LayoutError(f"{where}:{number}: a report must be a JSON object")
+        if not isinstance(row.get(keys.EPOCH), (int, float)) or isinstance(row.get(keys.EPOCH), bool):
+            raise LayoutError(f"{where}:{number}: a report without a numeric `{keys.EPOCH}`")
         rows.append(row)
     by_epoch: dict[Any, dict[str, Any]] = {}
     for row in rows:  # a retried trial's repeated epoch: the later report wins
-        by_epoch[row.get(keys.EPOCH, len(by_epoch))] = row
+        by_epoch[row[keys.EPOCH]] = row
     return sorted(by_epoch.values(), key=lambda r: _epoch_order(r.get(keys.EPOCH)))
+
+
+def _after_a_torn_report(line: str) -> dict[str, Any] | None:
+    """The report Tune appended to a torn one: a driver killed mid-write leaves a report without its
+    newline, and the resumed run appends its next report to it on the same line. The first `{`
+    from which the rest of the line is one JSON object is where that report starts; None when
+    there is none (the line is corrupt, not torn).
+
+        >>> _after_a_torn_report('{"epoch": 2, "val_p{"epoch": 2, "val_p1": 0.4, "config": {"lr": 0.1}}')
+        {'epoch': 2, 'val_p1': 0.4, 'config': {'lr': 0.1}}
+        >>> _after_a_torn_report("{garbage") is None
+        True
+    """
+    start = line.find("{", 1)
+    while start != -1:
+        try:
+            row = json.loads(line[start:])
+        except json.JSONDecodeError:
+            start = line.find("{", start + 1)
+            continue
+        return row if isinstance(row, dict) else None
+    return None
 
 
 def _epoch_order(epoch: Any) -> float:
@@ -106,9 +159,20 @@ RECORD_STATUS = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused",
 INTERRUPTED = "interrupted"  # stopped by Ctrl-C; a resume continues it (set by the runner after Tune returns)
 
 
-def trial_record(*, trial_id: str, tune_status: str, config: dict[str, Any], rows: list[dict[str, Any]], metric: str,
-                 mode: str, max_epochs: int, collapse_patience: int | None = None, folder: str | None = None,
-                 error: str | None = None, early_collapse: dict[str, float] | None = None) -> dict[str, Any]:
+def trial_record(
+    *,
+    trial_id: str,
+    tune_status: str,
+    config: dict[str, Any],
+    rows: list[dict[str, Any]],
+    metric: str,
+    mode: str,
+    max_epochs: int,
+    collapse_patience: int | None = None,
+    folder: str | None = None,
+    error: str | None = None,
+    early_collapse: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """One trial's run record, from Tune's status (`PENDING`, `RUNNING`, `PAUSED`, `ERROR`,
     `TERMINATED`) and its reported rows (`reported` keys, epoch order).
 
@@ -142,8 +206,17 @@ def trial_record(*, trial_id: str, tune_status: str, config: dict[str, Any], row
             status, error = "collapsed", f"stopped early: {verdict.reason}"
         elif epochs < max_epochs:
             status = "early_stopped"
-    return {"trial_id": trial_id, "status": status, "config": dict(config), "folder": folder, "epochs": epochs,
-            "last": last, "best": best, "collapsed_streak": streak, "error": error}
+    return {
+        "trial_id": trial_id,
+        "status": status,
+        "config": dict(config),
+        "folder": folder,
+        "epochs": epochs,
+        "last": last,
+        "best": best,
+        "collapsed_streak": streak,
+        "error": error,
+    }
 
 
 def summary_document(records: list[dict[str, Any]], *, metric: str, mode: str, max_epochs: int, updated: str) -> dict[str, Any]:
@@ -161,9 +234,19 @@ HEARTBEAT_S = 15.0  # how often a running driver rewrites run.json's `heartbeat`
 STALE_AFTER_S = 120.0  # a `running` run.json whose heartbeat is older than this: the driver is gone
 
 
-def run_document(*, state: str, pid: int, host: str, started: float, heartbeat: float, ended: float | None = None,
-                 report_every: float | None = None, reports: int = 0, last_report_s: float | None = None,
-                 error: str | None = None) -> dict[str, Any]:
+def run_document(
+    *,
+    state: str,
+    pid: int,
+    host: str,
+    started: float,
+    heartbeat: float,
+    ended: float | None = None,
+    report_every: float | None = None,
+    reports: int = 0,
+    last_report_s: float | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
     """The content of run.json. Times are Unix seconds (UTC): `started` when the driver began
     `tuner.fit()`, `heartbeat` its latest sign of life, `ended` when it left it. `pid` and `host`
     name the driver; `report_every` is the period of its report refresh (None: no refresh),
@@ -176,8 +259,18 @@ def run_document(*, state: str, pid: int, host: str, started: float, heartbeat: 
     """
     if state not in RUN_STATES:
         raise ValueError(f"run state {state!r}: not one of {', '.join(RUN_STATES)}")
-    return {"state": state, "pid": pid, "host": host, "started": started, "heartbeat": heartbeat, "ended": ended,
-            "report_every": report_every, "reports": reports, "last_report_s": last_report_s, "error": error}
+    return {
+        "state": state,
+        "pid": pid,
+        "host": host,
+        "started": started,
+        "heartbeat": heartbeat,
+        "ended": ended,
+        "report_every": report_every,
+        "reports": reports,
+        "last_report_s": last_report_s,
+        "error": error,
+    }
 
 
 def read_summary(text: str, *, where: str) -> dict[str, Any]:

@@ -8,26 +8,27 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import optuna
 import pytest
 
+from sweetspot.trainable import score as score_rules
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
 
 
 def _sweetspot(*args, env, timeout):
-    return subprocess.run([sys.executable, "-m", "sweetspot.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "sweetspot.cli", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
+    )
 
 
 def test_search_then_analyze_with_tiny_distilbert(tmp_path, datasets_dir):
     config = tmp_path / "e2e.yaml"
     config.write_text(f"""
 name: e2e
-storage_path: {tmp_path / 'results'}
+storage_path: {tmp_path / "results"}
 data: {{source: go_emotions, max_len: 48, train_limit: 320, validation_limit: 96, test_limit: 32}}
 model: {{name: tiny-distilbert}}
 train: {{epochs: 2, batch_size: 16}}
@@ -43,8 +44,12 @@ search:
   scheduler: {{name: asha, grace_period: 1, reduction_factor: 4}}
 resources: {{cpus_per_trial: 1}}
 """)
-    env = {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"),
-           "RAY_ADDRESS": ""}
+    env = {
+        **os.environ,
+        "SWEETSPOT_DATA_DIR": str(datasets_dir),
+        "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"),
+        "RAY_ADDRESS": "",
+    }
     # A hang (e.g. Ray Data starved by two 1-CPU trials on 2 CPUs) fails here instead of blocking CI.
     search = _sweetspot("search", str(config), env=env, timeout=600)
     assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
@@ -63,12 +68,17 @@ resources: {{cpus_per_trial: 1}}
         assert [row["epoch"] for row in trial["history"]] == list(range(1, trial["epochs"] + 1))
         for row in trial["history"]:
             assert {"train_loss", "val_loss", "val_p1", "val_p3", "val_p5"} <= set(row)
-        assert trial["best"]["val_p1"] == max(row["val_p1"] for row in trial["history"])
-        # The latest checkpoint is real: weights, optimizer state and trainer state.
+        # its score is trainable/score.py's: the best val_p1 over the epoch ends that count
+        counted = [row["val_p1"] for row in trial["history"] if score_rules.counts(row)]
+        if trial["status"] == "terminated":  # reached the budget (ASHA's early stops are censored: no score)
+            assert trial["score"] == (max(counted) if counted else None)
+        # The latest checkpoint is real: weights, optimizer state and trainer state; beside it at most
+        # the best one (checkpoints_to_keep = 1: the best, plus the latest), without optimizer state.
         checkpoints = sorted((folder / f"trial_{trial['trial_id']}").glob("checkpoint_*"))
-        assert len(checkpoints) == 1, checkpoints  # num_to_keep = 1
-        assert {p.name for p in checkpoints[0].iterdir()} >= {"model.safetensors", "optimizer.pt", "trainer_state.json"}
-        state = json.loads((checkpoints[0] / "trainer_state.json").read_text())
+        assert 1 <= len(checkpoints) <= 2, checkpoints
+        assert {p.name for p in checkpoints[-1].iterdir()} >= {"model.safetensors", "optimizer.pt", "trainer_state.json"}
+        assert all(not (p / "optimizer.pt").exists() for p in checkpoints[:-1])
+        state = json.loads((checkpoints[-1] / "trainer_state.json").read_text())
         assert state["epoch"] == trial["epochs"] and state["step"] == trial["epochs"] * 20  # 320 docs / 16
     assert any(t["epochs"] == 2 for t in trials)
     assert (folder / "sweetspot.yaml").is_file()

@@ -31,10 +31,26 @@ def test_a_corrupt_line_in_the_middle_is_an_error_naming_file_and_line(tmp_path)
         load_results(str(tmp_path))
 
 
+def test_a_torn_report_with_the_resumed_runs_next_report_appended_reads_the_later_one():
+    # a driver killed mid-write leaves epoch 2 torn; the resumed trial appends its epoch 2 to that line
+    torn = '{"epoch": 2, "val_p1": 0.2'
+    text = _lines({"epoch": 1, "val_p1": 0.1}) + torn + _lines({"epoch": 2, "val_p1": 0.25}, {"epoch": 3, "val_p1": 0.3})
+    rows = layout.parse_result_lines(text, where="r.json")
+    assert [(r["epoch"], r["val_p1"]) for r in rows] == [(1, 0.1), (2, 0.25), (3, 0.3)]
+
+
+@pytest.mark.parametrize("row", [{"val_p1": 0.5}, {"epoch": None, "val_p1": 0.5}, {"epoch": "1", "val_p1": 0.5}])
+def test_a_report_without_an_epoch_is_an_error_naming_file_and_line_not_a_silent_epoch_1(row):
+    text = _lines({"epoch": 1, "val_p1": 0.1}, row, {"epoch": 2, "val_p1": 0.2})
+    with pytest.raises(layout.LayoutError, match=r"r\.json:2: a report without a numeric `epoch`"):
+        layout.parse_result_lines(text, where="r.json")
+
+
 def test_a_retried_trials_repeated_epochs_count_once():
     # epochs 1, 2, then a failure; the retry resumes from the epoch-1 checkpoint and reports 2 and 3
-    text = _lines({"epoch": 1, "val_p1": 0.1}, {"epoch": 2, "val_p1": 0.2}, {"epoch": 2, "val_p1": 0.25},
-                  {"epoch": 3, "val_p1": 0.3})
+    text = _lines(
+        {"epoch": 1, "val_p1": 0.1}, {"epoch": 2, "val_p1": 0.2}, {"epoch": 2, "val_p1": 0.25}, {"epoch": 3, "val_p1": 0.3}
+    )
     rows = layout.parse_result_lines(text, where="r.json")
     assert [(r["epoch"], r["val_p1"]) for r in rows] == [(1, 0.1), (2, 0.25), (3, 0.3)]
 

@@ -20,8 +20,12 @@ SWEETSPOT = str(Path(sys.executable).with_name("sweetspot"))
 
 
 def test_the_wheel_installs_only_the_sweetspot_package(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("sweetspot-*.whl")
     top = {name.split("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in top if not t.endswith(".dist-info")} == {"sweetspot"}
@@ -53,7 +57,15 @@ def test_dependencies_run_data_trainable_search_and_analysis_reads_only_pure_pie
     allowed = {  # what each package may import besides itself
         "data": {"storage", "checks"},
         "trainable": {"data", "layout", "storage", "checks"},
-        "search": {"data", "trainable", "layout", "storage", "checks", "signing", "redact"},  # pure modules beside layout and storage
+        "search": {
+            "data",
+            "trainable",
+            "layout",
+            "storage",
+            "checks",
+            "signing",
+            "redact",
+        },  # pure modules beside layout and storage
         "analysis": {"trainable", "layout", "storage", "data", "checks"},
     }
     for package, ok in allowed.items():
@@ -62,7 +74,7 @@ def test_dependencies_run_data_trainable_search_and_analysis_reads_only_pure_pie
     # the analysis imports only pure pieces of the trainable (keys, config, the collapse rule) and the
     # model for the attention figure, never the Ray entry point or the loop
     trainable_modules = {m.split(".")[2] for m in _imports("analysis") if m.startswith("sweetspot.trainable.")}
-    assert trainable_modules <= {"keys", "config", "collapse", "model"}, trainable_modules
+    assert trainable_modules <= {"keys", "config", "collapse", "score", "model"}, trainable_modules
     # the command line sits on top: nothing imports it
     for package in (*PACKAGES, "sweetspot"):
         assert "sweetspot.cli" not in _imports(package) and not any(m.startswith("sweetspot.cli.") for m in _imports(package))
@@ -81,17 +93,31 @@ def test_a_search_from_a_folder_holding_packages_named_data_search_analysis_trai
     project = tmp_path / "project"
     project.mkdir()
     _decoys(project)
-    config = {"name": "decoys", "storage_path": str(project / "results"),
-              "data": {"source": "go_emotions", "max_len": 32, "train_limit": 64, "validation_limit": 32, "test_limit": 32},
-              "model": {"name": "tiny-distilbert"}, "train": {"epochs": 1, "batch_size": 16},
-              "search": {"algorithm": "grid", "space": {"optimizer": ["adam"], "lr_factor": [1.0]}, "scheduler": {"name": "fifo"}}}
+    config = {
+        "name": "decoys",
+        "storage_path": str(project / "results"),
+        "data": {"source": "go_emotions", "max_len": 32, "train_limit": 64, "validation_limit": 32, "test_limit": 32},
+        "model": {"name": "tiny-distilbert"},
+        "train": {"epochs": 1, "batch_size": 16},
+        "search": {"algorithm": "grid", "space": {"optimizer": ["adam"], "lr_factor": [1.0]}, "scheduler": {"name": "fifo"}},
+    }
     (project / "exp.yaml").write_text(json.dumps(config))
-    env = {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": str(project)}  # the user's folder first on the path, as Ray's --working-dir puts it
+    env = {
+        **os.environ,
+        "SWEETSPOT_DATA_DIR": str(datasets_dir),
+        "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": str(project),
+    }  # the user's folder first on the path, as Ray's --working-dir puts it
     run = subprocess.run([SWEETSPOT, "search", "exp.yaml"], cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    analyze = subprocess.run([SWEETSPOT, "analyze", "results/decoys", "--json", "--no-report"], cwd=project, env=env,
-                             capture_output=True, text=True, timeout=300)
+    analyze = subprocess.run(
+        [SWEETSPOT, "analyze", "results/decoys", "--json", "--no-report"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert analyze.returncode == 0, analyze.stderr[-3000:]
     (trial,) = json.loads(analyze.stdout)["trials"]
     assert trial["status"] == "terminated" and trial["epochs"] == 1

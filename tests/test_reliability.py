@@ -22,9 +22,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -33,8 +34,11 @@ from tests.conftest import REPO
 
 DOCS = REPO / "docs" / "reliability.md"
 SLICE = {"source": "go_emotions", "max_len": 48, "train_limit": 320, "validation_limit": 64, "test_limit": 32}
-ONE_TRIAL = {"algorithm": "grid", "space": {"optimizer": ["adam"], "lr": [0.001], "weight_decay": [0.0]},
-             "scheduler": {"name": "fifo"}}
+ONE_TRIAL = {
+    "algorithm": "grid",
+    "space": {"optimizer": ["adam"], "lr": [0.001], "weight_decay": [0.0]},
+    "scheduler": {"name": "fifo"},
+}
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -46,8 +50,14 @@ def _merge(base: dict, extra: dict) -> dict:
 
 def _experiment(tmp: Path, extra: dict | None = None, *, name: str = "exp.yaml") -> Path:
     """A valid experiment (the tiny model, a go_emotions slice, one 1-epoch trial) with `extra` merged in."""
-    config = {"name": "case", "storage_path": str(tmp / "results"), "data": SLICE, "model": {"name": "tiny-distilbert"},
-              "train": {"epochs": 1, "batch_size": 16}, "search": ONE_TRIAL}
+    config = {
+        "name": "case",
+        "storage_path": str(tmp / "results"),
+        "data": SLICE,
+        "model": {"name": "tiny-distilbert"},
+        "train": {"epochs": 1, "batch_size": 16},
+        "search": ONE_TRIAL,
+    }
     path = tmp / name
     path.write_text(yaml.safe_dump(_merge(config, extra or {}), sort_keys=False))
     return path
@@ -107,9 +117,24 @@ def _validation_labels_not_in_train(tmp: Path):
     data = tmp / "data"
     data.mkdir()
     for split, label in (("train", "a"), ("validation", "b"), ("test", "a")):
-        (data / f"{split}.jsonl").write_text("".join(json.dumps({"text": f"{split} text {i}", "labels": [label]}) + "\n"
-                                                     for i in range(4)))
+        (data / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"text": f"{split} text {i}", "labels": [label]}) + "\n" for i in range(4))
+        )
     return ["prepare", str(_experiment(tmp, {"data": {"source": "jsonl", "path": str(data)}}))], {}
+
+
+def _jsonl_labels(labels_of: Callable[[int], list[str]]):
+    """A jsonl dataset of 8 train, 4 validation and 4 test documents labelled by `labels_of(i)`."""
+
+    def build(tmp: Path):
+        data = tmp / "data"
+        data.mkdir()
+        for split, n in (("train", 8), ("validation", 4), ("test", 4)):
+            rows = (json.dumps({"text": f"{split} text {i}", "labels": labels_of(i)}) + "\n" for i in range(n))
+            (data / f"{split}.jsonl").write_text("".join(rows))
+        return ["prepare", str(_experiment(tmp, {"data": {"source": "jsonl", "path": str(data)}}))], {}
+
+    return build
 
 
 def _summary(content: str, command: str) -> Callable[[Path], tuple[list[str], dict[str, str]]]:
@@ -123,65 +148,196 @@ def _summary(content: str, command: str) -> Callable[[Path], tuple[list[str], di
 
 
 TORN = '{"metric": "val_p1", "mode": "max", "max_epochs": 1, "trials": [{"trial_id": "a", "sta'
-WRONG_SHAPE = json.dumps({"metric": "val_p1", "mode": "max", "max_epochs": 1, "trials": [{"trial_id": "a", "status": "terminated"}]})
+ALL_ERRORED = json.dumps(
+    {
+        "metric": "val_p1",
+        "mode": "max",
+        "max_epochs": 1,
+        "trials": [
+            {
+                "trial_id": t,
+                "status": "errored",
+                "config": {"lr": 1e-4},
+                "epochs": 0,
+                "last": {},
+                "best": {},
+                "error": "RuntimeError: boom\nmore",
+            }
+            for t in ("a", "b")
+        ],
+    }
+)
+WRONG_SHAPE = json.dumps(
+    {"metric": "val_p1", "mode": "max", "max_epochs": 1, "trials": [{"trial_id": "a", "status": "terminated"}]}
+)
 
 CASES = [
-    Case("empty_optimizer", "`search.space.optimizer: []`", _search({"search": {"space": {"optimizer": []}}}),
-         "exp.yaml: search.space.optimizer: must not be empty"),
-    Case("grace_period_over_epochs", "`scheduler.grace_period: 3` with `train.epochs: 1`",
-         _search({"search": {"algorithm": "tpe", "scheduler": {"name": "asha", "grace_period": 3}, "space": {"lr": None}}}),
-         "exp.yaml: search.scheduler.grace_period: 3 is more than train.epochs (1)"),
-    Case("max_len_over_positions", "`data.max_len: 1024` (the model has 512 positions)", _search({"data": {"max_len": 1024}}),
-         "exp.yaml: data.max_len: 1024 is more than tiny-distilbert's 512 positions"),
-    Case("dropout_out_of_range", "`model.dropout: 1.0`", _search({"model": {"dropout": 1.0}}),
-         "exp.yaml: model.dropout: must be in [0, 1), got 1.0"),
-    Case("grid_lr_nan", "grid `lr: [.nan]`", _search({"search": {"space": {"lr": [float("nan")]}}}),
-         "exp.yaml: search.space.lr[0]: must be a finite number, got nan"),
-    Case("grid_lr_inf", "grid `lr: [0.001, .inf]`", _search({"search": {"space": {"lr": [0.001, float("inf")]}}}),
-         "exp.yaml: search.space.lr[1]: must be a finite number, got inf"),
-    Case("grid_lr_zero", "grid `lr: [0]`", _search({"search": {"space": {"lr": [0.0]}}}),
-         "exp.yaml: search.space.lr[0]: must be > 0, got 0.0"),
-    Case("grid_lr_negative", "grid `lr: [-0.001]`", _search({"search": {"space": {"lr": [-0.001]}}}),
-         "exp.yaml: search.space.lr[0]: must be > 0, got -0.001"),
-    Case("grid_weight_decay_negative", "grid `weight_decay: [0, -0.01]`",
-         _search({"search": {"space": {"weight_decay": [0.0, -0.01]}}}),
-         "exp.yaml: search.space.weight_decay[1]: must be >= 0, got -0.01"),
-    Case("unknown_encoding", "`data.encoding: utf-9`", _search({"data": {"encoding": "utf-9"}}),
-         "exp.yaml: data.encoding: unknown text encoding 'utf-9'"),
-    Case("zero_train_limit", "`data.train_limit: 0`", _search({"data": {"train_limit": 0}}),
-         "exp.yaml: data.train_limit: must be >= 1, got 0"),
-    Case("negative_test_limit", "`data.test_limit: -5`", _search({"data": {"test_limit": -5}}),
-         "exp.yaml: data.test_limit: must be >= 1, got -5"),
-    Case("cpus_over_machine", "`resources.cpus_per_trial: 4096` (embedded Ray)", _search({"resources": {"cpus_per_trial": 4096}}),
-         "exp.yaml: resources.cpus_per_trial: 4096 CPUs per trial, but the embedded Ray has"),
-    Case("gpus_over_machine", "`resources.gpus_per_trial: 64` (embedded Ray)", _search({"resources": {"gpus_per_trial": 64}}),
-         "exp.yaml: resources.gpus_per_trial: 64 GPUs per trial, but the embedded Ray has"),
-    Case("storage_path_not_creatable", "`storage_path` below a regular file", _storage_under_a_file,
-         "exp.yaml: storage_path: "),
-    Case("study_driver_missing", "`search.study_storage: postgresql+pg8000://…` (driver not installed)",
-         _search({"search": {"algorithm": "tpe", "space": {"lr": None}, "study_storage": "postgresql+pg8000://u@localhost/db"}}),
-         "exp.yaml: search.study_storage: the database driver for postgresql+pg8000 is not installed (no module 'pg8000')"),
+    Case(
+        "empty_optimizer",
+        "`search.space.optimizer: []`",
+        _search({"search": {"space": {"optimizer": []}}}),
+        "exp.yaml: search.space.optimizer: must not be empty",
+    ),
+    Case(
+        "grace_period_over_epochs",
+        "`scheduler.grace_period: 3` with `train.epochs: 1`",
+        _search({"search": {"algorithm": "tpe", "scheduler": {"name": "asha", "grace_period": 3}, "space": {"lr": None}}}),
+        "exp.yaml: search.scheduler.grace_period: 3 is more than train.epochs (1)",
+    ),
+    Case(
+        "max_len_over_positions",
+        "`data.max_len: 1024` (the model has 512 positions)",
+        _search({"data": {"max_len": 1024}}),
+        "exp.yaml: data.max_len: 1024 is more than tiny-distilbert's 512 positions",
+    ),
+    Case(
+        "dropout_out_of_range",
+        "`model.dropout: 1.0`",
+        _search({"model": {"dropout": 1.0}}),
+        "exp.yaml: model.dropout: must be in [0, 1), got 1.0",
+    ),
+    Case(
+        "grid_lr_nan",
+        "grid `lr: [.nan]`",
+        _search({"search": {"space": {"lr": [float("nan")]}}}),
+        "exp.yaml: search.space.lr[0]: must be a finite number, got nan",
+    ),
+    Case(
+        "grid_lr_inf",
+        "grid `lr: [0.001, .inf]`",
+        _search({"search": {"space": {"lr": [0.001, float("inf")]}}}),
+        "exp.yaml: search.space.lr[1]: must be a finite number, got inf",
+    ),
+    Case(
+        "grid_lr_zero",
+        "grid `lr: [0]`",
+        _search({"search": {"space": {"lr": [0.0]}}}),
+        "exp.yaml: search.space.lr[0]: must be > 0, got 0.0",
+    ),
+    Case(
+        "grid_lr_negative",
+        "grid `lr: [-0.001]`",
+        _search({"search": {"space": {"lr": [-0.001]}}}),
+        "exp.yaml: search.space.lr[0]: must be > 0, got -0.001",
+    ),
+    Case(
+        "grid_weight_decay_negative",
+        "grid `weight_decay: [0, -0.01]`",
+        _search({"search": {"space": {"weight_decay": [0.0, -0.01]}}}),
+        "exp.yaml: search.space.weight_decay[1]: must be >= 0, got -0.01",
+    ),
+    Case(
+        "unknown_encoding",
+        "`data.encoding: utf-9`",
+        _search({"data": {"encoding": "utf-9"}}),
+        "exp.yaml: data.encoding: unknown text encoding 'utf-9'",
+    ),
+    Case(
+        "zero_train_limit",
+        "`data.train_limit: 0`",
+        _search({"data": {"train_limit": 0}}),
+        "exp.yaml: data.train_limit: must be >= 1, got 0",
+    ),
+    Case(
+        "negative_test_limit",
+        "`data.test_limit: -5`",
+        _search({"data": {"test_limit": -5}}),
+        "exp.yaml: data.test_limit: must be >= 1, got -5",
+    ),
+    Case(
+        "cpus_over_machine",
+        "`resources.cpus_per_trial: 4096` (embedded Ray)",
+        _search({"resources": {"cpus_per_trial": 4096}}),
+        "exp.yaml: resources.cpus_per_trial: 4096 CPUs per trial, but the embedded Ray has",
+    ),
+    Case(
+        "gpus_over_machine",
+        "`resources.gpus_per_trial: 64` (embedded Ray)",
+        _search({"resources": {"gpus_per_trial": 64}}),
+        "exp.yaml: resources.gpus_per_trial: 64 GPUs per trial, but the embedded Ray has",
+    ),
+    Case("storage_path_not_creatable", "`storage_path` below a regular file", _storage_under_a_file, "exp.yaml: storage_path: "),
+    Case(
+        "study_driver_missing",
+        "`search.study_storage: postgresql+pg8000://…` (driver not installed)",
+        _search({"search": {"algorithm": "tpe", "space": {"lr": None}, "study_storage": "postgresql+pg8000://u@localhost/db"}}),
+        "exp.yaml: search.study_storage: the database driver for postgresql+pg8000 is not installed (no module 'pg8000')",
+    ),
     Case("set_not_yaml", "`--set 'train.epochs=[3'`", _bad_set, "exp.yaml: --set 'train.epochs=[3': not valid YAML"),
     Case("config_is_a_folder", "the config path is a folder", _folder_as_config, "exp.yaml: is a folder, not an experiment file"),
-    Case("config_not_utf8", "the config file is Latin-1", _raw_file("name: caf\xe9\n".encode("latin-1")),
-         "exp.yaml:1: not valid UTF-8"),
+    Case(
+        "config_not_utf8",
+        "the config file is Latin-1",
+        _raw_file("name: caf\xe9\n".encode("latin-1")),
+        "exp.yaml:1: not valid UTF-8",
+    ),
     Case("empty_experiment_file", "an empty experiment file", _raw_file(b"# nothing yet\n"), "exp.yaml: empty experiment file"),
-    Case("duplicate_key", "`train:` given twice", _raw_file(b"name: a\ntrain:\n  epochs: 1\ntrain:\n  epochs: 2\n"),
-         "exp.yaml:4: key 'train' given twice (first on line 2)"),
-    Case("cache_dir_not_writable", "`SWEETSPOT_CACHE_DIR` below a regular file", _cache_under_a_file,
-         "exp.yaml: SWEETSPOT_CACHE_DIR: the prepared-data cache "),
-    Case("unknown_model", "`model.name: nobody-sweetspot/no-such-encoder` (offline or not)", _unknown_model,
-         "exp.yaml: model.name: unknown model 'nobody-sweetspot/no-such-encoder'"),
-    Case("validation_labels_missing_from_train", "a validation split whose only label never occurs in train",
-         _validation_labels_not_in_train, "jsonl: the validation split is empty because its labels are missing from train"),
-    Case("status_torn_summary", "`status` on a torn summary.json", _summary(TORN, "status"),
-         "summary.json: unreadable: not valid JSON, a torn or foreign file"),
-    Case("status_wrong_shape_summary", "`status` on a summary.json of another shape", _summary(WRONG_SHAPE, "status"),
-         "summary.json: trials[0].config: expected a dict, got None"),
-    Case("analyze_torn_summary", "`analyze` on a torn summary.json", _summary(TORN, "analyze"),
-         "summary.json: unreadable: not valid JSON, a torn or foreign file"),
-    Case("analyze_wrong_shape_summary", "`analyze` on a summary.json of another shape", _summary(WRONG_SHAPE, "analyze"),
-         "summary.json: trials[0].config: expected a dict, got None"),
+    Case(
+        "duplicate_key",
+        "`train:` given twice",
+        _raw_file(b"name: a\ntrain:\n  epochs: 1\ntrain:\n  epochs: 2\n"),
+        "exp.yaml:4: key 'train' given twice (first on line 2)",
+    ),
+    Case(
+        "cache_dir_not_writable",
+        "`SWEETSPOT_CACHE_DIR` below a regular file",
+        _cache_under_a_file,
+        "exp.yaml: SWEETSPOT_CACHE_DIR: the prepared-data cache ",
+    ),
+    Case(
+        "unknown_model",
+        "`model.name: nobody-sweetspot/no-such-encoder` (offline or not)",
+        _unknown_model,
+        "exp.yaml: model.name: unknown model 'nobody-sweetspot/no-such-encoder'",
+    ),
+    Case(
+        "validation_labels_missing_from_train",
+        "a validation split whose only label never occurs in train",
+        _validation_labels_not_in_train,
+        "jsonl: the validation split is empty because its labels are missing from train",
+    ),
+    Case(
+        "status_torn_summary",
+        "`status` on a torn summary.json",
+        _summary(TORN, "status"),
+        "summary.json: unreadable: not valid JSON, a torn or foreign file",
+    ),
+    Case(
+        "status_wrong_shape_summary",
+        "`status` on a summary.json of another shape",
+        _summary(WRONG_SHAPE, "status"),
+        "summary.json: trials[0].config: expected a dict, got None",
+    ),
+    Case(
+        "analyze_torn_summary",
+        "`analyze` on a torn summary.json",
+        _summary(TORN, "analyze"),
+        "summary.json: unreadable: not valid JSON, a torn or foreign file",
+    ),
+    Case(
+        "analyze_wrong_shape_summary",
+        "`analyze` on a summary.json of another shape",
+        _summary(WRONG_SHAPE, "analyze"),
+        "summary.json: trials[0].config: expected a dict, got None",
+    ),
+    Case(
+        "one_label",
+        "a dataset whose documents all carry the same one label",
+        _jsonl_labels(lambda i: ["a"]),
+        "jsonl: the train split has one label ('a'); multi-label classification needs at least two",
+    ),
+    Case(
+        "every_document_every_label",
+        "a dataset where every document has every label",
+        _jsonl_labels(lambda i: ["a", "b", "c"]),
+        "jsonl: every train document has every label (3); there is nothing to tell documents apart by",
+    ),
+    Case(
+        "analyze_every_trial_errored",
+        "`analyze` on a search whose every trial errored before its first report",
+        _summary(ALL_ERRORED, "analyze"),
+        "every trial errored before its first report (2 of 2); the first, a: RuntimeError: boom",
+    ),
 ]
 
 # The search-level cases (real Ray), in the order the table lists them after the bad inputs.
@@ -202,34 +358,67 @@ def _left(before: set[str], after: set[str]) -> str:
 
 
 def _cli(tmp: Path, argv: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sweetspot.cli", *argv], cwd=tmp, env=env, capture_output=True, text=True,
-                          **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "sweetspot.cli", *argv], cwd=tmp, env=env, capture_output=True, text=True, **kwargs
+    )
 
 
-def _record(case: str, what: str, tmp: Path, argv: list[str], code: int, stderr: str, left: str, env_extra: dict | None = None,
-            stdout: str = "") -> None:
+def _record(
+    case: str,
+    what: str,
+    tmp: Path,
+    argv: list[str],
+    code: int,
+    stderr: str,
+    left: str,
+    env_extra: dict | None = None,
+    stdout: str = "",
+) -> None:
     def plain(text: str) -> str:
         return text.replace(str(tmp), "$TMP").replace("|", "\\|")
 
     # the line a user reads: sweetspot's own on stderr, else (a success) the last line it printed
     lines = [l for l in stderr.splitlines() if l.startswith("sweetspot ")] or (stdout or stderr).strip().splitlines()[-1:]
     shown = " ".join(f"{k}={plain(v)}" for k, v in (env_extra or {}).items())
-    command = (shown + " " if shown else "") + "sweetspot " + " ".join(plain(a) if " " not in a else f"'{plain(a)}'" for a in argv)
-    RECORDS[case] = {"case": case, "what": what, "command": command, "exit": code,
-                     "stderr": plain(lines[0]) if lines else "", "left": plain(left)}
+    command = (
+        (shown + " " if shown else "") + "sweetspot " + " ".join(plain(a) if " " not in a else f"'{plain(a)}'" for a in argv)
+    )
+    RECORDS[case] = {
+        "case": case,
+        "what": what,
+        "command": command,
+        "exit": code,
+        "stderr": plain(lines[0]) if lines else "",
+        "left": plain(left),
+    }
 
 
 @pytest.fixture
 def env(tmp_path, datasets_dir):
-    return {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"), "RAY_ADDRESS": ""}
+    return {
+        **os.environ,
+        "SWEETSPOT_DATA_DIR": str(datasets_dir),
+        "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"),
+        "RAY_ADDRESS": "",
+    }
+
+
+# These cases run as a user runs them, in a process of their own (a traceback or a stray print
+# cannot hide in the test's process); the others run `main(argv)` in-process (the `cli` fixture),
+# which checks the same lines, exit code and files without paying Python's and torch's start each.
+SUBPROCESS_CASES = {"empty_optimizer", "config_not_utf8", "cache_dir_not_writable", "unknown_model", "analyze_torn_summary"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_refused_in_one_line_per_problem_before_anything_is_written(case, tmp_path, env):
+def test_bad_input_is_refused_in_one_line_per_problem_before_anything_is_written(case, tmp_path, env, cli, monkeypatch):
     argv, extra = case.build(tmp_path)
     before = _files(tmp_path)
     started = time.monotonic()
-    proc = _cli(tmp_path, argv, {**env, **extra}, timeout=120)
+    if case.id in SUBPROCESS_CASES:
+        proc = _cli(tmp_path, argv, {**env, **extra}, timeout=120)
+    else:
+        monkeypatch.chdir(tmp_path)
+        proc = cli(*argv, env={**env, **extra})
     after = _files(tmp_path)
     _record(case.id, case.what, tmp_path, argv, proc.returncode, proc.stderr, _left(before, after), extra)
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -264,12 +453,25 @@ def _broken_model(tmp: Path) -> Path:
 
 @pytest.mark.e2e
 def test_a_search_where_every_trial_errored_exits_1_with_the_first_error_and_its_log(tmp_path, env, minilm_path):
-    path = _experiment(tmp_path, {"model": {"name": str(_broken_model(tmp_path))}, "data": {"tokenizer": minilm_path},
-                                  "search": {"space": {"lr": [0.001, 0.0001]}}})
+    path = _experiment(
+        tmp_path,
+        {
+            "model": {"name": str(_broken_model(tmp_path))},
+            "data": {"tokenizer": minilm_path},
+            "search": {"space": {"lr": [0.001, 0.0001]}},
+        },
+    )
     before = _files(tmp_path)
     proc = _cli(tmp_path, ["search", str(path)], env, timeout=600)
-    _record("every_trial_errored", "a model folder without weights: both trials error", tmp_path, ["search", str(path)],
-            proc.returncode, proc.stderr, _left(before, _files(tmp_path)))
+    _record(
+        "every_trial_errored",
+        "a model folder without weights: both trials error",
+        tmp_path,
+        ["search", str(path)],
+        proc.returncode,
+        proc.stderr,
+        _left(before, _files(tmp_path)),
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("sweetspot search: error: every trial errored (2); the first: "), last
@@ -292,27 +494,79 @@ def _wait_for_a_report(folder: Path, proc: subprocess.Popen, timeout: float = 30
     pytest.fail("no trial reported an epoch in time")
 
 
-@pytest.mark.e2e
-def test_ctrl_c_exits_130_with_the_resume_command_and_a_resume_leaves_no_running_optuna_trial(tmp_path, env):
-    import optuna
-
-    path = _experiment(tmp_path, {"data": {"train_limit": 160}, "train": {"epochs": 2}, "search": {
-        "algorithm": "tpe", "num_samples": 2, "max_concurrent_trials": 2, "seed": 0,
-        "space": {"optimizer": ["adam"], "lr": None, "lr_factor": {"low": 0.1, "high": 10.0}}}})
-    folder = tmp_path / "results" / "case"
-    before = _files(tmp_path)
-    argv = ["search", str(path)]
-    proc = subprocess.Popen([sys.executable, "-m", "sweetspot.cli", *argv], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _signalled_once_a_trial_reported(tmp: Path, argv: list[str], env: dict[str, str], folder: Path, sig: int):
+    """Runs `sweetspot <argv>` in its own process, sends `sig` once a trial reported an epoch, and
+    returns the ended process and its stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweetspot.cli", *argv],
+        cwd=tmp,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_for_a_report(folder, proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
-    _record("ctrl_c", "Ctrl-C (SIGINT) once a trial reported its first epoch", tmp_path, argv, proc.returncode,
-            stderr, _left(before, _files(tmp_path)))
+    return proc, stderr
+
+
+@pytest.mark.e2e
+def test_sigterm_ends_like_ctrl_c_with_exit_143_the_resume_command_and_the_trials_marked_interrupted(tmp_path, env):
+    path = _experiment(
+        tmp_path,
+        {
+            "data": {"train_limit": 160},
+            "train": {"epochs": 5},
+            "search": {"algorithm": "grid", "space": {"optimizer": ["adam"], "lr": [1e-3, 1e-4], "weight_decay": [0.0]}},
+        },
+    )
+    folder = tmp_path / "results" / "case"
+    argv = ["search", str(path)]
+    proc, stderr = _signalled_once_a_trial_reported(tmp_path, argv, env, folder, signal.SIGTERM)  # a scheduler, or `kill`
+    assert proc.returncode == 143, stderr[-3000:]
+    assert f"sweetspot search: terminated (SIGTERM); the search is saved, continue it with: sweetspot resume {folder}" in stderr
+    assert "Traceback" not in stderr and "Check failed" not in stderr, stderr[-3000:]
+    statuses = [t["status"] for t in json.loads((folder / "summary.json").read_text())["trials"]]
+    assert "interrupted" in statuses and "early_stopped" not in statuses and "running" not in statuses, statuses
+
+
+@pytest.mark.e2e
+def test_ctrl_c_exits_130_with_the_resume_command_and_a_resume_leaves_no_running_optuna_trial(tmp_path, env):
+    import optuna
+
+    # 5 epochs: the Ctrl-C, sent once an epoch is reported, must land while the trials still run
+    path = _experiment(
+        tmp_path,
+        {
+            "data": {"train_limit": 160},
+            "train": {"epochs": 5},
+            "search": {
+                "algorithm": "tpe",
+                "num_samples": 2,
+                "max_concurrent_trials": 2,
+                "seed": 0,
+                "space": {"optimizer": ["adam"], "lr": None, "lr_factor": {"low": 0.1, "high": 10.0}},
+            },
+        },
+    )
+    folder = tmp_path / "results" / "case"
+    before = _files(tmp_path)
+    argv = ["search", str(path)]
+    proc, stderr = _signalled_once_a_trial_reported(tmp_path, argv, env, folder, signal.SIGINT)
+    _record(
+        "ctrl_c",
+        "Ctrl-C (SIGINT) once a trial reported its first epoch",
+        tmp_path,
+        argv,
+        proc.returncode,
+        stderr,
+        _left(before, _files(tmp_path)),
+    )
     assert proc.returncode == 130, stderr[-3000:]
     assert f"sweetspot search: interrupted; the search is saved, continue it with: sweetspot resume {folder}" in stderr
     assert "Traceback" not in stderr
@@ -323,8 +577,16 @@ def test_ctrl_c_exits_130_with_the_resume_command_and_a_resume_leaves_no_running
 
     before = _files(tmp_path)
     resumed = _cli(tmp_path, ["resume", str(folder)], env, timeout=600)
-    _record("resume_after_ctrl_c", "`resume` of the interrupted search", tmp_path, ["resume", str(folder)], resumed.returncode,
-            resumed.stderr, _left(before, _files(tmp_path)), stdout=resumed.stdout)
+    _record(
+        "resume_after_ctrl_c",
+        "`resume` of the interrupted search",
+        tmp_path,
+        ["resume", str(folder)],
+        resumed.returncode,
+        resumed.stderr,
+        _left(before, _files(tmp_path)),
+        stdout=resumed.stdout,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Check failed" not in resumed.stderr and "Traceback" not in resumed.stderr
     study = optuna.load_study(study_name="case", storage=f"sqlite:///{folder / 'optuna.db'}")
@@ -333,11 +595,18 @@ def test_ctrl_c_exits_130_with_the_resume_command_and_a_resume_leaves_no_running
     assert statuses and set(statuses) == {"terminated"}, statuses
 
 
+@pytest.mark.slow
 def test_a_prepare_killed_midway_leaves_no_temporary_folder_once_the_next_prepare_ran(tmp_path, env):
     cache = tmp_path / "cache"
     big = _experiment(tmp_path, {"data": {"train_limit": None, "max_len": 64}}, name="big.yaml")  # all 43k documents
-    proc = subprocess.Popen([sys.executable, "-m", "sweetspot.cli", "prepare", str(big)], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweetspot.cli", "prepare", str(big)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not list(cache.glob(".tmp-*")) and time.monotonic() < deadline:
@@ -352,8 +621,16 @@ def test_a_prepare_killed_midway_leaves_no_temporary_folder_once_the_next_prepar
     small = _experiment(tmp_path)
     before = _files(tmp_path)
     again = _cli(tmp_path, ["prepare", str(small)], env, timeout=300)
-    _record("prepare_killed_then_prepare", "`prepare` killed (SIGKILL) while writing, then another `prepare`", tmp_path,
-            ["prepare", str(small)], again.returncode, again.stderr, _left(before, _files(tmp_path)), stdout=again.stdout)
+    _record(
+        "prepare_killed_then_prepare",
+        "`prepare` killed (SIGKILL) while writing, then another `prepare`",
+        tmp_path,
+        ["prepare", str(small)],
+        again.returncode,
+        again.stderr,
+        _left(before, _files(tmp_path)),
+        stdout=again.stdout,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert list(cache.glob(".tmp-*")) == []
     # a temporary folder of a live prepare (here: this test's process) is left alone
@@ -365,8 +642,10 @@ def test_a_prepare_killed_midway_leaves_no_temporary_folder_once_the_next_prepar
 
 def _table() -> str:
     order = [c.id for c in CASES] + RAY_CASES
-    rows = ["| case | input | command | exit | the line it ends with (stderr; on success stdout's last) | left on disk |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| case | input | command | exit | the line it ends with (stderr; on success stdout's last) | left on disk |",
+        "|---|---|---|---|---|---|",
+    ]
     for case in order:
         r = RECORDS[case]
         rows.append(f"| {r['case']} | {r['what']} | `{r['command']}` | {r['exit']} | {r['stderr']} | {r['left']} |")

@@ -36,11 +36,27 @@ def test_the_environment_key_wins(config_home, monkeypatch):
 
 
 def test_state_files_are_tunes_top_level_json_and_pkl_and_trial_errors(tmp_path):
-    for name in ("tuner.pkl", "experiment_state-x.json", "searcher-state-x.pkl", "summary.json", "sweetspot.yaml",
-                 "optuna.db", "state-signature.json", "trial_a/error.pkl", "trial_a/params.pkl", "trial_a/result.json"):
+    for name in (
+        "tuner.pkl",
+        "experiment_state-x.json",
+        "searcher-state-x.pkl",
+        "summary.json",
+        "sweetspot.yaml",
+        "optuna.db",
+        "state-signature.json",
+        "trial_a/error.pkl",
+        "trial_a/params.pkl",
+        "trial_a/result.json",
+    ):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    assert signing.state_files(str(tmp_path)) == ["experiment_state-x.json", "searcher-state-x.pkl", "trial_a/error.pkl", "tuner.pkl"]
+    assert signing.state_files(str(tmp_path)) == [
+        "experiment_state-x.json",
+        "searcher-state-x.pkl",
+        "sweetspot.yaml",
+        "trial_a/error.pkl",
+        "tuner.pkl",
+    ]
 
 
 def test_verify_names_the_file_that_is_unsigned_changed_or_signed_by_another_key(tmp_path):
@@ -67,15 +83,18 @@ def test_verify_names_the_file_that_is_unsigned_changed_or_signed_by_another_key
         signing.verify(folder, key=key)
 
 
-@pytest.mark.parametrize("text, shown", [
-    ("postgresql://ann:hunter2@db:5432/s", "postgresql://ann:***@db:5432/s"),
-    ("mysql+pymysql://ann:p%40ss:w0rd@db/s", "mysql+pymysql://ann:***@db/s"),
-    ("could not connect to postgresql://a:b@h/d; retry", "could not connect to postgresql://a:***@h/d; retry"),
-    ("https://h/x?user=a&Password=b&api_key=c#f", "https://h/x?user=a&Password=***&api_key=***#f"),
-    ("postgresql://ann:${PGPASSWORD}@db/s", "postgresql://ann:${PGPASSWORD}@db/s"),  # a reference is no secret
-    ("sqlite:////tmp/x/optuna.db", "sqlite:////tmp/x/optuna.db"),
-    ("http://host:8080/path", "http://host:8080/path"),  # a port is no password
-])
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("postgresql://ann:hunter2@db:5432/s", "postgresql://ann:***@db:5432/s"),
+        ("mysql+pymysql://ann:p%40ss:w0rd@db/s", "mysql+pymysql://ann:***@db/s"),
+        ("could not connect to postgresql://a:b@h/d; retry", "could not connect to postgresql://a:***@h/d; retry"),
+        ("https://h/x?user=a&Password=b&api_key=c#f", "https://h/x?user=a&Password=***&api_key=***#f"),
+        ("postgresql://ann:${PGPASSWORD}@db/s", "postgresql://ann:${PGPASSWORD}@db/s"),  # a reference is no secret
+        ("sqlite:////tmp/x/optuna.db", "sqlite:////tmp/x/optuna.db"),
+        ("http://host:8080/path", "http://host:8080/path"),  # a port is no password
+    ],
+)
 def test_redact_hides_passwords_and_keeps_references(text, shown):
     assert redact(text) == shown
 

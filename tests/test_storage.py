@@ -14,8 +14,9 @@ from sweetspot import storage
 
 def _documents(n: int) -> list[str]:
     """Documents of ~200 kB (a 100-trial summary.json's size), each different."""
-    return [json.dumps({"version": i, "trials": [{"trial_id": f"{i}-{k}", "pad": "x" * 2000} for k in range(100)]})
-            for i in range(n)]
+    return [
+        json.dumps({"version": i, "trials": [{"trial_id": f"{i}-{k}", "pad": "x" * 2000} for k in range(100)]}) for i in range(n)
+    ]
 
 
 def _read_while_written(path: Path, write, documents: list[str]) -> tuple[int, int]:
@@ -50,10 +51,11 @@ def test_a_reader_polling_a_file_never_sees_it_torn_while_write_text_replaces_it
 
 def test_the_reader_does_see_torn_files_when_a_file_is_rewritten_in_place(tmp_path):
     """The check above can fail: the same reader against a plain in-place write (open, truncate, write)."""
+
     def in_place(path: Path, doc: str) -> None:
         with open(path, "w") as f:
             for start in range(0, len(doc), 4096):
-                f.write(doc[start:start + 4096])
+                f.write(doc[start : start + 4096])
                 f.flush()
 
     _, torn = _read_while_written(tmp_path / "summary.json", in_place, _documents(60))

@@ -3,8 +3,9 @@ experiment file, searched ones (`TrialParams`) from the Tune trial's config dict
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from sweetspot.checks import above, at_least, between, non_empty, one_of, optional, registered, rule
 
@@ -74,7 +75,7 @@ class TrainConfig:
     schedule: str = field(default="constant", metadata=rule(one_of("constant", "linear")))
     warmup_ratio: float = field(default=0.0, metadata=rule(between(0.0, 1.0)))
     grad_clip: float | None = field(default=None, metadata=rule(optional(above(0.0))))
-    seed: int = 0
+    seed: int = field(default=0, metadata=rule(between(0, 2**32 - 1, include_high=True)))  # numpy takes [0, 2**32)
     bucket_window: int = field(default=50, metadata=rule(at_least(1)))
     eval_every_steps: int | None = field(default=None, metadata=rule(optional(at_least(1))))
     eval_test: bool = False
@@ -96,7 +97,7 @@ class TrialParams:
     seed: int
 
     @classmethod
-    def from_trial_config(cls, config: Mapping[str, Any], train: TrainConfig) -> "TrialParams":
+    def from_trial_config(cls, config: Mapping[str, Any], train: TrainConfig) -> TrialParams:
         """Reads Tune's flat trial config once, falling back to the fixed `train` settings."""
         from sweetspot.trainable.optimizers import default_lr  # local: keeps this module torch-free
 

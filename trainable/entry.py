@@ -2,9 +2,10 @@
 
 `train_fn` runs inside the trial process: it reads the trial's parameters, builds the model,
 optimizer and schedule, resumes from Tune's checkpoint if there is one, and runs `loop.fit` with
-Ray Data batches and a report callback that writes a checkpoint and calls `tune.report` (once
-per epoch, so ASHA decides per epoch). With `train.workers_per_trial > 1` the same loop runs
-under Ray Train's TorchTrainer (DDP) started inside the trial, each worker on a shard of train.
+Ray Data batches and a report callback that snapshots a checkpoint, which a background thread
+writes and then reports with `tune.report` (once per epoch, so ASHA decides per epoch). With
+`train.workers_per_trial > 1` the same loop runs under Ray Train's TorchTrainer (DDP) started
+inside the trial, each worker on a shard of train (there rank 0 still writes its checkpoint in the loop).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import json
 import math
 import random
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ray
 import torch
@@ -23,6 +25,7 @@ from ray import tune
 
 from sweetspot.data.load import batches_from_windows, epoch_order, ray_windows
 from sweetspot.trainable import keys
+from sweetspot.trainable.checkpoint import BackgroundWriter
 from sweetspot.trainable.config import ModelConfig, TrainConfig, TrialParams
 from sweetspot.trainable.loop import TrainerState, fit, load_checkpoint, save_checkpoint
 from sweetspot.trainable.model import build_model
@@ -48,7 +51,9 @@ class TrialSettings:
     driver_cpu: float = 0.0  # CPUs the trial's own process holds when it drives DDP workers
 
 
-def _batch_factories(settings: TrialSettings, seed: int, train_data: Any, eval_data: dict[str, Any], rank: int = 0, workers: int = 1):
+def _batch_factories(
+    settings: TrialSettings, seed: int, train_data: Any, eval_data: dict[str, Any], rank: int = 0, workers: int = 1
+):
     """Batch factories over Ray datasets (or Ray Train iterators): train(epoch), and one per eval split."""
     train, num_labels, pad = settings.train, settings.num_labels, settings.pad_id
 
@@ -56,13 +61,15 @@ def _batch_factories(settings: TrialSettings, seed: int, train_data: Any, eval_d
         # A fresh, reproducible permutation of the whole split every epoch; this worker's share of it.
         order = epoch_order(settings.num_train, (seed, epoch), rank=rank, workers=workers)
         windows = ray_windows(train_data, window_rows=train.batch_size * train.bucket_window, order=order)
-        return batches_from_windows(windows, batch_size=train.batch_size, num_labels=num_labels, pad_id=pad,
-                                    shuffle_seed=seed * 1_000_003 + epoch)
+        return batches_from_windows(
+            windows, batch_size=train.batch_size, num_labels=num_labels, pad_id=pad, shuffle_seed=seed * 1_000_003 + epoch
+        )
 
     def eval_factory(data: Any) -> Callable:
         def batches():
             windows = ray_windows(data, window_rows=train.eval_batch_size * train.bucket_window)
             return batches_from_windows(windows, batch_size=train.eval_batch_size, num_labels=num_labels, pad_id=pad)
+
         return batches
 
     return train_batches, {prefix: eval_factory(data) for prefix, data in eval_data.items()}
@@ -77,8 +84,9 @@ def _build(settings: TrialSettings, params: TrialParams, device: torch.device, s
     model = build_model(settings.model, settings.num_labels).to(device)
     groups = param_groups(model, params.weight_decay, decay_bias_and_norm=train.decay_bias_and_norm)
     optimizer = build_optimizer(params.optimizer, groups, lr=params.lr, weight_decay=params.weight_decay)
-    scheduler = build_scheduler(optimizer, schedule=train.schedule, total_steps=steps_per_epoch * train.epochs,
-                                warmup_ratio=train.warmup_ratio)
+    scheduler = build_scheduler(
+        optimizer, schedule=train.schedule, total_steps=steps_per_epoch * train.epochs, warmup_ratio=train.warmup_ratio
+    )
     state = TrainerState()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -100,18 +108,56 @@ def train_fn(config: dict[str, Any], *, settings: TrialSettings, train_data: Any
     eval_data = {"val": val_data, **({"test": test_data} if test_data is not None else {})}
     train_batches, eval_batches = _batch_factories(settings, params.seed, train_data, eval_data)
 
+    # The checkpoint leaves the training step (trainable/checkpoint.py): the loop waits only for the
+    # copy off the device; the files and then `tune.report` follow in the writer's thread, in order.
+    def publish(metrics: dict[str, float], folder: Path | None) -> None:
+        (folder / REPORT_FILE).write_text(json.dumps(metrics))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+
+    writer = BackgroundWriter(publish)
+
     def report(metrics: dict[str, float], state: TrainerState) -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            save_checkpoint(Path(folder), model, optimizer, scheduler, state)
-            (Path(folder) / REPORT_FILE).write_text(json.dumps(metrics))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        writer.report(metrics, model, optimizer, scheduler, state)
 
     node_id = ray.get_runtime_context().get_node_id()  # where this trial ran (multi-node placement)
-    fit(model, optimizer, scheduler, train=settings.train, state=state, train_batches=train_batches,
-        eval_batches=eval_batches, report=report, majority_p1=settings.majority_p1,
-        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.PRIOR_BCE: settings.prior_bce, keys.NODE_ID: node_id,
-                       keys.SEED: params.seed},
-        device=device, steps_per_epoch=steps_per_epoch)
+    try:
+        fit(
+            model,
+            optimizer,
+            scheduler,
+            train=settings.train,
+            state=state,
+            train_batches=_guarded(train_batches, writer),
+            eval_batches={k: _guarded(f, writer) for k, f in eval_batches.items()},
+            report=report,
+            majority_p1=settings.majority_p1,
+            extra_metrics={
+                keys.MAJORITY_P1: settings.majority_p1,
+                keys.PRIOR_BCE: settings.prior_bce,
+                keys.NODE_ID: node_id,
+                keys.SEED: params.seed,
+            },
+            device=device,
+            steps_per_epoch=steps_per_epoch,
+        )
+    except BaseException:
+        writer.close(raise_error=False)  # the loop's own error is the one to show
+        raise
+    writer.close()  # the last report leaves before the trial does; a writer error is raised here
+
+
+def _guarded(factory: Callable, writer: BackgroundWriter) -> Callable:
+    """`factory`'s batches, stopping at the next batch once the writer thread has stopped: on an
+    error, or because Tune stopped the trial (it raises SystemExit in the thread that reports, the
+    writer's), so a stopped trial does not train on to its next report."""
+
+    def batches(*args):
+        for batch in factory(*args):
+            if writer.failed:
+                writer.raise_error()
+            yield batch
+
+    return batches
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,8 +184,9 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     eval_data = {"val": ray_train.get_dataset_shard("val")} if rank0 else {}
     if rank0 and "test" in loop_config["splits"]:
         eval_data["test"] = ray_train.get_dataset_shard("test")
-    train_batches, eval_batches = _batch_factories(settings, params.seed, shard, eval_data, rank=context.get_world_rank(),
-                                                   workers=workers)
+    train_batches, eval_batches = _batch_factories(
+        settings, params.seed, shard, eval_data, rank=context.get_world_rank(), workers=workers
+    )
 
     def report(metrics: dict[str, float], state: TrainerState) -> None:
         if not rank0:
@@ -150,11 +197,25 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
             (Path(folder) / REPORT_FILE).write_text(json.dumps(metrics))
             ray_train.report(metrics, checkpoint=ray_train.Checkpoint.from_directory(folder))
 
-    fit(ddp, optimizer, scheduler, train=settings.train, state=state, train_batches=train_batches,
-        eval_batches=eval_batches, report=report, majority_p1=settings.majority_p1,
-        extra_metrics={keys.MAJORITY_P1: settings.majority_p1, keys.PRIOR_BCE: settings.prior_bce,
-                       keys.NODE_ID: ray.get_runtime_context().get_node_id(), keys.SEED: params.seed},
-        device=device, steps_per_epoch=steps_per_epoch)
+    fit(
+        ddp,
+        optimizer,
+        scheduler,
+        train=settings.train,
+        state=state,
+        train_batches=train_batches,
+        eval_batches=eval_batches,
+        report=report,
+        majority_p1=settings.majority_p1,
+        extra_metrics={
+            keys.MAJORITY_P1: settings.majority_p1,
+            keys.PRIOR_BCE: settings.prior_bce,
+            keys.NODE_ID: ray.get_runtime_context().get_node_id(),
+            keys.SEED: params.seed,
+        },
+        device=device,
+        steps_per_epoch=steps_per_epoch,
+    )
 
 
 def _worker_resources(settings: TrialSettings) -> dict[str, float]:
@@ -176,14 +237,19 @@ def _run_data_parallel(config, settings: TrialSettings, train_data, val_data, te
     context = tune.get_context()
     trainer = TorchTrainer(
         _worker_loop,
-        train_loop_config={"settings": settings, "params": TrialParams.from_trial_config(config, settings.train),
-                           "splits": list(datasets)},
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=settings.gpus_per_trial > 0,
-                                     resources_per_worker=_worker_resources(settings)),
+        train_loop_config={
+            "settings": settings,
+            "params": TrialParams.from_trial_config(config, settings.train),
+            "splits": list(datasets),
+        },
+        scaling_config=ScalingConfig(
+            num_workers=workers, use_gpu=settings.gpus_per_trial > 0, resources_per_worker=_worker_resources(settings)
+        ),
         datasets=datasets,
         # Not split by Ray: every worker reads all of train and takes its share of the epoch's permutation.
         dataset_config=DataConfig(datasets_to_split=[]),
-        run_config=RunConfig(name=f"ddp_{context.get_trial_id()}", storage_path=context.get_trial_dir(),
-                             callbacks=[TuneReportCallback()]),
+        run_config=RunConfig(
+            name=f"ddp_{context.get_trial_id()}", storage_path=context.get_trial_dir(), callbacks=[TuneReportCallback()]
+        ),
     )
     trainer.fit()

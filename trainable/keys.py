@@ -34,11 +34,42 @@ MAJORITY_P1 = "majority_p1"  # P@1 of always predicting the most frequent traini
 DIVERGED = "diverged"  # 1 when the loss became NaN or inf and the trial stopped
 NODE_ID = "node_id"  # the Ray node the trial ran on
 SEED = "seed"  # the trial's effective seed (search.seeds runs a configuration with several)
+# n when this evaluation improved the trial's score (trainable/score.py) for the n-th time, else 0: the
+# report with the highest n is the one whose checkpoint is kept as the best (sweetspot/layout.py, best_checkpoint).
+IMPROVEMENT = "improvement"
 
 PRECISION_KS = (1, 3, 5)
-REPORTED = (EPOCH, STEP, TRAIN_LOSS, TRAIN_LOSS_RECENT, GRAD_NORM, PRIOR_BCE, VAL_LOSS, VAL_P1, VAL_P3, VAL_P5, VAL_NDCG1, VAL_NDCG3, VAL_NDCG5, VAL_MICRO_F1,
-            VAL_MACRO_F1, VAL_PRED_ENTROPY, VAL_TRUE_ENTROPY, VAL_MEAN_BERNOULLI_ENTROPY, VAL_DISTINCT_TOP5,
-            VAL_EMBED_RANK, VAL_TOP_LABEL, VAL_PRED_POSITIVE, VAL_TOP_MARGIN, COLLAPSED, MAJORITY_P1, DIVERGED, NODE_ID, SEED)
+REPORTED = (
+    EPOCH,
+    STEP,
+    TRAIN_LOSS,
+    TRAIN_LOSS_RECENT,
+    GRAD_NORM,
+    PRIOR_BCE,
+    VAL_LOSS,
+    VAL_P1,
+    VAL_P3,
+    VAL_P5,
+    VAL_NDCG1,
+    VAL_NDCG3,
+    VAL_NDCG5,
+    VAL_MICRO_F1,
+    VAL_MACRO_F1,
+    VAL_PRED_ENTROPY,
+    VAL_TRUE_ENTROPY,
+    VAL_MEAN_BERNOULLI_ENTROPY,
+    VAL_DISTINCT_TOP5,
+    VAL_EMBED_RANK,
+    VAL_TOP_LABEL,
+    VAL_PRED_POSITIVE,
+    VAL_TOP_MARGIN,
+    COLLAPSED,
+    MAJORITY_P1,
+    DIVERGED,
+    NODE_ID,
+    SEED,
+    IMPROVEMENT,
+)
 TEST_PREFIX = "test_"  # with train.eval_test, every val_* metric also exists as test_*
 TEST_KEYS = tuple(TEST_PREFIX + k.removeprefix("val_") for k in REPORTED if k.startswith("val_"))
 # The results folder's file names and parsing: sweetspot/layout.py.

@@ -14,15 +14,17 @@ import itertools
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from sweetspot.trainable import keys, metrics
+from sweetspot.trainable import keys, metrics, score
+from sweetspot.trainable.checkpoint import OPTIMIZER_FILE, SCHEDULER_FILE, STATE_FILE, WEIGHTS_FILE, take_snapshot, write_snapshot
 from sweetspot.trainable.collapse import is_collapsed_row
 from sweetspot.trainable.config import TrainConfig
 
@@ -38,6 +40,8 @@ class TrainerState:
     batch_in_epoch: int = 0  # batches of the current epoch already trained on
     loss_sum: float = 0.0  # training loss × documents, over the current epoch so far
     loss_docs: float = 0  # documents (under DDP, after each report: an equal share of all workers')
+    best_value: float | None = None  # the trial's score so far (trainable/score.py), for the keep-best policy
+    improvements: int = 0  # how often that score has improved (the last improving report carries this count)
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
@@ -51,8 +55,15 @@ def _autocast(device: torch.device, bf16: bool):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[Batch], *, prefix: str = "val", majority_p1: float | None = None,
-             train: TrainConfig = TrainConfig(), device: torch.device = torch.device("cpu")) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    *,
+    prefix: str = "val",
+    majority_p1: float | None = None,
+    train: TrainConfig = TrainConfig(),
+    device: torch.device = torch.device("cpu"),
+) -> dict[str, float]:
     """Loss, P@k, nDCG@k, F1 and the collapse signals over all documents of `batches`.
 
     Keeps the [N, L] scores of the whole split in memory (float32): 3,865 × 3,801 for EURLex-4K's
@@ -87,9 +98,15 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], *, prefix: str = "val",
     out[f"{prefix}_pred_positive"] = metrics.pred_positive(s)
     out[f"{prefix}_top_margin"] = metrics.top_margin(s)
     if prefix == "val" and majority_p1 is not None:
-        out[keys.COLLAPSED] = int(bool(is_collapsed_row({**out, keys.MAJORITY_P1: majority_p1},
-                                                   entropy_fraction=train.collapse_entropy_fraction,
-                                                   p1_margin=train.collapse_p1_margin)))
+        out[keys.COLLAPSED] = int(
+            bool(
+                is_collapsed_row(
+                    {**out, keys.MAJORITY_P1: majority_p1},
+                    entropy_fraction=train.collapse_entropy_fraction,
+                    p1_margin=train.collapse_p1_margin,
+                )
+            )
+        )
     return out
 
 
@@ -102,8 +119,15 @@ def _diverged_metrics(state: TrainerState, prefixes: Iterable[str], *, collapse_
     (`val_macro_f1`, `test_p1`, ...) ranks a diverged trial last instead of failing on a missing
     metric. Losses are `DIVERGED_LOSS`; scores and collapse signals 0; the top label -1 (none);
     `collapsed` 0: the trial is reported as diverged, not collapsed."""
-    out = {keys.EPOCH: state.epoch, keys.STEP: state.step, keys.TRAIN_LOSS: DIVERGED_LOSS, keys.DIVERGED: 1,
-           keys.TRAIN_LOSS_RECENT: DIVERGED_LOSS, keys.GRAD_NORM: DIVERGED_LOSS}
+    out = {
+        keys.EPOCH: state.epoch,
+        keys.STEP: state.step,
+        keys.TRAIN_LOSS: DIVERGED_LOSS,
+        keys.DIVERGED: 1,
+        keys.TRAIN_LOSS_RECENT: DIVERGED_LOSS,
+        keys.GRAD_NORM: DIVERGED_LOSS,
+        keys.IMPROVEMENT: 0,
+    }
     for prefix in prefixes:
         for key in keys.REPORTED:
             if key.startswith("val_"):
@@ -112,6 +136,20 @@ def _diverged_metrics(state: TrainerState, prefixes: Iterable[str], *, collapse_
     if collapse_flag:
         out[keys.COLLAPSED] = 0
     return out
+
+
+def _improvement(state: TrainerState, result: dict[str, float], train: TrainConfig) -> int:
+    """`keys.IMPROVEMENT` of this report: the count of the trial's score improvements when this
+    evaluation improves it, else 0. The score is trainable/score.py's (an epoch-end evaluation that
+    `score.counts`, compared by value; ties keep the earlier one), so the report with the highest count
+    is the one whose checkpoint a keep-best policy keeps. Updates `state`, which checkpoints carry."""
+    if not (score.is_epoch_end(result) and score.counts(result, entropy_fraction=train.collapse_entropy_fraction)):
+        return 0
+    value = float(result[keys.VAL_P1])
+    if state.best_value is not None and not value > state.best_value:
+        return 0
+    state.best_value, state.improvements = value, state.improvements + 1
+    return state.improvements
 
 
 def _train_loss(state: TrainerState, device: torch.device) -> float:
@@ -185,12 +223,19 @@ def fit(
 
     def evaluate_and_report(epoch_value: float, train_loss: float) -> None:
         steps = max(recent["steps"], 1)
-        result = {**(extra_metrics or {}), keys.EPOCH: epoch_value, keys.STEP: state.step,
-                  keys.TRAIN_LOSS: train_loss, keys.DIVERGED: 0,
-                  keys.TRAIN_LOSS_RECENT: float(recent["loss"]) / steps, keys.GRAD_NORM: float(recent["grad_norm"]) / steps}
+        result = {
+            **(extra_metrics or {}),
+            keys.EPOCH: epoch_value,
+            keys.STEP: state.step,
+            keys.TRAIN_LOSS: train_loss,
+            keys.DIVERGED: 0,
+            keys.TRAIN_LOSS_RECENT: float(recent["loss"]) / steps,
+            keys.GRAD_NORM: float(recent["grad_norm"]) / steps,
+        }
         recent.update(loss=torch.zeros((), device=device), grad_norm=torch.zeros((), device=device), steps=0)
         for prefix, batches in eval_batches.items():
             result.update(evaluate(model, batches(), prefix=prefix, majority_p1=majority_p1, train=train, device=device))
+        result[keys.IMPROVEMENT] = _improvement(state, result, train)
         report(result, state)
 
     def diverged() -> TrainerState:
@@ -245,37 +290,34 @@ def fit(
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints: model.safetensors (weights), optimizer.pt and scheduler.pt (torch.save, loaded
-# with weights_only=True), trainer_state.json (progress and RNG states).
+# Checkpoints: trainable/checkpoint.py writes them (a snapshot off the device, then the files).
 
 
-def save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: TrainerState) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-    torch.save(scheduler.state_dict(), folder / "scheduler.pt")
-    rng = {"torch": torch.get_rng_state().tolist(), "python": _jsonable(random.getstate())}
-    if torch.cuda.is_available():
-        rng["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
-    (folder / "trainer_state.json").write_text(json.dumps({**asdict(state), "rng": rng}))
+def save_checkpoint(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: TrainerState
+) -> None:
+    """Writes a checkpoint now, in this thread (the trials write theirs in the background)."""
+    write_snapshot(folder, take_snapshot(model, optimizer, scheduler, state))
 
 
 def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> TrainerState:
     """Restores weights, optimizer, scheduler and RNG states; returns the progress to resume from."""
-    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(next(model.parameters()).device)))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    saved = json.loads((folder / "trainer_state.json").read_text())
+    if not (folder / OPTIMIZER_FILE).is_file():
+        raise FileNotFoundError(
+            f"{folder}: no {OPTIMIZER_FILE}: only a trial's latest checkpoint keeps its optimizer "
+            "state, and only that one resumes"
+        )
+    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device=str(next(model.parameters()).device)))
+    optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / SCHEDULER_FILE, weights_only=True))
+    saved = json.loads((folder / STATE_FILE).read_text())
+    saved.pop("files", None)
     rng = saved.pop("rng")
     torch.set_rng_state(torch.tensor(rng["torch"], dtype=torch.uint8))
     random.setstate(_tupled(rng["python"]))
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in rng["cuda"]])
     return TrainerState(**saved)
-
-
-def _jsonable(x):
-    return [_jsonable(v) for v in x] if isinstance(x, tuple) else x
 
 
 def _tupled(x):

@@ -130,4 +130,3 @@ def effective_rank(embeddings: torch.Tensor) -> float:
     s = torch.linalg.svdvals(embeddings.double())
     p = s / s.sum().clamp(min=1e-12) + 1e-12
     return float(torch.exp(-(p * p.log()).sum()))
-

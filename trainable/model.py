@@ -11,8 +11,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -75,8 +76,9 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def _spec(name: str) -> ModelSpec:
-    return MODELS.get(name) or ModelSpec(tokenizer=lambda: name, encoder=_pretrained(lambda: name),
-                                         config=_pretrained_config(lambda: name))
+    return MODELS.get(name) or ModelSpec(
+        tokenizer=lambda: name, encoder=_pretrained(lambda: name), config=_pretrained_config(lambda: name)
+    )
 
 
 class ModelNotFound(ValueError):
@@ -122,8 +124,10 @@ def encoder_config(name: str) -> Any:
     except RepositoryNotFoundError:
         raise ModelNotFound(f"unknown model {name!r}: {known}, nor a model on the Hugging Face hub") from None
     except Exception as e:  # no network, a refused proxy: one attempt, no retries
-        raise ModelNotFound(f"unknown model {name!r}: {known}, and the Hugging Face hub cannot be reached "
-                            f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise ModelNotFound(
+            f"unknown model {name!r}: {known}, and the Hugging Face hub cannot be reached "
+            f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     return None  # on the hub: its config comes with the download
 
 

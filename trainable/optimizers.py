@@ -13,25 +13,30 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """One row of the table: the `torch.optim` class name, torch's default lr, fixed kwargs."""
+    """One row of the table: the `torch.optim` class name, torch's default lr, fixed kwargs, and
+    `relative`: an optimizer whose region (relative to its default lr) this one's is expected to share
+    (the same update up to a variant: AMSGrad's max of second moments, AdamW's decoupled decay, which
+    at weight decay 0 is Adam's update exactly). The region search probes first at its relative's edges."""
 
     torch_class: str
     default_lr: float
     kwargs: dict[str, Any] = field(default_factory=dict)
+    relative: str | None = None
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     "adagrad": OptimizerSpec("Adagrad", 1e-2),
     "adadelta": OptimizerSpec("Adadelta", 1.0),
     "adam": OptimizerSpec("Adam", 1e-3),
-    "amsgrad": OptimizerSpec("Adam", 1e-3, {"amsgrad": True}),
-    "adamw": OptimizerSpec("AdamW", 1e-3),
+    "amsgrad": OptimizerSpec("Adam", 1e-3, {"amsgrad": True}, relative="adam"),
+    "adamw": OptimizerSpec("AdamW", 1e-3, relative="adam"),
     "sgd": OptimizerSpec("SGD", 1e-3, {"momentum": 0.9}),
     "rmsprop": OptimizerSpec("RMSprop", 1e-2),
 }
@@ -49,14 +54,21 @@ def default_lr(name: str) -> float:
     return _spec(name).default_lr
 
 
+def relative(name: str) -> str | None:
+    """The optimizer whose region `name`'s is expected to share (`OptimizerSpec.relative`), if any."""
+    return _spec(name).relative
+
+
 def param_groups(model: Any, weight_decay: float, *, decay_bias_and_norm: bool = True) -> list[dict[str, Any]]:
     """Parameter groups with explicit weight decay; with `decay_bias_and_norm=False`, biases and
     LayerNorm weights (every parameter with fewer than 2 dimensions) get none."""
     params = [p for p in model.parameters() if p.requires_grad]
     if decay_bias_and_norm:
         return [{"params": params, "weight_decay": weight_decay}]
-    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
 
 
 def build_optimizer(name: str, params: Iterable[Any], *, lr: float, weight_decay: float):

@@ -20,7 +20,7 @@ def test_lr_matters_and_the_optimizer_does_not(tmp_path):
     for i, exponent in enumerate([-6, -5.5, -5, -4.5, -4, -3.5, -3, -2.5, -2, -1.5]):
         p1 = 0.6 - 0.1 * abs(exponent + 4)  # a peak at 1e-4, whatever the optimizer
         for optimizer in ("adam", "adamw"):
-            trials.append(trial(f"{optimizer}{i}", optimizer, 10 ** exponent, [p1]))
+            trials.append(trial(f"{optimizer}{i}", optimizer, 10**exponent, [p1]))
     imp = _importances(write_results(tmp_path / "r", trials, epochs=1))
     assert imp.available and imp.n_trials == 20 and set(imp.params) == {"optimizer", "lr"}  # weight decay is constant
     for scores in (imp.ped_anova, imp.fanova):
@@ -29,11 +29,12 @@ def test_lr_matters_and_the_optimizer_does_not(tmp_path):
 
 
 def test_too_few_trials_or_no_variation_say_why(tmp_path):
-    few = _importances(write_results(tmp_path / "few", [trial(f"t{i}", "adam", 10 ** -i, [0.5]) for i in range(MIN_TRIALS - 1)],
-                                       epochs=1))
+    few = _importances(
+        write_results(tmp_path / "few", [trial(f"t{i}", "adam", 10**-i, [0.5]) for i in range(MIN_TRIALS - 1)], epochs=1)
+    )
     assert not few.available and f"at least {MIN_TRIALS}" in few.reason
-    flat = _importances(write_results(tmp_path / "flat", [trial(f"t{i}", "adam", 10 ** -i, [0.5]) for i in range(6)], epochs=1))
+    flat = _importances(write_results(tmp_path / "flat", [trial(f"t{i}", "adam", 10**-i, [0.5]) for i in range(6)], epochs=1))
     assert not flat.available and "same score" in flat.reason
-    diverged = [trial(f"t{i}", "adam", 10 ** -i, rows=[row(1, 0.5), row(2, 0.0, diverged=1)], status="diverged") for i in range(6)]
+    diverged = [trial(f"t{i}", "adam", 10**-i, rows=[row(1, 0.5), row(2, 0.0, diverged=1)], status="diverged") for i in range(6)]
     none = _importances(write_results(tmp_path / "div", diverged))
     assert not none.available and none.n_trials == 0

@@ -22,8 +22,16 @@ from tests.analysis_tests.folders import trial, write_results
 
 
 def _run_json(folder, **fields):
-    doc = layout.run_document(**{"state": "running", "pid": os.getpid(), "host": socket.gethostname(), "started": time.time() - 60,
-                                 "heartbeat": time.time(), **fields})
+    doc = layout.run_document(
+        **{
+            "state": "running",
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.time() - 60,
+            "heartbeat": time.time(),
+            **fields,
+        }
+    )
     (folder / layout.RUN_FILE).write_text(json.dumps(doc))
 
 
@@ -47,18 +55,27 @@ def test_running_is_believed_only_while_the_driver_lives(tmp_path):
     assert state.state == "interrupted" and "no heartbeat" in state.reason
     # Recorded ends are taken as written.
     _run_json(tmp_path, state="failed", error="RuntimeError: boom")
-    assert live.read_run_state(tmp_path) == live.RunState(state="failed", reason="RuntimeError: boom", **{
-        k: v for k, v in json.loads((tmp_path / layout.RUN_FILE).read_text()).items()
-        if k in ("pid", "host", "started", "heartbeat", "ended", "report_every")})
+    assert live.read_run_state(tmp_path) == live.RunState(
+        state="failed",
+        reason="RuntimeError: boom",
+        **{
+            k: v
+            for k, v in json.loads((tmp_path / layout.RUN_FILE).read_text()).items()
+            if k in ("pid", "host", "started", "heartbeat", "ended", "report_every")
+        },
+    )
 
 
 def _folder(tmp_path):
-    return write_results(tmp_path / "exp", [
-        trial("a", "adam", 1e-4, [0.5, 0.6, 0.7]),
-        trial("b", "adam", 1e-3, [0.5, 0.6, 0.65]),
-        trial("c", "adamw", 1e-3, [0.5], status="running"),
-        trial("d", "adamw", 1e-2, [], status="pending"),
-    ])
+    return write_results(
+        tmp_path / "exp",
+        [
+            trial("a", "adam", 1e-4, [0.5, 0.6, 0.7]),
+            trial("b", "adam", 1e-3, [0.5, 0.6, 0.65]),
+            trial("c", "adamw", 1e-3, [0.5], status="running"),
+            trial("d", "adamw", 1e-2, [], status="pending"),
+        ],
+    )
 
 
 def test_a_running_search_gets_a_partial_report_and_a_finished_one_the_final(tmp_path, capsys):
@@ -78,7 +95,11 @@ def test_a_running_search_gets_a_partial_report_and_a_finished_one_the_final(tmp
     assert main(["analyze", str(folder), "--json", "--no-baselines", "--no-attention"]) == 0
     assert json.loads(capsys.readouterr().out)["partial"] is None
     page = (folder / "report" / "report.html").read_text()
-    assert "http-equiv" not in page and "partial-report" not in page and "PARTIAL" not in (folder / "report" / "report.md").read_text()
+    assert (
+        "http-equiv" not in page
+        and "partial-report" not in page
+        and "PARTIAL" not in (folder / "report" / "report.md").read_text()
+    )
 
 
 def test_an_interrupted_search_is_partial_without_reloading(tmp_path, capsys):
@@ -99,8 +120,9 @@ def test_a_folder_without_run_json_is_partial_only_while_trials_are_unfinished(t
 
 
 def test_banner_text_from_data_is_escaped(tmp_path):
-    p = live.PartialState(run=live.RunState(state="failed", reason="<script>alert(1)</script>"),
-                          counts=live.trial_counts(["running"]))
+    p = live.PartialState(
+        run=live.RunState(state="failed", reason="<script>alert(1)</script>"), counts=live.trial_counts(["running"])
+    )
     page = live.mark_html('<html><head><meta charset="utf-8"></head><body><p>x</p></body></html>', p)
     assert "<script>" not in page and "&lt;script&gt;" in page
 

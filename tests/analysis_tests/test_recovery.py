@@ -20,17 +20,24 @@ def _spots(folder, runs, **kwargs):
     trials = []
     for i, (optimizer, exponent, outcome) in enumerate(runs):
         if outcome == "diverged":
-            trials.append(trial(f"t{i}", optimizer, 10 ** exponent, rows=[row(1, 0.3), row(2, 0.0, diverged=1)]))
+            trials.append(trial(f"t{i}", optimizer, 10**exponent, rows=[row(1, 0.3), row(2, 0.0, diverged=1)]))
         elif outcome == "asha":
-            trials.append(trial(f"t{i}", optimizer, 10 ** exponent, [0.4], status="early_stopped"))
+            trials.append(trial(f"t{i}", optimizer, 10**exponent, [0.4], status="early_stopped"))
         else:
-            trials.append(trial(f"t{i}", optimizer, 10 ** exponent, [0.35, outcome]))
+            trials.append(trial(f"t{i}", optimizer, 10**exponent, [0.35, outcome]))
     return find_sweet_spots(load_results(write_results(folder, trials, epochs=BUDGET)), **{"rule": "near-best", **kwargs})
 
 
 # The truth: adam trains at 1e-4 .. 1e-3 (failing half a decade beyond: edges at sampled lrs), adagrad nowhere.
-TRUTH = [("adam", -4.5, "diverged"), ("adam", -4, 0.60), ("adam", -3.5, 0.60), ("adam", -3, 0.60), ("adam", -2.5, "diverged"),
-         ("adagrad", -3, 0.40), ("adagrad", -2, 0.42)]
+TRUTH = [
+    ("adam", -4.5, "diverged"),
+    ("adam", -4, 0.60),
+    ("adam", -3.5, 0.60),
+    ("adam", -3, 0.60),
+    ("adam", -2.5, "diverged"),
+    ("adagrad", -3, 0.40),
+    ("adagrad", -2, 0.42),
+]
 
 
 def test_an_answer_identical_to_the_truth_scores_perfectly(tmp_path):
@@ -38,7 +45,9 @@ def test_an_answer_identical_to_the_truth_scores_perfectly(tmp_path):
     again = _spots(tmp_path / "again", TRUTH)
     r = score(again, truth)
     assert [(o.optimizer, o.truth, o.answer, o.agree) for o in r.optimizers] == [
-        ("adagrad", "none", "none", True), ("adam", "found", "found", True)]
+        ("adagrad", "none", "none", True),
+        ("adam", "found", "found", True),
+    ]
     adam = r.optimizers[1]
     assert (adam.lower_error, adam.upper_error, adam.iou) == (0.0, 0.0, 1.0) and r.optimizers[0].iou is None
     assert r.agreement == 1.0 and r.regret == 0.0 and r.trial_epochs_fraction == 1.0
@@ -47,8 +56,14 @@ def test_an_answer_identical_to_the_truth_scores_perfectly(tmp_path):
 
 def test_a_shifted_interval_has_known_edge_errors_and_iou(tmp_path):
     truth = _spots(tmp_path / "truth", TRUTH)
-    shifted = [("adam", -4, "diverged"), ("adam", -3.5, 0.60), ("adam", -3, 0.60), ("adam", -2.5, 0.60), ("adam", -2, "diverged"),
-               ("adagrad", -3, 0.40)]
+    shifted = [
+        ("adam", -4, "diverged"),
+        ("adam", -3.5, 0.60),
+        ("adam", -3, 0.60),
+        ("adam", -2.5, 0.60),
+        ("adam", -2, "diverged"),
+        ("adagrad", -3, 0.40),
+    ]
     r = score(_spots(tmp_path / "answer", shifted), truth)
     adam = next(o for o in r.optimizers if o.optimizer == "adam")
     # truth [-4, -3], answer [-3.5, -2.5] in log10 lr: each edge half a decade off; 0.5 shared of 1.5.
@@ -75,7 +90,10 @@ def test_unsampled_and_censored_optimizers_are_unknown_and_a_failing_pick_has_in
     # Only adagrad, stopped by ASHA: adam never sampled, adagrad unknown at the budget, and no best
     # configuration to compute a regret for.
     stopped = score(_spots(tmp_path / "stopped", [("adagrad", -3, "asha")]), truth)
-    assert [(o.optimizer, o.answer, o.agree) for o in stopped.optimizers] == [("adagrad", "unknown", False), ("adam", "unknown", False)]
+    assert [(o.optimizer, o.answer, o.agree) for o in stopped.optimizers] == [
+        ("adagrad", "unknown", False),
+        ("adam", "unknown", False),
+    ]
     assert stopped.regret is None and stopped.trial_epochs_fraction == pytest.approx(1 / 14)
     # An answer whose best lr diverges in the truth.
     risky = score(_spots(tmp_path / "risky", [("adam", -2.5, 0.61), ("adam", -3, 0.60)]), truth)

@@ -18,6 +18,7 @@ layout code as a real search. What must hold:
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import pytest
@@ -48,7 +49,7 @@ def _random_trials(rng: random.Random, budget: int) -> list[tuple[str, dict]]:
                         "full": [row(e, v) for e, v in enumerate(climb, start=1)],
                         "asha": [row(e, v) for e, v in enumerate(climb[:stop], start=1)],
                         "errored": [row(e, v) for e, v in enumerate(climb[:stop], start=1)],
-                        "diverged": [row(e, v) for e, v in enumerate(climb[:stop - 1], start=1)] + [row(stop, 0.0, diverged=1)],
+                        "diverged": [row(e, v) for e, v in enumerate(climb[: stop - 1], start=1)] + [row(stop, 0.0, diverged=1)],
                         "collapsed": [row(1, FLOOR, entropy=0.0), row(2, FLOOR, entropy=0.0)],  # patience 2 < budget
                     }[fate]
                     status = {"full": "terminated", "asha": "early_stopped"}.get(fate, fate)
@@ -61,15 +62,27 @@ def _inside(lr: float, spot) -> bool:
     return any(i.lower_lr * (1 - 1e-9) <= lr <= i.upper_lr * (1 + 1e-9) for i in spot.intervals)
 
 
+# 13 of the first 100 seeds, chosen so that every branch below is drawn at least 3 times under each
+# rule: both budgets, every delta and fate, every verdict, open and closed edges, several intervals of
+# one optimizer, two seeds of one configuration, an optimizer left with only censored trials, no trial
+# left after the censored ones go. Checked to fail, like all 100, on a broken rule (a resolution
+# measured from the qualifying point instead of the edge; "unknown" for an optimizer that also has a
+# scored trial; an edge at the range's end not called open). Set SWEETSPOT_ALL_SEEDS=1 for all 100.
+SEEDS = range(100) if os.environ.get("SWEETSPOT_ALL_SEEDS") == "1" else (2, 3, 4, 5, 7, 20, 22, 32, 39, 53, 63, 68, 93)
+
+
 @pytest.mark.parametrize("rule", ["trains", "near-best"])
-@pytest.mark.parametrize("seed", range(100))
+@pytest.mark.parametrize("seed", SEEDS)
 def test_sweet_spots_at_the_budget_hold_their_invariants(tmp_path, seed, rule):
     rng = random.Random(seed)
     budget, delta = rng.choice([3, 4]), rng.choice([0.02, 0.1, 0.3])
     drawn = _random_trials(rng, budget)
     fate = {t["trial_id"]: f for f, t in drawn}
-    spots = find_sweet_spots(load_results(write_results(tmp_path / "all", [t for _, t in drawn], epochs=budget,
-                                                        collapse_patience=2)), delta=delta, rule=rule)
+    spots = find_sweet_spots(
+        load_results(write_results(tmp_path / "all", [t for _, t in drawn], epochs=budget, collapse_patience=2)),
+        delta=delta,
+        rule=rule,
+    )
     assert spots.rule == rule
     assert spots.comparison.epoch == budget and spots.comparison.source == "budget"
     by_name = {s.optimizer: s for s in spots.optimizers}
@@ -92,20 +105,39 @@ def test_sweet_spots_at_the_budget_hold_their_invariants(tmp_path, seed, rule):
         bad = [lr for lr in lrs if not any(spots.qualifies(c.value) for c in spots.configs if c.optimizer == name and c.lr == lr)]
         for i in spot.intervals:
             below, above = [lr for lr in bad if lr < i.lower_lr], [lr for lr in bad if lr > i.upper_lr]
-            assert i.lower_resolution is None if i.lower_open else i.lower_resolution == pytest.approx(
-                math.log10(i.lower_lr) - math.log10(max(below))), (seed, i)
-            assert i.upper_resolution is None if i.upper_open else i.upper_resolution == pytest.approx(
-                math.log10(min(above)) - math.log10(i.upper_lr)), (seed, i)
+            # The true edge lies in its bracket (the nearest non-qualifying sampled lr beyond, the outermost
+            # sampled lr inside): the resolution is the farther of the two from the interpolated edge.
+            inside = [lr for lr in lrs if i.lower_lr * (1 - 1e-9) <= lr <= i.upper_lr * (1 + 1e-9)]
+            assert (
+                i.lower_resolution is None
+                if i.lower_open
+                else (
+                    i.lower_bracket == (max(below), min(inside))
+                    and i.lower_resolution
+                    == pytest.approx(max(math.log10(i.lower_lr / max(below)), math.log10(min(inside) / i.lower_lr)))
+                )
+            ), (seed, i)
+            assert (
+                i.upper_resolution is None
+                if i.upper_open
+                else (
+                    i.upper_bracket == (max(inside), min(above))
+                    and i.upper_resolution
+                    == pytest.approx(max(math.log10(min(above) / i.upper_lr), math.log10(i.upper_lr / max(inside))))
+                )
+            ), (seed, i)
 
     # Censored trials carry no weight: without them, the same threshold and intervals, and the same
     # verdicts but for "unknown" (which becomes "no sweet spot", or no optimizer, with nothing left).
     kept = [t for f, t in drawn if f not in CENSORED_FATES]
     if kept:
-        without = find_sweet_spots(load_results(write_results(tmp_path / "kept", kept, epochs=budget, collapse_patience=2)),
-                                   delta=delta, rule=rule)
+        without = find_sweet_spots(
+            load_results(write_results(tmp_path / "kept", kept, epochs=budget, collapse_patience=2)), delta=delta, rule=rule
+        )
         assert without.threshold == spots.threshold
         for spot in without.optimizers:
             before = by_name[spot.optimizer]
             assert spot.intervals == before.intervals and spot.verdict == before.verdict.replace("unknown", "none"), seed
-        assert {s.optimizer for s in spots.optimizers} - {s.optimizer for s in without.optimizers} <= \
-            {s.optimizer for s in spots.optimizers if s.verdict == "unknown"}
+        assert {s.optimizer for s in spots.optimizers} - {s.optimizer for s in without.optimizers} <= {
+            s.optimizer for s in spots.optimizers if s.verdict == "unknown"
+        }

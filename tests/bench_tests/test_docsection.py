@@ -22,9 +22,13 @@ def test_a_missing_page_is_created_with_the_section(tmp_path):
 
 def test_a_bare_start_marker_is_the_sections_and_the_text_around_it_stays(tmp_path):
     page = tmp_path / "reliability.md"
-    page.write_text("# Reliability\n\n<!-- faults:start -->\nold\n<!-- faults:end -->\n\n<!-- secure:start -->\nkept\n<!-- secure:end -->\n")
+    page.write_text(
+        "# Reliability\n\n<!-- faults:start -->\nold\n<!-- faults:end -->\n\n<!-- secure:start -->\nkept\n<!-- secure:end -->\n"
+    )
     docsection = _docsection()
     docsection.write_section("faults", "new", docs=page)
     docsection.write_section("faults", "new", docs=page)  # again: the same page
-    assert page.read_text() == ("# Reliability\n\n<!-- faults:start -->\nnew\n<!-- faults:end -->\n\n"  # the marker as found
-                                "<!-- secure:start -->\nkept\n<!-- secure:end -->\n")
+    assert page.read_text() == (
+        "# Reliability\n\n<!-- faults:start -->\nnew\n<!-- faults:end -->\n\n"  # the marker as found
+        "<!-- secure:start -->\nkept\n<!-- secure:end -->\n"
+    )

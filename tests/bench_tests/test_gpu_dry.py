@@ -9,13 +9,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_dry_run_measures_every_part(tmp_path):
     out = tmp_path / "gpu-dry.json"
-    run = subprocess.run([sys.executable, str(REPO / "bench" / "gpu.py"), "--dry", "--out", str(out)],
-                         capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu.py"), "--dry", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["card"] == "cpu (dry run)" and result["settings"]["epochs"] == 2

@@ -34,9 +34,14 @@ def free_port() -> int:
 def _node_ports() -> list[str]:
     """Every port a node opens, chosen free, so two nodes (and other Ray instances) never collide;
     the dashboard agent's default 52365 is what an embedded Ray elsewhere on the machine holds."""
-    return [f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"]
+    return [
+        f"--node-manager-port={free_port()}",
+        f"--object-manager-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+    ]
 
 
 class LocalCluster:
@@ -71,17 +76,31 @@ class LocalCluster:
     def _start(self, name: str, args: list[str]) -> None:
         log = open(self.temp_root / f"{name}.log", "w")
         self._logs.append(log)
-        self.processes.append(subprocess.Popen(
-            [RAY, "start", "--block", "--disable-usage-stats",
-             f"--temp-dir={self.temp_root / name}", *_node_ports(), *args],
-            # No drain on SIGTERM: it waits (up to 30 s) for Serve replicas to move, and there are none.
-            env={**self.env, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        self.processes.append(
+            subprocess.Popen(
+                [RAY, "start", "--block", "--disable-usage-stats", f"--temp-dir={self.temp_root / name}", *_node_ports(), *args],
+                # No drain on SIGTERM: it waits (up to 30 s) for Serve replicas to move, and there are none.
+                env={**self.env, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
 
     def start(self) -> LocalCluster:
-        self._start("head", ["--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}", "--num-gpus=0",
-                             "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                             f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}"])
+        self._start(
+            "head",
+            [
+                "--head",
+                f"--port={self.port}",
+                f"--num-cpus={self.head_cpus}",
+                "--num-gpus=0",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={self.dashboard_port}",
+                f"--ray-client-server-port={free_port()}",
+            ],
+        )
         self._wait_for_nodes(1)
         for i, cpus in enumerate(self.worker_cpus):
             self._start(f"worker{i}", [f"--address={self.address}", f"--num-cpus={cpus}", "--num-gpus=0"])
@@ -94,8 +113,11 @@ class LocalCluster:
 
         r = requests.get(f"{self.dashboard_url}/nodes?view=summary", timeout=10, headers=self._auth_header())
         r.raise_for_status()
-        return {n["raylet"]["nodeId"]: n["raylet"]["isHeadNode"] for n in r.json()["data"]["summary"]
-                if n["raylet"]["state"] == "ALIVE"}
+        return {
+            n["raylet"]["nodeId"]: n["raylet"]["isHeadNode"]
+            for n in r.json()["data"]["summary"]
+            if n["raylet"]["state"] == "ALIVE"
+        }
 
     def _wait_for_nodes(self, count: int) -> None:
         """Until `count` nodes are alive, or a node process died, or the timeout."""

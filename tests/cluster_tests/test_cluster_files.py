@@ -63,9 +63,15 @@ def _wrong_type(c):
 
 
 @pytest.mark.parametrize("path", [AWS, ONPREM], ids=["aws", "onprem"])
-@pytest.mark.parametrize("breakage, named", [(_misspell_top_level, "head_start_ray_comands"), (_misspell_auth, "ssh_usr"),
-                                             (_wrong_type, "'ten' is not of type 'number'")],
-                         ids=["top-level key", "auth key", "wrong type"])
+@pytest.mark.parametrize(
+    "breakage, named",
+    [
+        (_misspell_top_level, "head_start_ray_comands"),
+        (_misspell_auth, "ssh_usr"),
+        (_wrong_type, "'ten' is not of type 'number'"),
+    ],
+    ids=["top-level key", "auth key", "wrong type"],
+)
 def test_a_broken_copy_fails_ray_up_validation_naming_the_problem(path, breakage, named):
     config = _load(path)
     breakage(config)
@@ -126,8 +132,14 @@ def test_cluster_file_holds_no_credentials(path):
     assert "aws_credentials" not in config["provider"]
     assert set(config["auth"]) <= {"ssh_user", "ssh_private_key"}
     assert config["auth"].get("ssh_private_key", "~").startswith(("~", "/"))  # a path to the key, not the key
-    for pattern in (r"AKIA[0-9A-Z]{16}", r"aws_secret_access_key\s*[:=]", r"RAY_AUTH_TOKEN\s*=", r"BEGIN [A-Z ]*PRIVATE KEY",
-                    r"\b[0-9a-f]{32,}\b", r"password\s*[:=]"):
+    for pattern in (
+        r"AKIA[0-9A-Z]{16}",
+        r"aws_secret_access_key\s*[:=]",
+        r"RAY_AUTH_TOKEN\s*=",
+        r"BEGIN [A-Z ]*PRIVATE KEY",
+        r"\b[0-9a-f]{32,}\b",
+        r"password\s*[:=]",
+    ):
         assert not re.search(pattern, text, re.IGNORECASE), pattern
 
 
@@ -149,7 +161,9 @@ def test_experiment_accepts_fractional_and_whole_gpus_per_trial(gpus):
     config = load_experiment_dict({"resources": {"cpus_per_trial": 2, "gpus_per_trial": gpus}})
     assert config.resources.gpus_per_trial == gpus and config.resources.cpus_per_trial == 2
     # The study's GPU preset with half a GPU per trial: two trials share one A10G.
-    preset = load_experiment(REPO / "examples" / "eurlex4k-seed-protocol.yaml", ["resources.gpus_per_trial=0.5", "train.bf16=true"])
+    preset = load_experiment(
+        REPO / "examples" / "eurlex4k-seed-protocol.yaml", ["resources.gpus_per_trial=0.5", "train.bf16=true"]
+    )
     assert preset.resources.gpus_per_trial == 0.5 and preset.train.bf16 is True
 
 
@@ -189,3 +203,45 @@ def test_gpu_workers_get_an_s3_only_profile_narrower_than_the_launchers_default(
     text = AWS.read_text()
     for name in ("ec2-trust.json", "sweetspot-gpu-worker-policy.json", "head-pass-worker-role.json"):
         assert f"file://examples/iam/{name}" in text
+
+
+def test_dependencies_install_once_per_node_through_a_cache_and_not_at_all_from_a_prebuilt_image():
+    config = _load(AWS)
+    first = config["setup_commands"][0]
+    assert first.startswith('python -c "import torch, transformers')
+    assert "|| pip install -q --cache-dir /home/ray/.cache/pip" in first
+    assert "-v /home/ubuntu/.cache/pip:/home/ray/.cache/pip" in config["docker"]["run_options"]
+    dockerfile = (REPO / "examples" / "docker" / "Dockerfile").read_text()
+    assert f"FROM {config['docker']['image']}" in dockerfile  # the same pinned Ray
+
+
+def test_the_iam_script_fills_in_the_bucket_and_account_and_runs_every_step(tmp_path):
+    import os
+    import subprocess
+
+    log = tmp_path / "aws.log"
+    fake = tmp_path / "bin" / "aws"
+    fake.parent.mkdir()
+    # A stand-in `aws`: logs each call (and the policy files it is given), answers the identity query,
+    # and says that nothing exists yet.
+    fake.write_text(f"""#!/usr/bin/env bash
+echo "aws $*" >> {log}
+for a in "$@"; do case "$a" in file://*) cat "${{a#file://}}" >> {log};; esac; done
+case "$1 $2" in "sts get-caller-identity") echo 123456789012;; "iam get-role"|"iam get-instance-profile") exit 254;; esac
+""")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    script = str(IAM / "setup.sh")
+    subprocess.run(["bash", script, "my-results"], env=env, check=True, capture_output=True, timeout=30)
+    first = log.read_text()
+    for step in (
+        "iam create-role --role-name sweetspot-gpu-worker",
+        "iam put-role-policy --role-name sweetspot-gpu-worker",
+        "iam create-instance-profile",
+        "iam add-role-to-instance-profile",
+    ):
+        assert step in first, step
+    assert "arn:aws:s3:::my-results/sweetspot/*" in first and "YOUR-BUCKET" not in first
+    subprocess.run(["bash", script, "my-results", "--head"], env=env, check=True, capture_output=True, timeout=30)
+    head = log.read_text()[len(first) :]
+    assert "--role-name ray-autoscaler-v1" in head and "arn:aws:iam::123456789012:role/sweetspot-gpu-worker" in head

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster_tests.local_cluster import RAY, LocalCluster
-from tests.conftest import REPO
 from sweetspot import layout
 from sweetspot.trainable import keys
+from sweetspot.trainable import score as score_rules
+from tests.cluster_tests.local_cluster import RAY, LocalCluster
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +39,14 @@ def cluster(tmp_path_factory):
     (home / ".ray").mkdir()
     (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
-    env.update(HOME=str(home), RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0",
-               # Started from the venv, as a user starts `ray start` from an activated one: job
-               # drivers inherit this PATH and find the venv's `python` and `sweetspot`.
-               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    env.update(
+        HOME=str(home),
+        RAY_AUTH_MODE="token",
+        RAY_USAGE_STATS_ENABLED="0",
+        # Started from the venv, as a user starts `ray start` from an activated one: job
+        # drivers inherit this PATH and find the venv's `python` and `sweetspot`.
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
     with LocalCluster(env=env, head_cpus=1, worker_cpus=[1]) as c:
         yield c
 
@@ -56,6 +61,12 @@ def _run(args, env, cwd, timeout=300):
     return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def _scored_by_the_rule(trial: dict) -> bool:
+    """A terminated trial's score is trainable/score.py's: its best val_p1 over the epoch ends that count."""
+    counted = [row[keys.VAL_P1] for row in trial["history"] if score_rules.counts(row)]
+    return trial["score"] == (max(counted) if counted else None)
+
+
 def _analyze(folder: Path, env) -> dict:
     run = _run([SWEETSPOT, "analyze", str(folder), "--json"], env=env, cwd=folder.parent, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -64,20 +75,32 @@ def _analyze(folder: Path, env) -> dict:
 
 def test_search_places_trials_on_both_nodes_and_fills_one_results_folder(cluster, env, tmp_path):
     config = tmp_path / "twonode.yaml"
-    config.write_text(json.dumps({  # JSON is YAML
-        "name": "twonode", "storage_path": str(tmp_path / "results"), "data": SLICE,
-        "model": {"name": "tiny-distilbert"}, "train": {"epochs": 2, "batch_size": 16},
-        "search": {"algorithm": "grid", "space": {"optimizer": ["adam", "adamw"], "lr": [1e-3, 1e-4], "weight_decay": [0.0]},
-                   "scheduler": {"name": "fifo"}, "max_concurrent_trials": 2},
-        "resources": {"cpus_per_trial": 1},
-    }))
+    config.write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "name": "twonode",
+                "storage_path": str(tmp_path / "results"),
+                "data": SLICE,
+                "model": {"name": "tiny-distilbert"},
+                "train": {"epochs": 2, "batch_size": 16},
+                "search": {
+                    "algorithm": "grid",
+                    "space": {"optimizer": ["adam", "adamw"], "lr": [1e-3, 1e-4], "weight_decay": [0.0]},
+                    "scheduler": {"name": "fifo"},
+                    "max_concurrent_trials": 2,
+                },
+                "resources": {"cpus_per_trial": 1},
+            }
+        )
+    )
     # The driver prepares the data into a cache only it can see (a tmpfs in its own mount namespace):
     # on a cluster the prepared shards are on the head's disk, where no trial runs. It starts in a
     # folder outside the project: the driver and the trials import the installed package.
     cache = Path(env["SWEETSPOT_CACHE_DIR"])
     cache.mkdir()
     private_cache = f"mount -t tmpfs tmpfs {shlex.quote(str(cache))} && exec " + shlex.join(
-        [SWEETSPOT, "search", str(config), "--address", cluster.address])
+        [SWEETSPOT, "search", str(config), "--address", cluster.address]
+    )
     run = _run(["unshare", "--mount", "--map-root-user", "sh", "-c", private_cache], env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-4000:] + cluster.logs()
     assert list(cache.iterdir()) == []  # the nodes never saw the prepared shards
@@ -101,16 +124,21 @@ def test_search_places_trials_on_both_nodes_and_fills_one_results_folder(cluster
     report = _analyze(folder, env)
     assert len(report["trials"]) == 4
     assert {t["status"] for t in report["trials"]} == {"terminated"}
-    assert all(t["epochs"] == 2 and len(t["history"]) == 2 and t["best"] is not None for t in report["trials"])
-    assert {(t["config"]["optimizer"], t["config"]["lr"]) for t in report["trials"]} == \
-        {(o, lr) for o in ("adam", "adamw") for lr in (1e-3, 1e-4)}
+    assert all(t["epochs"] == 2 and len(t["history"]) == 2 for t in report["trials"])
+    assert all(_scored_by_the_rule(t) for t in report["trials"]), [(t["score"], t["history"]) for t in report["trials"]]
+    assert {(t["config"]["optimizer"], t["config"]["lr"]) for t in report["trials"]} == {
+        (o, lr) for o in ("adam", "adamw") for lr in (1e-3, 1e-4)
+    }
 
 
 @pytest.mark.parametrize("client", ["no token", "wrong token"])
 def test_search_refused_by_the_cluster_ends_with_one_line_and_writes_nothing(cluster, env, tmp_path, client):
     config = tmp_path / "refused.yaml"
-    config.write_text(json.dumps({"name": "refused", "storage_path": str(tmp_path / "results"), "data": SLICE,
-                                  "model": {"name": "tiny-distilbert"}}))
+    config.write_text(
+        json.dumps(
+            {"name": "refused", "storage_path": str(tmp_path / "results"), "data": SLICE, "model": {"name": "tiny-distilbert"}}
+        )
+    )
     changes = {"HOME": str(tmp_path)} if client == "no token" else {"RAY_AUTH_TOKEN": secrets.token_hex(32)}
     run = _run([SWEETSPOT, "search", str(config), "--address", cluster.address], env={**env, **changes}, cwd=tmp_path)
     assert run.returncode == 2
@@ -124,16 +152,43 @@ def test_search_refused_by_the_cluster_ends_with_one_line_and_writes_nothing(clu
 def _submit(cluster, env, storage: Path, *, name: str, cwd: Path = REPO, config: Path = Path("examples/quickstart.yaml")):
     """`ray job submit --working-dir .` from `cwd` (the project folder, as the README shows it); the
     job first prints which Python and which `sweetspot.search` package it runs, then runs the search."""
-    runtime_env = {"env_vars": {"SWEETSPOT_DATA_DIR": env["SWEETSPOT_DATA_DIR"], "SWEETSPOT_CACHE_DIR": env["SWEETSPOT_CACHE_DIR"]}}
-    overrides = [f"name={name}", f"storage_path={storage}", "model.name=tiny-distilbert", "train.epochs=1",
-                 "search.algorithm=tpe", "search.stop_early_collapse=false", "search.num_samples=2",
-                 "search.scheduler.name=fifo"]  # the TPE path (the quickstart is the region search) + [f"data.{k}={v}" for k, v in SLICE.items()]
+    runtime_env = {
+        "env_vars": {"SWEETSPOT_DATA_DIR": env["SWEETSPOT_DATA_DIR"], "SWEETSPOT_CACHE_DIR": env["SWEETSPOT_CACHE_DIR"]}
+    }
+    overrides = [
+        f"name={name}",
+        f"storage_path={storage}",
+        "model.name=tiny-distilbert",
+        "train.epochs=1",
+        "search.algorithm=tpe",
+        "search.stop_early_collapse=false",
+        "search.num_samples=2",
+        "search.scheduler.name=fifo",
+    ]  # the TPE path (the quickstart is the region search) + [f"data.{k}={v}" for k, v in SLICE.items()]
     search = " ".join([f"sweetspot search {config}", *(f"--set {o}" for o in overrides)])
-    probe = ("python -c \"import sys, sweetspot.search as search; print('job python:', sys.prefix); "
-             "print('job search:', search.__file__)\"")
-    return _run([RAY, "job", "submit", "--address", cluster.dashboard_url, "--working-dir", ".",
-                 "--runtime-env-json", json.dumps(runtime_env), "--", "sh", "-c", f"{probe} && {search}"],
-                env=env, cwd=cwd)
+    probe = (
+        "python -c \"import sys, sweetspot.search as search; print('job python:', sys.prefix); "
+        "print('job search:', search.__file__)\""
+    )
+    return _run(
+        [
+            RAY,
+            "job",
+            "submit",
+            "--address",
+            cluster.dashboard_url,
+            "--working-dir",
+            ".",
+            "--runtime-env-json",
+            json.dumps(runtime_env),
+            "--",
+            "sh",
+            "-c",
+            f"{probe} && {search}",
+        ],
+        env=env,
+        cwd=cwd,
+    )
 
 
 def test_job_submit_with_the_token_runs_the_search_and_without_it_fails_cleanly(cluster, env, tmp_path):
@@ -144,8 +199,9 @@ def test_job_submit_with_the_token_runs_the_search_and_without_it_fails_cleanly(
     assert no_token.returncode != 0
     assert "AuthenticationError: Token authentication is enabled but Ray couldn't find an authentication token" in no_token.stderr
     # A client that does not set RAY_AUTH_MODE sends no token: the cluster answers 401.
-    unauthenticated = _submit(cluster, {**{k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}, "HOME": str(tmp_path)},
-                              storage, name="refused")
+    unauthenticated = _submit(
+        cluster, {**{k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}, "HOME": str(tmp_path)}, storage, name="refused"
+    )
     assert unauthenticated.returncode != 0
     assert "AuthenticationError: Authentication required: Unauthorized: Missing authentication token" in unauthenticated.stderr
     # A wrong token: 403.
@@ -167,7 +223,7 @@ def test_job_submit_with_the_token_runs_the_search_and_without_it_fails_cleanly(
     folder = storage / "job"
     report = _analyze(folder, env)
     assert len(report["trials"]) == 2 and {t["status"] for t in report["trials"]} == {"terminated"}
-    assert all(t["epochs"] == 1 and t["best"] is not None for t in report["trials"])
+    assert all(t["epochs"] == 1 and _scored_by_the_rule(t) for t in report["trials"])
     assert (folder / "optuna.db").is_file()  # the TPE study beside the results
 
 

@@ -34,7 +34,8 @@ def test_a_trial_on_a_killed_worker_node_continues_from_its_checkpoint_on_the_he
     # One failure, recorded after the kill; the retry reported after it.
     assert len(trial["failures"]) == 1 and trial["failures"][0] >= -1  # Tune's times are whole seconds
     assert trial["reported_s"][moved] >= trial["failures"][0] - 1
-    assert trial["checkpoints"] == [f"checkpoint_{len(epochs) - 1:06d}"]  # numbered on from the checkpoint
+    # numbered on from the checkpoint; beside the latest at most the best one is kept
+    assert trial["checkpoints"][-1] == f"checkpoint_{len(epochs) - 1:06d}" and len(trial["checkpoints"]) <= 2
 
     (other,) = [t for name, t in run["trials"].items() if name not in killed]
     assert other["epochs"] == epochs and set(other["nodes"]) == {"head"} and other["failures"] == []

@@ -57,7 +57,11 @@ def _case_unknown_column(tmp):
     folder.mkdir()
     (folder / "train.csv").write_text("body,tags\nhello,a\n")
     (folder / "test.csv").write_text("body,tags\nhello,a\n")
-    return {"source": "csv", "path": str(folder), "labels_field": "tags"}, "train.csv: unknown column 'text' (data.text_field); columns are: body, tags"
+    return {
+        "source": "csv",
+        "path": str(folder),
+        "labels_field": "tags",
+    }, "train.csv: unknown column 'text' (data.text_field); columns are: body, tags"
 
 
 def _case_line_count_mismatch(tmp):
@@ -82,8 +86,18 @@ def _case_wrong_yaml_type(tmp):
     return {"source": "go_emotions", "max_len": "long"}, "data.max_len: expected int, got 'long'"
 
 
-CASES = [_case_missing_folder, _case_missing_file, _case_malformed_tsv, _case_label_id_out_of_range, _case_not_utf8,
-         _case_invalid_json, _case_unknown_column, _case_line_count_mismatch, _case_empty_split, _case_wrong_yaml_type]
+CASES = [
+    _case_missing_folder,
+    _case_missing_file,
+    _case_malformed_tsv,
+    _case_label_id_out_of_range,
+    _case_not_utf8,
+    _case_invalid_json,
+    _case_unknown_column,
+    _case_line_count_mismatch,
+    _case_empty_split,
+    _case_wrong_yaml_type,
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__.removeprefix("_case_") for c in CASES])

@@ -29,8 +29,10 @@ def sorted_split(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sorted") / "train"
     folder.mkdir()
     ids = [[101] + [FIRST_ID + i] * (1 + i % 7) + [102] for i in range(ROWS)]
-    table = pa.table({"input_ids": ids, "label_ids": [[int(i >= ROWS // 2)] for i in range(ROWS)],
-                      "length": [len(x) for x in ids]}, schema=SCHEMA)
+    table = pa.table(
+        {"input_ids": ids, "label_ids": [[int(i >= ROWS // 2)] for i in range(ROWS)], "length": [len(x) for x in ids]},
+        schema=SCHEMA,
+    )
     pq.write_table(table, folder / "part-00000.parquet")
     assert ROWS > 2 * BLOCK_ROWS
     return folder
@@ -47,8 +49,16 @@ def _epoch(ds, seed, epoch, rank=0, workers=1) -> list[int]:
 
 def _trial_epoch(ds, seed, epoch) -> list[dict]:
     """The batches a one-worker trial with `seed` trains on in `epoch` (as `trainable.entry` builds them)."""
-    settings = TrialSettings(model=ModelConfig(), train=TrainConfig(batch_size=16, bucket_window=WINDOW // 16), num_labels=2,
-                             num_train=ROWS, pad_id=0, majority_p1=0.5, prior_bce=0.69, threads=1)
+    settings = TrialSettings(
+        model=ModelConfig(),
+        train=TrainConfig(batch_size=16, bucket_window=WINDOW // 16),
+        num_labels=2,
+        num_train=ROWS,
+        pad_id=0,
+        majority_p1=0.5,
+        prior_bce=0.69,
+        threads=1,
+    )
     train_batches, _ = _batch_factories(settings, seed, ds, {})
     return list(train_batches(epoch))
 
@@ -67,8 +77,10 @@ def test_label_sorted_source_gives_mixed_subsample_carve_outs_and_stored_order(t
     for name, rows in (("train.jsonl", 1000), ("test.jsonl", 400)):  # first half all "a", second half all "b"
         docs = [{"text": f"document number {i}", "labels": ["a" if i < rows // 2 else "b"]} for i in range(rows)]
         (folder / name).write_text("".join(json.dumps(d) + "\n" for d in docs))
-    prepared = prepare(DataConfig(source="jsonl", path=str(folder), validation_fraction=0.2, train_limit=400,
-                                  test_limit=200, seed=7), tokenizer=minilm_path)
+    prepared = prepare(
+        DataConfig(source="jsonl", path=str(folder), validation_fraction=0.2, train_limit=400, test_limit=200, seed=7),
+        tokenizer=minilm_path,
+    )
     names = [label["name"] for label in json.loads((prepared.path / "labels.json").read_text())]
     for split, rows in (("train", 400), ("validation", 200), ("test", 200)):
         stored = [names[r["label_ids"][0]] for r in pq.read_table(prepared.split_dir(split)).to_pylist()]

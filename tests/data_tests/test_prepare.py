@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -21,8 +20,15 @@ def _read(prepared, split):
 
 
 def test_go_emotions_slice_is_tokenized_once_into_unpadded_shards(datasets_dir, cache_dir, minilm_path):
-    cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32,
-                     train_limit=400, validation_limit=150, test_limit=100, seed=3)
+    cfg = DataConfig(
+        source="go_emotions",
+        path=str(datasets_dir / "go_emotions"),
+        max_len=32,
+        train_limit=400,
+        validation_limit=150,
+        test_limit=100,
+        seed=3,
+    )
     prepared = prepare(cfg, tokenizer=minilm_path)
     manifest = prepared.manifest
 
@@ -60,8 +66,14 @@ def test_go_emotions_slice_is_tokenized_once_into_unpadded_shards(datasets_dir, 
 
 
 def test_cache_hit_returns_the_same_folder_and_any_change_misses(datasets_dir, cache_dir, minilm_path):
-    cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32,
-                     train_limit=100, validation_limit=50, test_limit=50)
+    cfg = DataConfig(
+        source="go_emotions",
+        path=str(datasets_dir / "go_emotions"),
+        max_len=32,
+        train_limit=100,
+        validation_limit=50,
+        test_limit=50,
+    )
     first = prepare(cfg, tokenizer=minilm_path)
     stamp = (first.path / "manifest.json").stat().st_mtime_ns
     again = prepare(cfg, tokenizer=minilm_path)
@@ -71,8 +83,8 @@ def test_cache_hit_returns_the_same_folder_and_any_change_misses(datasets_dir, c
     assert sorted(p.name for p in cache_dir.iterdir()) == sorted([first.path.name, changed.path.name])
 
 
-def test_full_go_emotions_matches_the_official_counts(datasets_dir, cache_dir, minilm_path):
-    prepared = prepare(DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=64), tokenizer=minilm_path)
+def test_full_go_emotions_matches_the_official_counts(datasets_dir, full_go_emotions):
+    prepared = full_go_emotions  # max_len 64
     splits, stats = prepared.manifest["splits"], prepared.manifest["stats"]
     assert (splits["train"]["rows"], splits["validation"]["rows"], splits["test"]["rows"]) == (43_410, 5_426, 5_427)
     assert stats["num_train"] == 43_410 and stats["num_test"] == 5_427 and stats["num_labels"] == 28
@@ -83,7 +95,10 @@ def test_full_go_emotions_matches_the_official_counts(datasets_dir, cache_dir, m
     assert stats["avg_points_per_label"] == pytest.approx(sum(label_counts.values()) / 28)
     neutral = label_counts.most_common(1)[0][0]
     assert prepared.manifest["majority_label"]["name"] == "neutral" and neutral == "27"
-    dev = [line.split("\t")[1].split(",") for line in (datasets_dir / "go_emotions" / "dev.tsv").read_text(encoding="utf-8").splitlines()]
+    dev = [
+        line.split("\t")[1].split(",")
+        for line in (datasets_dir / "go_emotions" / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    ]
     assert splits["validation"]["majority_p1"] == pytest.approx(sum("27" in ids for ids in dev) / len(dev))
     for split in ("train", "validation", "test"):
         assert 0 <= splits[split]["truncation_rate"] < 0.01
@@ -117,13 +132,23 @@ def test_reuters_r90_counts_minus_documented_empty_text_drops(datasets_dir, cach
 
 
 def test_windows_become_padded_batches_with_multi_hot_labels(datasets_dir, cache_dir, minilm_path):
-    cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32,
-                     train_limit=200, validation_limit=50, test_limit=50)
+    cfg = DataConfig(
+        source="go_emotions",
+        path=str(datasets_dir / "go_emotions"),
+        max_len=32,
+        train_limit=200,
+        validation_limit=50,
+        test_limit=50,
+    )
     prepared = prepare(cfg, tokenizer=minilm_path)
     rows = _read(prepared, "train")
     seen, padded = 0, 0
-    for batch in batches_from_windows(parquet_windows(prepared.split_dir("train"), window_rows=160, shuffle_seed=0),
-                                      batch_size=16, num_labels=prepared.num_labels, shuffle_seed=0):
+    for batch in batches_from_windows(
+        parquet_windows(prepared.split_dir("train"), window_rows=160, shuffle_seed=0),
+        batch_size=16,
+        num_labels=prepared.num_labels,
+        shuffle_seed=0,
+    ):
         lengths = batch["attention_mask"].sum(1)
         assert batch["input_ids"].shape[1] == lengths.max()  # padded to the longest in the batch only
         assert (batch["labels"].sum(1) >= 1).all() and set(batch["labels"].unique().tolist()) <= {0.0, 1.0}
@@ -172,7 +197,9 @@ def test_missing_folder_and_unknown_source_are_named(tmp_path, cache_dir, minilm
 
 def test_data_dir_env_is_used_when_no_path_is_given(datasets_dir, cache_dir, minilm_path, monkeypatch):
     monkeypatch.setenv("SWEETSPOT_DATA_DIR", str(datasets_dir))
-    prepared = prepare(DataConfig(source="go_emotions", train_limit=50, validation_limit=20, test_limit=20), tokenizer=minilm_path)
+    prepared = prepare(
+        DataConfig(source="go_emotions", train_limit=50, validation_limit=20, test_limit=20), tokenizer=minilm_path
+    )
     assert prepared.manifest["source_path"] == str((datasets_dir / "go_emotions").resolve())
 
 
@@ -182,5 +209,7 @@ def test_without_local_copy_go_emotions_falls_back_to_the_hub_and_says_so_offlin
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(DataError, match=r"no local go_emotions copy .* hub dataset google-research-datasets/go_emotions could not be loaded"):
+    with pytest.raises(
+        DataError, match=r"no local go_emotions copy .* hub dataset google-research-datasets/go_emotions could not be loaded"
+    ):
         prepare(DataConfig(source="go_emotions"), tokenizer=minilm_path)

@@ -31,7 +31,9 @@ def _write_eurlex(folder, splits):
 
 
 def test_eurlex_layout_reads_label_names_line_by_line(tmp_path, cache_dir, minilm_path):
-    train = [(f"regulation {i} on fisheries and customs duties", ["fisheries", "customs"] if i % 2 else ["customs"]) for i in range(30)]
+    train = [
+        (f"regulation {i} on fisheries and customs duties", ["fisheries", "customs"] if i % 2 else ["customs"]) for i in range(30)
+    ]
     test = [("a directive on fisheries", ["fisheries"]), ("tariff customs", ["customs", "unseen_label"])]
     valid = [("valid doc on customs", ["customs"])]
     _write_eurlex(tmp_path / "eurlex", {"train": train, "test": test, "valid": valid})
@@ -47,8 +49,12 @@ def test_eurlex_layout_reads_label_names_line_by_line(tmp_path, cache_dir, minil
 
 
 def test_eurlex_without_valid_files_carves_validation(tmp_path, cache_dir, minilm_path):
-    _write_eurlex(tmp_path / "eurlex", {"train": [(f"doc {i}", ["a"]) for i in range(20)], "test": [("t", ["a"])]})
-    prepared = prepare(DataConfig(source="eurlex", path=str(tmp_path / "eurlex"), validation_fraction=0.25), tokenizer=minilm_path)
+    _write_eurlex(
+        tmp_path / "eurlex", {"train": [(f"doc {i}", ["a" if i % 2 else "b"]) for i in range(20)], "test": [("t", ["a"])]}
+    )
+    prepared = prepare(
+        DataConfig(source="eurlex", path=str(tmp_path / "eurlex"), validation_fraction=0.25), tokenizer=minilm_path
+    )
     assert prepared.manifest["splits"]["validation"]["rows"] == 5 and prepared.manifest["splits"]["train"]["rows"] == 15
 
 
@@ -73,12 +79,23 @@ def _write_stackexchange(folder, questions, tags):
 
 
 def test_stackexchange_joins_tags_and_strips_html(tmp_path, cache_dir, minilm_path):
-    questions = [(i, 7, "2010-07-19T19:12:12Z", 3, f"Question {i} about regression?",
-                  f"<p>How do I fit a <code>glm</code> with n &lt; {i}?</p>\n<pre>y ~ x</pre>") for i in range(1, 41)]
+    questions = [
+        (
+            i,
+            7,
+            "2010-07-19T19:12:12Z",
+            3,
+            f"Question {i} about regression?",
+            f"<p>How do I fit a <code>glm</code> with n &lt; {i}?</p>\n<pre>y ~ x</pre>",
+        )
+        for i in range(1, 41)
+    ]
     tags = [(i, t) for i in range(1, 41) for t in (["regression", "r"] if i % 2 else ["regression"])]
     _write_stackexchange(tmp_path / "se", questions, tags + [(999, "orphan")])
-    prepared = prepare(DataConfig(source="stackexchange", path=str(tmp_path / "se"), test_fraction=0.25,
-                                  validation_fraction=0.2, max_len=64), tokenizer=minilm_path)
+    prepared = prepare(
+        DataConfig(source="stackexchange", path=str(tmp_path / "se"), test_fraction=0.25, validation_fraction=0.2, max_len=64),
+        tokenizer=minilm_path,
+    )
     splits = prepared.manifest["splits"]
     assert splits["test"]["rows"] == 10 and splits["validation"]["rows"] == 6 and splits["train"]["rows"] == 24
     assert sorted(_labels(prepared)) == ["r", "regression"]
@@ -104,8 +121,10 @@ def test_csv_with_delimited_label_string_and_parquet_with_list_column(tmp_path, 
     pfolder = tmp_path / "pq"
     pfolder.mkdir()
     for split, n in (("train", 20), ("validation", 3), ("test", 4)):
-        pq.write_table(pa.table({"t": [f"doc {i}" for i in range(n)], "y": [["x", "y"] if i % 3 == 0 else ["y"] for i in range(n)]}),
-                       pfolder / f"{split}.parquet")
+        pq.write_table(
+            pa.table({"t": [f"doc {i}" for i in range(n)], "y": [["x", "y"] if i % 3 == 0 else ["y"] for i in range(n)]}),
+            pfolder / f"{split}.parquet",
+        )
     prepared = prepare(DataConfig(source="parquet", path=str(pfolder), text_field="t", labels_field="y"), tokenizer=minilm_path)
     assert sorted(_labels(prepared)) == ["x", "y"]
     assert [prepared.manifest["splits"][s]["rows"] for s in ("train", "validation", "test")] == [20, 3, 4]
@@ -120,17 +139,25 @@ def _jsonl(folder, name, rows):
 
 def test_label_options_top_k_min_count_duplicates_and_limits(tmp_path, cache_dir, minilm_path):
     # Label frequencies in train: a=12, b=8, c=4, d=1; 3 duplicate texts.
-    rows = ([{"text": f"doc {i}", "labels": ["a"]} for i in range(8)]
-            + [{"text": f"doc b{i}", "labels": ["b", "a"] if i < 4 else ["b"]} for i in range(8)]
-            + [{"text": f"doc c{i}", "labels": ["c"]} for i in range(4)]
-            + [{"text": "doc d", "labels": ["d"]}]
-            + [{"text": "doc 0", "labels": ["a"]}] * 3)
+    rows = (
+        [{"text": f"doc {i}", "labels": ["a"]} for i in range(8)]
+        + [{"text": f"doc b{i}", "labels": ["b", "a"] if i < 4 else ["b"]} for i in range(8)]
+        + [{"text": f"doc c{i}", "labels": ["c"]} for i in range(4)]
+        + [{"text": "doc d", "labels": ["d"]}]
+        + [{"text": "doc 0", "labels": ["a"]}] * 3
+    )
     folder = tmp_path / "j"
     _jsonl(folder, "train.jsonl", rows)
-    _jsonl(folder, "test.jsonl", [{"text": "t1", "labels": ["a"]}, {"text": "t2", "labels": ["d"]}, {"text": "t3", "labels": ["c", "e"]}])
+    _jsonl(
+        folder,
+        "test.jsonl",
+        [{"text": "t1", "labels": ["a"]}, {"text": "t2", "labels": ["d"]}, {"text": "t3", "labels": ["c", "e"]}],
+    )
     _jsonl(folder, "validation.jsonl", [{"text": "v1", "labels": ["b"]}])
 
-    prepared = prepare(DataConfig(source="jsonl", path=str(folder), min_label_count=2, drop_duplicates=True), tokenizer=minilm_path)
+    prepared = prepare(
+        DataConfig(source="jsonl", path=str(folder), min_label_count=2, drop_duplicates=True), tokenizer=minilm_path
+    )
     splits = prepared.manifest["splits"]
     assert sorted(_labels(prepared)) == ["a", "b", "c"]  # d has one document
     assert splits["train"]["dropped"]["duplicate_text"] == 3
@@ -146,8 +173,17 @@ def test_label_options_top_k_min_count_duplicates_and_limits(tmp_path, cache_dir
 
 def test_empty_texts_and_unlabelled_documents_are_dropped_or_errors_when_strict(tmp_path, cache_dir, minilm_path):
     folder = tmp_path / "j"
-    _jsonl(folder, "train.jsonl", [{"text": "ok", "labels": ["a"]}, {"text": "  ", "labels": ["a"]}, {"text": "no labels", "labels": []},
-                                   {"text": "ok2", "labels": ["a"]}, {"text": "ok3", "labels": ["a"]}])
+    _jsonl(
+        folder,
+        "train.jsonl",
+        [
+            {"text": "ok", "labels": ["a"]},
+            {"text": "  ", "labels": ["a"]},
+            {"text": "no labels", "labels": []},
+            {"text": "ok2", "labels": ["a"]},
+            {"text": "ok3", "labels": ["b"]},
+        ],
+    )
     _jsonl(folder, "test.jsonl", [{"text": "t", "labels": ["a"]}])
     prepared = prepare(DataConfig(source="jsonl", path=str(folder), validation_fraction=0.3), tokenizer=minilm_path)
     dropped = prepared.manifest["splits"]["train"]["dropped"]

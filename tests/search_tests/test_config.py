@@ -25,13 +25,23 @@ def test_quickstart_example_loads_into_typed_frozen_config():
         config.train.epochs = 5  # type: ignore[misc]
 
 
-def test_required_key_names_exist_with_defaults():
+def test_an_empty_file_gets_the_documented_defaults():
     config = load_experiment_dict({})
-    for dotted in ["name", "storage_path", "data.source", "data.path", "model.name", "train.epochs",
-                   "search.num_samples", "search.max_concurrent_trials"]:
+    defaults = {
+        "name": "sweetspot",
+        "storage_path": "./results",
+        "data.source": "go_emotions",
+        "data.path": None,
+        "model.name": "minilm-l6",
+        "train.epochs": 3,
+        "search.num_samples": 8,
+        "search.max_concurrent_trials": 2,
+    }
+    for dotted, expected in defaults.items():
         node = config
         for part in dotted.split("."):
             node = getattr(node, part)  # raises AttributeError if the key is missing
+        assert node == expected, dotted
 
 
 @pytest.mark.parametrize(
@@ -79,8 +89,16 @@ def test_floats_written_without_a_dot_are_numbers():
 def test_set_overrides_any_key(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text("name: a\ntrain:\n  epochs: 3\n")
-    config = load_experiment(path, ["train.epochs=5", "data.train_limit=100", "search.space.optimizer=[adam, adamw]",
-                                    "search.space.lr={low: 1.0e-5, high: 1.0e-3}", "data.path=/x"])
+    config = load_experiment(
+        path,
+        [
+            "train.epochs=5",
+            "data.train_limit=100",
+            "search.space.optimizer=[adam, adamw]",
+            "search.space.lr={low: 1.0e-5, high: 1.0e-3}",
+            "data.path=/x",
+        ],
+    )
     assert config.train.epochs == 5
     assert config.data.train_limit == 100
     assert config.search.space.optimizer == ("adam", "adamw")
@@ -108,7 +126,9 @@ def test_cli_reports_a_config_error_in_one_line_with_exit_code_2(tmp_path):
     path = tmp_path / "exp.yaml"
     path.write_text("name: a\nsearch:\n  num_sample: 3\n")
     for command in ("prepare", "search"):
-        proc = subprocess.run([sys.executable, "-m", "sweetspot.cli", command, str(path)], capture_output=True, text=True, cwd=REPO)
+        proc = subprocess.run(
+            [sys.executable, "-m", "sweetspot.cli", command, str(path)], capture_output=True, text=True, cwd=REPO
+        )
         assert proc.returncode == 2
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "search.num_sample: unknown key" in lines[0], proc.stderr
@@ -118,11 +138,29 @@ def test_the_edges_search_is_built_from_the_experiment_and_refuses_asha_and_seed
     from sweetspot.search.edges import EdgeSearch
     from sweetspot.search.runner import search_components
 
-    base = {"search": {"algorithm": "edges", "num_samples": 30, "scheduler": {"name": "fifo"},
-                       "space": {"optimizer": ["adam", "adagrad"], "lr_factor": {"low": 0.001, "high": 10.0},
-                                 "weight_decay": [0.0, 0.01]}}}
+    base = {
+        "search": {
+            "algorithm": "edges",
+            "num_samples": 30,
+            "scheduler": {"name": "fifo"},
+            "space": {"optimizer": ["adam", "adagrad"], "lr_factor": {"low": 0.001, "high": 10.0}, "weight_decay": [0.0, 0.01]},
+        }
+    }
     parts = search_components(load_experiment_dict(base))
     assert isinstance(parts.searcher, EdgeSearch) and parts.num_samples == 30 and parts.grid is None
+    knobs = {"delta": 0.05, "resolution": 0.25, "probes": 3, "seeds": 3, "noise": 0.03, "relatives": False}
+    searcher = search_components(load_experiment_dict({"search": {**base["search"], "edges": knobs}})).searcher
+    assert (searcher._delta, searcher._resolution, searcher._probes, searcher._seeds, searcher._noise) == (0.05, 0.25, 3, 3, 0.03)
+    assert to_dict(load_experiment_dict({"search": {**base["search"], "edges": knobs}}))["search"]["edges"] == knobs
+    for key, bad, message in [
+        ("delta", -0.1, ">= 0"),
+        ("resolution", 0, "> 0"),
+        ("probes", 1, ">= 2"),
+        ("seeds", 0, ">= 1"),
+        ("noise", -1, ">= 0"),
+    ]:
+        with pytest.raises(ConfigError, match=f"search.edges.{key}: must be {message}, got"):
+            load_experiment_dict({"search": {**base["search"], "edges": {key: bad}}})
     with pytest.raises(ConfigError, match="search.scheduler.name: the edges search reads every trial at the budget"):
         load_experiment_dict({"search": {**base["search"], "scheduler": {"name": "asha"}}})
     with pytest.raises(ConfigError, match="search.seeds: the edges search chooses its own seeds"):

@@ -10,14 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
 from tests.conftest import REPO, wait_for
-
-pytestmark = pytest.mark.e2e
 
 SLICE = {"source": "go_emotions", "max_len": 48, "train_limit": 320, "validation_limit": 64, "test_limit": 32}
 
@@ -25,22 +22,34 @@ SLICE = {"source": "go_emotions", "max_len": 48, "train_limit": 320, "validation
 def _experiment(tmp_path, name, *, epochs, lrs):
     """A grid of adam and adamw × `lrs` on the tiny model, FIFO (every trial runs every epoch)."""
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": name, "storage_path": str(tmp_path / "results"), "data": SLICE, "model": {"name": "tiny-distilbert"},
-        "train": {"epochs": epochs, "batch_size": 16},
-        "search": {"algorithm": "grid", "space": {"optimizer": ["adam", "adamw"], "lr": lrs, "weight_decay": [0.0]},
-                   "scheduler": {"name": "fifo"}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "storage_path": str(tmp_path / "results"),
+                "data": SLICE,
+                "model": {"name": "tiny-distilbert"},
+                "train": {"epochs": epochs, "batch_size": 16},
+                "search": {
+                    "algorithm": "grid",
+                    "space": {"optimizer": ["adam", "adamw"], "lr": lrs, "weight_decay": [0.0]},
+                    "scheduler": {"name": "fifo"},
+                },
+            }
+        )
+    )
     return path
 
 
 @pytest.fixture
-def env(tmp_path, datasets_dir):
-    return {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"), "RAY_ADDRESS": ""}
+def env(search_env):
+    return dict(search_env)
 
 
 def _cli(*args, env, timeout=300):
-    return subprocess.run([sys.executable, "-m", "sweetspot.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "sweetspot.cli", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
+    )
 
 
 def _json(path):
@@ -60,8 +69,14 @@ def _reported(folder) -> bool:
 
 
 def _driver(config, env, log, *args):
-    return subprocess.Popen([sys.executable, "-m", "sweetspot.cli", "search", str(config), *args], cwd=REPO, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweetspot.cli", "search", str(config), *args],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _stop(driver):
@@ -70,7 +85,8 @@ def _stop(driver):
     driver.wait()
 
 
-def test_analyze_and_report_every_while_the_search_runs_then_the_final_report(tmp_path, env):
+@pytest.mark.e2e
+def test_analyze_and_report_every_while_the_search_runs_then_the_final_report(tmp_path, env, cli):
     # 2 trials × 12 epochs side by side: about 30 s of training on 2 idle cores; refreshed every 5 s.
     config = _experiment(tmp_path, "live", epochs=12, lrs=[1e-3])
     folder = tmp_path / "results" / "live"
@@ -86,8 +102,13 @@ def test_analyze_and_report_every_while_the_search_runs_then_the_final_report(tm
         _wait_for(lambda: _reported(folder), timeout=300)
         mine = tmp_path / "mine"
         with open(tmp_path / "analyze.json", "w") as out, open(tmp_path / "analyze.err", "w") as err:
-            analyze = subprocess.Popen([sys.executable, "-m", "sweetspot.cli", "analyze", str(folder), "--json", "--no-attention",
-                                        "--out", str(mine)], cwd=REPO, env=env, stdout=out, stderr=err)
+            analyze = subprocess.Popen(
+                [sys.executable, "-m", "sweetspot.cli", "analyze", str(folder), "--json", "--no-attention", "--out", str(mine)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=err,
+            )
         _wait_for(lambda: (r := _json(folder / "run.json")) and r["state"] == "running" and r["reports"] >= 1, timeout=300)
         refreshed = report.read_text()
         assert 'http-equiv="refresh"' in refreshed and 'id="partial-report"' in refreshed and "(provisional)" in refreshed
@@ -114,11 +135,12 @@ def test_analyze_and_report_every_while_the_search_runs_then_the_final_report(tm
     final = report.read_text()  # the driver's last refresh replaced the partial report
     assert "http-equiv" not in final and "partial-report" not in final and "PARTIAL" not in final
     assert (folder / "report" / "fig_f_attention.png").is_file() or "missing-f" in final  # the final one is a full report
-    after = _cli("analyze", str(folder), "--json", "--no-report", env=env)
+    after = cli("analyze", folder, "--json", "--no-report", env=env)
     assert after.returncode == 0 and json.loads(after.stdout)["partial"] is None
     assert {t["status"] for t in json.loads(after.stdout)["trials"]} == {"terminated"}
 
 
+@pytest.mark.e2e
 def test_ctrl_c_leaves_an_interrupted_partial_report_that_no_longer_reloads(tmp_path, env):
     config = _experiment(tmp_path, "stopped", epochs=20, lrs=[1e-3])
     folder = tmp_path / "results" / "stopped"
@@ -137,8 +159,10 @@ def test_ctrl_c_leaves_an_interrupted_partial_report_that_no_longer_reloads(tmp_
 
 
 @pytest.mark.parametrize("every", ["soon", "-5m"])
-def test_a_bad_report_period_is_one_line_and_exit_code_2_before_anything_runs(tmp_path, env, every):
+def test_a_bad_report_period_is_one_line_and_exit_code_2_before_anything_runs(tmp_path, env, cli, every):
     config = _experiment(tmp_path, "bad", epochs=1, lrs=[1e-3])
-    run = _cli("search", str(config), f"--report-every={every}", env=env, timeout=120)
-    assert run.returncode == 2 and run.stderr.count("\n") == 1 and run.stderr.startswith("sweetspot search: error: --report-every:")
+    run = cli("search", config, f"--report-every={every}", env=env)
+    assert (
+        run.returncode == 2 and run.stderr.count("\n") == 1 and run.stderr.startswith("sweetspot search: error: --report-every:")
+    )
     assert not (tmp_path / "results").exists()

@@ -14,8 +14,11 @@ from sweetspot.search.preflight import _autoscales, check_cluster_resources, unw
 def test_a_cluster_that_cannot_grow_refuses_a_trial_no_node_holds(ray_local):
     # ray_local: one node of 2 CPUs, started by ray.init (no cluster file): it does not autoscale.
     assert check_cluster_resources(load_experiment_dict({"resources": {"cpus_per_trial": 2}})) is None
-    with pytest.raises(ConfigError, match=r"resources\.cpus_per_trial: a trial needs 3 CPUs on one node, but the cluster's "
-                                          r"largest node has 2 CPUs and the cluster does not autoscale"):
+    with pytest.raises(
+        ConfigError,
+        match=r"resources\.cpus_per_trial: a trial needs 3 CPUs on one node, but the cluster's "
+        r"largest node has 2 CPUs and the cluster does not autoscale",
+    ):
         check_cluster_resources(load_experiment_dict({"resources": {"cpus_per_trial": 3}}))
     with pytest.raises(ConfigError, match=r"resources\.gpus_per_trial: a trial needs 1 CPUs and 1 GPUs"):
         check_cluster_resources(load_experiment_dict({"resources": {"gpus_per_trial": 1}}))
@@ -32,6 +35,9 @@ def test_a_cluster_launched_from_a_cluster_file_is_taken_as_autoscaling():
 
 def test_unwritable_names_the_file_in_the_way_and_writes_nothing(tmp_path):
     (tmp_path / "a-file").write_text("x")
-    assert unwritable(tmp_path / "a-file" / "results") == f"{tmp_path / 'a-file' / 'results'} cannot be created: {tmp_path / 'a-file'} is a file, not a folder"
+    assert (
+        unwritable(tmp_path / "a-file" / "results")
+        == f"{tmp_path / 'a-file' / 'results'} cannot be created: {tmp_path / 'a-file'} is a file, not a folder"
+    )
     assert unwritable(tmp_path / "new" / "deeper") is None and unwritable(tmp_path) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

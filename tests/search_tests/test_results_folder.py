@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from sweetspot.search.config import ConfigError, load_experiment_dict
-from sweetspot.search.runner import _delete_results, experiment_dir, study_storage_url
+from sweetspot.search.results_folder import delete_results as _delete_results
+from sweetspot.search.results_folder import experiment_dir
+from sweetspot.search.study_url import study_storage_url
 
 
 def test_delete_removes_the_experiment_and_nothing_beside_it(tmp_path):
@@ -36,7 +38,9 @@ def test_study_of_uri_results_is_keyed_by_the_whole_location(tmp_path, monkeypat
     a = load_experiment_dict({"name": "exp", "storage_path": f"file://{tmp_path}/a"})
     b = load_experiment_dict({"name": "exp", "storage_path": f"file://{tmp_path}/b"})
     assert study_storage_url(a) != study_storage_url(b)  # same name, different experiments
-    assert study_storage_url(a) == study_storage_url(load_experiment_dict({"name": "exp", "storage_path": f"file://{tmp_path}/a/"}))
+    assert study_storage_url(a) == study_storage_url(
+        load_experiment_dict({"name": "exp", "storage_path": f"file://{tmp_path}/a/"})
+    )
     assert study_storage_url(a).startswith(f"sqlite:///{tmp_path}/home/.cache/sweetspot/optuna/exp-")
     local = load_experiment_dict({"name": "exp", "storage_path": str(tmp_path / "c")})
     assert study_storage_url(local) == f"sqlite:///{tmp_path / 'c' / 'exp' / 'optuna.db'}"

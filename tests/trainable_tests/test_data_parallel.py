@@ -26,14 +26,21 @@ def dropout_free_tiny_distilbert(tmp_path_factory, minilm_path) -> str:
     The table's tiny-distilbert keeps DistilBERT's encoder dropout (0.1), whose masks depend on how
     a batch is split between workers; without dropout the two runs compute the same function.
     """
-    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
-
     import torch
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
 
     folder = tmp_path_factory.mktemp("tiny-distilbert-no-dropout")
     torch.manual_seed(0)  # the saved weights, so that every run of this test starts from the same model
-    config = DistilBertConfig(vocab_size=30522, dim=64, hidden_dim=128, n_layers=2, n_heads=2, max_position_embeddings=512,
-                              dropout=0.0, attention_dropout=0.0)
+    config = DistilBertConfig(
+        vocab_size=30522,
+        dim=64,
+        hidden_dim=128,
+        n_layers=2,
+        n_heads=2,
+        max_position_embeddings=512,
+        dropout=0.0,
+        attention_dropout=0.0,
+    )
     DistilBertModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
     return str(folder)
@@ -46,7 +53,7 @@ def _search(tmp_path, datasets_dir, model: str, workers: int) -> tuple[dict, str
     config = tmp_path / f"{name}.yaml"
     config.write_text(f"""
 name: {name}
-storage_path: {tmp_path / 'results'}
+storage_path: {tmp_path / "results"}
 data: {{source: go_emotions, max_len: 48, train_limit: {DOCS}, validation_limit: 64, test_limit: 32}}
 model: {{name: {model}, dropout: 0.0}}
 train: {{epochs: {EPOCHS}, batch_size: {DOCS // workers}, workers_per_trial: {workers}}}
@@ -57,13 +64,30 @@ search:
   scheduler: {{name: fifo}}
 resources: {{cpus_per_trial: 2}}
 """)
-    env = {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"), "RAY_ADDRESS": ""}
-    run = subprocess.run([sys.executable, "-m", "sweetspot.cli", "search", str(config)], capture_output=True, text=True,
-                         cwd=REPO, env=env, timeout=600)
+    env = {
+        **os.environ,
+        "SWEETSPOT_DATA_DIR": str(datasets_dir),
+        "SWEETSPOT_CACHE_DIR": str(tmp_path / "cache"),
+        "RAY_ADDRESS": "",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "sweetspot.cli", "search", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     folder = tmp_path / "results" / name
-    analyze = subprocess.run([sys.executable, "-m", "sweetspot.cli", "analyze", str(folder), "--json"], capture_output=True,
-                             text=True, cwd=REPO, env=env, timeout=120)
+    analyze = subprocess.run(
+        [sys.executable, "-m", "sweetspot.cli", "analyze", str(folder), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
     assert analyze.returncode == 0, analyze.stderr[-3000:]
     return json.loads(analyze.stdout)["trials"][0], folder
 

@@ -29,17 +29,33 @@ METRICS = ("step", "train_loss", "val_loss", "val_p1", "val_p3", "val_ndcg3", "v
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, datasets_dir, minilm_path):
-    cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32, train_limit=128,
-                     validation_limit=48, test_limit=16, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    cfg = DataConfig(
+        source="go_emotions",
+        path=str(datasets_dir / "go_emotions"),
+        max_len=32,
+        train_limit=128,
+        validation_limit=48,
+        test_limit=16,
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+    )
     prepared = prepare(cfg, tokenizer=minilm_path)
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    settings = TrialSettings(model=ModelConfig(name="tiny-distilbert"), train=TrainConfig(epochs=3, batch_size=16),
-                             num_labels=prepared.num_labels, num_train=128, pad_id=0,
-                             majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"],
-                             prior_bce=prepared.label_prior_bce(), threads=1)
-    data = {"train_data": read_split(prepared.split_dir("train")), "val_data": read_split(prepared.split_dir("validation")),
-            "test_data": read_split(prepared.split_dir("test"))}
+    settings = TrialSettings(
+        model=ModelConfig(name="tiny-distilbert"),
+        train=TrainConfig(epochs=3, batch_size=16),
+        num_labels=prepared.num_labels,
+        num_train=128,
+        pad_id=0,
+        majority_p1=prepared.manifest["splits"]["validation"]["majority_p1"],
+        prior_bce=prepared.label_prior_bce(),
+        threads=1,
+    )
+    data = {
+        "train_data": read_split(prepared.split_dir("train")),
+        "val_data": read_split(prepared.split_dir("validation")),
+        "test_data": read_split(prepared.split_dir("test")),
+    }
     yield settings, data
     ray.shutdown()
 
@@ -53,9 +69,13 @@ def _tuner(settings, data, path, name, param_space, callbacks=(), max_failures=0
         tune.with_resources(tune.with_parameters(train_fn, settings=settings, **data), {"cpu": 1}),
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=metric, mode="max", max_concurrent_trials=2),
-        run_config=tune.RunConfig(name=name, storage_path=str(path), callbacks=list(callbacks),
-                                  failure_config=tune.FailureConfig(max_failures=max_failures),
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(path),
+            callbacks=list(callbacks),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
     )
 
 
@@ -71,6 +91,7 @@ class KillTrialOnce(tune.Callback):
             os.kill(result["pid"], signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_a_killed_trial_resumes_from_its_checkpoint_with_identical_metrics(setup, tmp_path):
     settings, data = setup
     space = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "seed": 7}
@@ -103,11 +124,21 @@ def _scalars(event_file):
     return out
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_only_that_trial_as_diverged_and_tensorboard_files_are_written(setup, tmp_path):
     settings, data = setup
-    results = _tuner(settings, _train_and_val(data), tmp_path, "nan2", {"optimizer": tune.grid_search(["sgd", "adam"]),
-                                                         "lr": tune.sample_from(lambda spec: 1e12 if spec.config.optimizer == "sgd" else 1e-3),
-                                                         "weight_decay": 0.0, "seed": 0}).fit()
+    results = _tuner(
+        settings,
+        _train_and_val(data),
+        tmp_path,
+        "nan2",
+        {
+            "optimizer": tune.grid_search(["sgd", "adam"]),
+            "lr": tune.sample_from(lambda spec: 1e12 if spec.config.optimizer == "sgd" else 1e-3),
+            "weight_decay": 0.0,
+            "seed": 0,
+        },
+    ).fit()
     assert not results.errors
     by_opt = {r.config["optimizer"]: r for r in results}
     bad, good = by_opt["sgd"], by_opt["adam"]
@@ -121,10 +152,15 @@ def test_nan_loss_stops_only_that_trial_as_diverged_and_tensorboard_files_are_wr
         assert "ray/tune/val_p1" in tags and "ray/tune/train_loss" in tags
 
 
-DIVERGE_OR_NOT = {"optimizer": tune.grid_search(["sgd", "adam"]), "weight_decay": 0.0, "seed": 0,
-                  "lr": tune.sample_from(lambda spec: 1e12 if spec.config.optimizer == "sgd" else 1e-3)}
+DIVERGE_OR_NOT = {
+    "optimizer": tune.grid_search(["sgd", "adam"]),
+    "weight_decay": 0.0,
+    "seed": 0,
+    "lr": tune.sample_from(lambda spec: 1e12 if spec.config.optimizer == "sgd" else 1e-3),
+}
 
 
+@pytest.mark.slow
 def test_a_diverged_trial_reports_every_metric_so_a_search_on_val_macro_f1_goes_on(setup, tmp_path):
     settings, data = setup
     # eval_test: the placeholder must carry the test_* keys too; every 5 of 8 steps: mid-epoch reports as well.

@@ -11,14 +11,19 @@ from sklearn.metrics import f1_score
 from sweetspot.trainable import metrics
 from sweetspot.trainable.collapse import is_collapsed
 
-SCORES = torch.tensor([
-    [0.9, 0.8, -0.1, 0.7, -2.0, 0.2],  # ranking: 0, 1, 3, 5, 2, 4
-    [-0.1, -0.2, -0.3, -0.4, 0.5, 0.6],  # ranking: 5, 4, 0, 1, 2, 3
-])
-TARGETS = torch.tensor([
-    [1, 0, 0, 1, 0, 0],
-    [0, 0, 0, 0, 0, 1],
-], dtype=torch.float32)
+SCORES = torch.tensor(
+    [
+        [0.9, 0.8, -0.1, 0.7, -2.0, 0.2],  # ranking: 0, 1, 3, 5, 2, 4
+        [-0.1, -0.2, -0.3, -0.4, 0.5, 0.6],  # ranking: 5, 4, 0, 1, 2, 3
+    ]
+)
+TARGETS = torch.tensor(
+    [
+        [1, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 1],
+    ],
+    dtype=torch.float32,
+)
 
 
 def test_precision_at_k():
@@ -85,7 +90,10 @@ def test_macro_f1_counts_labels_neither_true_nor_predicted_as_zero():
 @pytest.mark.parametrize("seed", range(5))
 def test_f1_matches_scikit_learn_on_random_multilabel_data(seed):
     g = torch.Generator().manual_seed(seed)
-    n, labels = int(torch.randint(1, 40, (1,), generator=g)), int(torch.randint(2, 60, (1,), generator=g))  # L=1: scikit-learn reads a binary column
+    n, labels = (
+        int(torch.randint(1, 40, (1,), generator=g)),
+        int(torch.randint(2, 60, (1,), generator=g)),
+    )  # L=1: scikit-learn reads a binary column
     # Sparse targets, as in multi-label data: most labels absent from a small split.
     targets = (torch.rand(n, labels, generator=g) < 0.08).float()
     scores = torch.randn(n, labels, generator=g) * 2 - 2 + 3 * targets * (torch.rand(n, labels, generator=g) < 0.7)
@@ -105,22 +113,29 @@ def test_collapse_signals():
     # Bernoulli entropy in bits: every output at 0.5 -> 1 bit.
     assert metrics.mean_bernoulli_entropy(torch.zeros(3, 4)) == pytest.approx(1.0)
     p = torch.sigmoid(torch.tensor(2.0)).item()
-    assert metrics.mean_bernoulli_entropy(torch.full((2, 2), 2.0)) == pytest.approx(-(p * math.log2(p) + (1 - p) * math.log2(1 - p)))
+    assert metrics.mean_bernoulli_entropy(torch.full((2, 2), 2.0)) == pytest.approx(
+        -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+    )
 
 
 def test_effective_rank():
     assert metrics.effective_rank(torch.ones(8, 5)) == pytest.approx(1.0, abs=1e-6)  # all documents one point
     assert metrics.effective_rank(torch.eye(4)) == pytest.approx(4.0, abs=1e-6)  # four equal directions
     s = torch.tensor([3.0, 1.0])  # diag(3, 1): p = (0.75, 0.25)
-    assert metrics.effective_rank(torch.diag(s)) == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))), rel=1e-6)
+    assert metrics.effective_rank(torch.diag(s)) == pytest.approx(
+        math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))), rel=1e-6
+    )
 
 
-def test_collapse_rule_needs_both_low_entropy_and_p1_at_the_floor():
+def test_collapse_rule_needs_constant_predictions_and_a_collapsed_representation():
     common = dict(true_entropy=0.8, majority_p1=0.33, entropy_fraction=0.2, p1_margin=0.01)
-    assert is_collapsed(pred_entropy=0.0, p1=0.33, **common)
-    assert is_collapsed(pred_entropy=0.15, p1=0.335, **common)
-    assert not is_collapsed(pred_entropy=0.0, p1=0.40, **common)  # one label, but better than the floor
-    assert not is_collapsed(pred_entropy=0.5, p1=0.30, **common)  # weak, but not one label
+    assert is_collapsed(pred_entropy=0.0, p1=0.33, embed_rank=1.0, **common)
+    assert is_collapsed(pred_entropy=0.0, p1=0.40, embed_rank=1.0, **common)  # one label above the floor's: still collapsed
+    assert not is_collapsed(pred_entropy=0.0, p1=0.33, embed_rank=12.0, **common)  # the label-prior plateau
+    assert not is_collapsed(pred_entropy=0.5, p1=0.30, embed_rank=1.0, **common)  # weak, but not one label
+    # Rows recorded without the embedding rank: the rule they were recorded under (P@1 at the floor)
+    assert is_collapsed(pred_entropy=0.15, p1=0.335, embed_rank=None, **common)
+    assert not is_collapsed(pred_entropy=0.0, p1=0.40, embed_rank=None, **common)
 
 
 def test_predicted_positives_and_the_top_margin_tell_a_label_from_noise():

@@ -8,7 +8,6 @@ import socket
 from collections import Counter
 
 import pyarrow.parquet as pq
-
 import pytest
 import torch
 
@@ -24,7 +23,14 @@ from sweetspot.trainable.optimizers import OPTIMIZERS, build_optimizer, build_sc
 
 def test_default_learning_rates_are_torchs():
     assert {name: default_lr(name) for name in OPTIMIZERS} == {
-        "adagrad": 1e-2, "adadelta": 1.0, "adam": 1e-3, "amsgrad": 1e-3, "adamw": 1e-3, "sgd": 1e-3, "rmsprop": 1e-2}
+        "adagrad": 1e-2,
+        "adadelta": 1.0,
+        "adam": 1e-3,
+        "amsgrad": 1e-3,
+        "adamw": 1e-3,
+        "sgd": 1e-3,
+        "rmsprop": 1e-2,
+    }
     model = torch.nn.Linear(2, 2)
     amsgrad = build_optimizer("amsgrad", model.parameters(), lr=1e-3, weight_decay=0.0)
     assert isinstance(amsgrad, torch.optim.Adam) and amsgrad.defaults["amsgrad"] is True
@@ -32,6 +38,26 @@ def test_default_learning_rates_are_torchs():
     assert adamw.defaults["weight_decay"] == 0.0  # never torch's silent 0.01
     with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
         default_lr("lion")
+
+
+def test_adamw_at_weight_decay_0_gives_adams_updates_exactly():
+    """Why AdamW's line may start from Adam's (OptimizerSpec.relative): with no decay it is Adam."""
+
+    def run(name: str) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4))
+        opt = build_optimizer(name, param_groups(model, 0.0), lr=1e-2, weight_decay=0.0)
+        data = torch.Generator().manual_seed(1)
+        for _ in range(20):
+            x, y = torch.randn(32, 8, generator=data), torch.randn(32, 4, generator=data)
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        return [p.detach().clone() for p in model.parameters()]
+
+    adam, adamw = run("adam"), run("adamw")
+    assert all(torch.equal(a, b) for a, b in zip(adam, adamw))
+    assert OPTIMIZERS["adamw"].relative == "adam" and OPTIMIZERS["amsgrad"].relative == "adam"
 
 
 def test_trial_params_fall_back_to_the_table_default_lr():
@@ -42,14 +68,25 @@ def test_trial_params_fall_back_to_the_table_default_lr():
 
 @pytest.fixture(scope="module")
 def slice_(tmp_path_factory, datasets_dir, minilm_path):
-    cfg = DataConfig(source="go_emotions", path=str(datasets_dir / "go_emotions"), max_len=32,
-                     train_limit=96, validation_limit=48, test_limit=16, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    cfg = DataConfig(
+        source="go_emotions",
+        path=str(datasets_dir / "go_emotions"),
+        max_len=32,
+        train_limit=96,
+        validation_limit=48,
+        test_limit=16,
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+    )
     return prepare(cfg, tokenizer=minilm_path)
 
 
 def _batches(prepared, split, seed=None):
-    return batches_from_windows(parquet_windows(prepared.split_dir(split), window_rows=64, shuffle_seed=seed),
-                                batch_size=16, num_labels=prepared.num_labels, shuffle_seed=seed)
+    return batches_from_windows(
+        parquet_windows(prepared.split_dir(split), window_rows=64, shuffle_seed=seed),
+        batch_size=16,
+        num_labels=prepared.num_labels,
+        shuffle_seed=seed,
+    )
 
 
 def _fresh(prepared, name="adam", lr=1e-3, train=TrainConfig()):
@@ -64,10 +101,18 @@ SPLITS = {"val": "validation", "test": "test"}  # metric prefix -> prepared spli
 
 
 def _fit(prepared, model, optimizer, scheduler, train, state, reports, prefixes=("val",)):
-    return fit(model, optimizer, scheduler, train=train, state=state, steps_per_epoch=6,
-               train_batches=lambda e: _batches(prepared, "train", seed=e),
-               eval_batches={p: (lambda split=SPLITS[p]: _batches(prepared, split)) for p in prefixes},
-               report=lambda m, s: reports.append(m), majority_p1=0.3)
+    return fit(
+        model,
+        optimizer,
+        scheduler,
+        train=train,
+        state=state,
+        steps_per_epoch=6,
+        train_batches=lambda e: _batches(prepared, "train", seed=e),
+        eval_batches={p: (lambda split=SPLITS[p]: _batches(prepared, split)) for p in prefixes},
+        report=lambda m, s: reports.append(m),
+        majority_p1=0.3,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -82,8 +127,11 @@ def test_every_optimizer_trains_tiny_distilbert_without_nan(slice_, name):
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
-@pytest.mark.parametrize("train", [TrainConfig(epochs=2), TrainConfig(epochs=2, eval_every_steps=4, schedule="linear", warmup_ratio=0.25, grad_clip=1.0)],
-                         ids=["per-epoch", "every-4-steps-mid-epoch"])
+@pytest.mark.parametrize(
+    "train",
+    [TrainConfig(epochs=2), TrainConfig(epochs=2, eval_every_steps=4, schedule="linear", warmup_ratio=0.25, grad_clip=1.0)],
+    ids=["per-epoch", "every-4-steps-mid-epoch"],
+)
 def test_checkpoint_round_trip_continues_identically(slice_, tmp_path, train):
     reports = []
     model, optimizer, scheduler = _fresh(slice_, train=train)
@@ -102,9 +150,18 @@ def test_checkpoint_round_trip_continues_identically(slice_, tmp_path, train):
 
     model, optimizer, scheduler = _fresh(slice_, train=train)
     with pytest.raises(Stop):
-        fit(model, optimizer, scheduler, train=train, state=TrainerState(), steps_per_epoch=6,
-            train_batches=lambda e: _batches(slice_, "train", seed=e), eval_batches={"val": lambda: _batches(slice_, "validation")},
-            report=stop_after_first, majority_p1=0.3)
+        fit(
+            model,
+            optimizer,
+            scheduler,
+            train=train,
+            state=TrainerState(),
+            steps_per_epoch=6,
+            train_batches=lambda e: _batches(slice_, "train", seed=e),
+            eval_batches={"val": lambda: _batches(slice_, "validation")},
+            report=stop_after_first,
+            majority_p1=0.3,
+        )
     model, optimizer, scheduler = _fresh(slice_, train=train)
     torch.manual_seed(123)  # the checkpoint's RNG state must win over whatever the process has
     state = load_checkpoint(tmp_path, model, optimizer, scheduler)
@@ -137,7 +194,11 @@ def test_non_finite_loss_reports_diverged_with_finite_worst_values_under_every_h
     assert len(reports) == 1 and reports[0]["diverged"] == 1
     placeholder = reports[0]
     assert all(math.isfinite(v) for v in placeholder.values())
-    assert set(placeholder) == set(healthy[0]) == set(keys.REPORTED + keys.TEST_KEYS) - {keys.MAJORITY_P1, keys.PRIOR_BCE, keys.NODE_ID, keys.SEED}
+    assert (
+        set(placeholder)
+        == set(healthy[0])
+        == set(keys.REPORTED + keys.TEST_KEYS) - {keys.MAJORITY_P1, keys.PRIOR_BCE, keys.NODE_ID, keys.SEED}
+    )
     for prefix in ("val", "test"):
         assert placeholder[f"{prefix}_loss"] >= 1e9 and placeholder[f"{prefix}_macro_f1"] == placeholder[f"{prefix}_p1"] == 0.0
     assert placeholder["train_loss"] >= 1e9 and placeholder["collapsed"] == 0
@@ -218,7 +279,9 @@ def test_evaluate_matches_a_direct_computation(slice_):
     for k in (1, 3, 5):
         expected = sum(targets[i, order[i, :k]].sum().item() / k for i in range(len(targets))) / len(targets)
         assert result[f"val_p{k}"] == pytest.approx(expected)
-    assert result["val_loss"] == pytest.approx(torch.nn.functional.binary_cross_entropy_with_logits(logits, targets).item(), rel=1e-5)
+    assert result["val_loss"] == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, targets).item(), rel=1e-5
+    )
     with torch.no_grad():
         pooled = torch.cat([model.embed(b["input_ids"], b["attention_mask"]) for b in _batches(slice_, "validation")])
     sv = torch.linalg.svdvals(pooled.double())
@@ -279,8 +342,9 @@ def test_fast_optimizer_kernels_make_the_same_update_as_torchs_default(name):
     reference, fast = torch.nn.Linear(32, 8), torch.nn.Linear(32, 8)
     fast.load_state_dict(reference.state_dict())
     spec = OPTIMIZERS[name]
-    slow = getattr(torch.optim, spec.torch_class)(reference.parameters(), lr=spec.default_lr, weight_decay=0.01,
-                                                  foreach=False, **spec.kwargs)
+    slow = getattr(torch.optim, spec.torch_class)(
+        reference.parameters(), lr=spec.default_lr, weight_decay=0.01, foreach=False, **spec.kwargs
+    )
     quick = build_optimizer(name, fast.parameters(), lr=spec.default_lr, weight_decay=0.01)
     assert quick.defaults.get("fused") or quick.defaults.get("foreach")
     for _ in range(5):
@@ -297,7 +361,7 @@ def test_reports_carry_the_recent_loss_and_gradient_norm_since_the_previous_repo
     # 6 steps an epoch, a report every 3: each report averages exactly the 3 steps before it
     train = TrainConfig(epochs=1, eval_every_steps=3, grad_clip=1e9)  # clipping at 1e9 returns the norm, changes nothing
     model, optimizer, scheduler = _fresh(slice_, train=train)
-    step_losses, step_norms = [], []
+    step_norms = []
     original_step = optimizer.step
 
     def spy(*args, **kwargs):  # the loss and gradients of the step being taken
@@ -305,12 +369,11 @@ def test_reports_carry_the_recent_loss_and_gradient_norm_since_the_previous_repo
         return original_step(*args, **kwargs)
 
     optimizer.step = spy
-    loss_fn = torch.nn.BCEWithLogitsLoss()
     reports = []
     _fit(slice_, model, optimizer, scheduler, train, TrainerState(), reports)
     assert [r["step"] for r in reports] == [3, 6]
     for i, r in enumerate(reports):
-        assert r["grad_norm"] == pytest.approx(sum(step_norms[3 * i: 3 * i + 3]) / 3, rel=1e-5)
+        assert r["grad_norm"] == pytest.approx(sum(step_norms[3 * i : 3 * i + 3]) / 3, rel=1e-5)
         assert 0 < r["train_loss_recent"] < 1.0
     # the first report's recent loss is the epoch-so-far loss (no report before it)
     assert reports[0]["train_loss_recent"] == pytest.approx(reports[0]["train_loss"], rel=1e-5)
