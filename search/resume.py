@@ -1,5 +1,6 @@
 """What a resume checks before it touches a results folder (its saved config, its signed Tune state, its
-data), reading a folder's saved config back, and marking the trials an interruption stopped."""
+data), reading a folder's saved config back, setting aside the trials a killed driver lost, and marking
+the trials an interruption stopped."""
 
 from __future__ import annotations
 
@@ -100,10 +101,9 @@ def check_same_data(folder: str, saved: dict[str, Any], prepared: Prepared) -> N
         )
 
 
-def unfinished_trials(folder: str) -> frozenset[str]:
-    """The ids of the trials Tune's newest experiment state holds unfinished (which a resume continues),
-    read as plain JSON: nothing in it is unpickled. After Ctrl-C the Tuner's trials in memory all read
-    `TERMINATED`; the state Tune saved first keeps them running (saved as `PENDING`) or `PAUSED`."""
+def _saved_trial_states(folder: str) -> dict[str, str] | None:
+    """Trial id -> status in Tune's newest experiment state, read as plain JSON: nothing in it is
+    unpickled. None when the folder holds no experiment state."""
     import json
 
     names = sorted(
@@ -112,14 +112,39 @@ def unfinished_trials(folder: str) -> frozenset[str]:
         if not is_dir and name.startswith("experiment_state-") and name.endswith(".json")
     )
     if not names:
-        return frozenset()
+        return None
     document = json.loads(storage.read_text(storage.join(folder, names[-1])) or "{}")
-    unfinished = set()
+    states = {}
     for entry in document.get("trial_data", []):
         state = json.loads(entry[0]) if isinstance(entry[0], str) else entry[0]
-        if state.get("status") not in ("TERMINATED", "ERROR"):
-            unfinished.add(str(state.get("trial_id")))
-    return frozenset(unfinished)
+        states[str(state.get("trial_id"))] = str(state.get("status"))
+    return states
+
+
+def unfinished_trials(folder: str) -> frozenset[str]:
+    """The ids of the trials Tune's newest experiment state holds unfinished (which a resume continues).
+    After Ctrl-C the Tuner's trials in memory all read `TERMINATED`; the state Tune saved first keeps
+    them running (saved as `PENDING`) or `PAUSED`."""
+    states = _saved_trial_states(folder) or {}
+    return frozenset(t for t, status in states.items() if status not in ("TERMINATED", "ERROR"))
+
+
+def set_aside_lost_trials(folder: str) -> list[str]:
+    """Moves the trial folders Tune's saved state does not know into `lost/` and returns their names.
+    A killed driver leaves them: trials it started after it last saved its state. A resume cannot
+    continue them (Tune starts new trials in their place), and the analysis would read their partial
+    results as trials of this search. Nothing is deleted."""
+    states = _saved_trial_states(folder)
+    if states is None:
+        return []
+    lost = [
+        name
+        for name, is_dir in storage.list_dir(folder)
+        if is_dir and name.startswith(layout.TRIAL_PREFIX) and name.removeprefix(layout.TRIAL_PREFIX) not in states
+    ]
+    for name in lost:
+        storage.move(storage.join(folder, name), storage.join(folder, layout.LOST_FOLDER, name))
+    return lost
 
 
 def mark_interrupted(folder: str, unfinished: frozenset[str]) -> None:

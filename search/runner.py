@@ -26,6 +26,7 @@ from sweetspot.search.resume import (
     data_record,
     load_saved_config,
     mark_interrupted,
+    set_aside_lost_trials,
     unfinished_trials,
 )
 from sweetspot.search.study_url import fail_orphaned_trials, study_elsewhere, study_exists, study_storage_url
@@ -167,6 +168,15 @@ def _run_locked(
                 storage.write_text(
                     storage.join(folder, layout.CONFIG_FILE),
                     yaml.safe_dump({**saved, "results_folder": folder, "run_id": run_id}, sort_keys=False),
+                )
+            lost = set_aside_lost_trials(folder)
+            if lost:
+                print(
+                    f"resume: {len(lost)} trial(s) the interrupted run started after it last saved its state cannot "
+                    f"be continued; set aside in {storage.join(folder, layout.LOST_FOLDER)} ({', '.join(lost)}), "
+                    f"new trials take their place",
+                    file=sys.stderr,
+                    flush=True,
                 )
             tuner = _restore(folder, trainable, verified, retry_errored=retry_errored)
         else:

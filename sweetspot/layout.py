@@ -10,6 +10,8 @@
         trial_<id>/result.json         RESULT_FILE: one JSON object per report (Tune)
         trial_<id>/checkpoint_<n>/     the trial's best checkpoint (`best_checkpoint`) and its latest (a resume's);
                                        only the latest keeps its optimizer state
+        lost/trial_<id>/               LOST_FOLDER: trials a killed driver started after Tune last saved its state;
+                                       a resume cannot continue them and sets them aside here (`search.resume`)
         state-signature.json           SIGNATURE_FILE: HMACs of Tune's state files (sweetspot/signing.py)
         tuner.pkl, experiment_state-*.json, search*-state-*, trial_<id>/error.pkl
                                        Tune's state: pickles that only `resume` reads, after verifying them
@@ -38,6 +40,7 @@ RESULT_FILE = "result.json"
 TRIAL_PREFIX = "trial_"
 CHECKPOINT_PREFIX = "checkpoint_"
 SIGNATURE_FILE = "state-signature.json"
+LOST_FOLDER = "lost"
 CHECKPOINT_DIR_KEY = "checkpoint_dir_name"  # Tune's key in a result row: the checkpoint reported with it
 TRIAL_STATE_FILES = ("error.pkl",)  # a trial folder's files that Tune unpickles (an errored trial's error)
 

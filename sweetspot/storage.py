@@ -125,5 +125,16 @@ def delete_dir(location: str) -> None:
     fs.delete_dir(path)
 
 
+def move(source: str, destination: str) -> None:
+    """Renames a file or folder (on a URI: pyarrow's move, a copy and delete on object stores)."""
+    if not is_uri(source):
+        Path(destination).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, destination)
+        return
+    fs, path = _fs(source)
+    fs.create_dir(_fs(destination)[1].rsplit("/", 1)[0], recursive=True)
+    fs.move(path, _fs(destination)[1])
+
+
 def is_empty_dir(location: str) -> bool:
     return not list_dir(location)

@@ -16,6 +16,7 @@ import optuna
 import pytest
 import yaml
 
+from sweetspot import layout
 from sweetspot.trainable.optimizers import default_lr
 from tests.conftest import REPO, SLICE, sweetspot_subprocess, wait_for
 
@@ -161,7 +162,12 @@ def test_killed_driver_resumes_without_losing_or_rerunning_finished_trials(tmp_p
     assert len(status["trials"]) == 6 and {t["status"] for t in status["trials"]} == {"terminated"}
     for name, content in finished.items():  # kept, and not run again
         assert (folder / name / "result.json").read_bytes() == content
+    # Trials the killed driver started after Tune last saved its state cannot be continued: the resume
+    # sets them aside (nothing deleted, none of them finished) and new trials take their place.
     assert len(list(folder.glob("trial_*"))) == 6
+    lost = {p.name for p in (folder / layout.LOST_FOLDER).glob("trial_*")}
+    assert not lost & set(finished) and len(lost) <= 2
+    assert ("set aside in" in resumed.stderr) == bool(lost)
     study = optuna.load_study(study_name="kill", storage=f"sqlite:///{folder / 'optuna.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 6 - 2  # trials in flight at the kill may be recorded again when they rerun
