@@ -23,9 +23,13 @@ places trials so that those edges come out right, one *line* at a time: a line i
      a region resting on one trial may be one lucky seed (on the Reuters table, Adam at 3.2e-4
      trains on one seed of two).
    - nothing qualifies but the best point beats F: bisect from its neighbours towards it down to
-     `resolution` (a spot narrower than the probe spacing can only sit near it); the verdict is
-     "none" if nothing qualifies there.
-   - every probe is at or below F, or failed: the line is **dropped** (`dropped`, and its phase in
+     `resolution` / 2 (a spot narrower than the probe spacing can only sit near it); the verdict is
+     "none" if nothing qualifies there. With no score above F, a *hint* serves as the best point: a
+     point with no score whose P@1 beat F at an epoch end while its predictions were nearly constant
+     (a few labels for almost every document, which never counts as training: trainable/score.py).
+     Such runs sit at a region's edge; on Reuters-all AMSGrad's region (0.3 decade) lies between two
+     probes and is found only this way.
+   - every probe is at or below F (hints included), or failed: the line is **dropped** (`dropped`, and its phase in
      `state`) and never sampled again.
 3. **Done** (`suggest` returns `Searcher.FINISHED`) when no line has anything left to sample and no
    trial runs, or once `max_trials` trials were suggested.
@@ -139,6 +143,7 @@ class _Trial:
     seed: int
     outcome: str = PENDING
     value: float = math.nan  # SCORED: its score (trainable/score.py) at the budget; NaN when no epoch end counted
+    hint: float = math.nan  # SCORED: the same, with only exactly constant predictions left out (`_plan`'s hint)
     rows: list[dict[str, Any]] = field(default_factory=list)  # while it runs: its reports (_ROW_KEYS + metric)
 
 
@@ -152,6 +157,7 @@ class PointState:
     seeds: int  # trials sampled here, running ones included
     qualifies: bool  # on the seeds ended so far
     running: int = 0  # of its trials, those still running
+    hint: float = math.nan  # the best of its scored seeds' hints: P@1 reached with nearly constant predictions counted
 
 
 @dataclass(frozen=True)
@@ -319,6 +325,9 @@ class EdgeSearch(Searcher):
             trial.outcome = FAILED
         elif at_budget.reached >= self._epochs:
             trial.outcome, trial.value = SCORED, at_budget.value  # NaN: no epoch end counted (constant predictions)
+            trial.hint = score.score(
+                trial.rows, budget=self._epochs, metric=self._metric, mode=self._mode, entropy_fraction=0.0
+            ).value
         else:  # stopped by the scheduler or errored before the budget: no value at the budget
             trial.outcome = UNKNOWN
         trial.rows = []
@@ -407,6 +416,7 @@ class EdgeSearch(Searcher):
             trials = by_x[x]
             outcomes = {t.outcome for t in trials}
             values = [t.value for t in trials if t.outcome == SCORED]
+            hints = [t.hint for t in trials if t.outcome == SCORED and _finite(getattr(t, "hint", math.nan))]
             outcome = next((o for o in (FAILED, SCORED, UNKNOWN) if o in outcomes), PENDING)
             value = math.nan  # also when a seed scored nothing (every epoch end predicted one label): it never trained
             if outcome == SCORED and all(_finite(v) for v in values):  # the analysis's configuration score: mean − std
@@ -418,6 +428,7 @@ class EdgeSearch(Searcher):
                 seeds=len(trials),
                 qualifies=outcome == SCORED and self._qualifies(value),
                 running=sum(t.outcome == PENDING for t in trials),
+                hint=max(hints, default=math.nan),
             )
         return out
 
@@ -481,7 +492,12 @@ class EdgeSearch(Searcher):
             return Plan(Phase.REFINING if candidates or running else Phase.FOUND, candidates, unresolved)
         scored = [(x, p) for x, p in known if p.outcome == SCORED and _finite(p.value)]
         best = max(scored, key=lambda xp: xp[1].value, default=None)
-        if best is None or not best[1].value > self._floor:  # nothing beat the floor: no spot to look for
+        if best is None or not best[1].value > self._floor:
+            # A hint: a point that reached the level while its predictions were nearly constant (a few labels
+            # for every document: not counted as training) sits next to a region narrower than the probes' spacing.
+            hinted = [(x, p) for x, p in known if not _finite(p.value) and _finite(p.hint) and p.hint > self._floor]
+            best = max(hinted, key=lambda xp: xp[1].hint, default=None)
+        if best is None:  # nothing beat the floor, no hint: no spot to look for
             phase = Phase.REFINING if running else Phase.DROPPED if set(points) == set(probes) else Phase.NONE
             return Plan(phase)
         candidates, unresolved = self._towards(i, points, best[0])
@@ -546,7 +562,7 @@ class EdgeSearch(Searcher):
         out = [
             self._bisect(points, around[j], around[j + 1])
             for j in (k - 1, k)
-            if 0 <= j < len(around) - 1 and around[j + 1] - around[j] > self._resolution + _EPS
+            if 0 <= j < len(around) - 1 and around[j + 1] - around[j] > self._resolution / 2 + _EPS
         ]
         return tuple(c for c, _ in out if c is not None), tuple(bracket for _, bracket in out)
 

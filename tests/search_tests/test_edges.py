@@ -423,6 +423,23 @@ def test_a_trial_is_scored_as_trainable_score_scores_it():
     assert line.points[0].value == pytest.approx(0.40) and math.isnan(line.points[1].value)
 
 
+def test_a_probe_above_the_floor_with_nearly_constant_predictions_is_a_hint_bisected_towards():
+    """A region narrower than the probes' spacing: no probe scores (its best evaluations predict a few
+    labels for nearly every document, which never counts as training), but one beat the floor. The line
+    is bisected towards it, to half the resolution, rather than dropped."""
+    search = EdgeSearch(optimizers=["adam"], epochs=2, seeds=1)  # probes at 10^-5.5 .. 10^-2.5, 1 decade apart
+    probes = [search.suggest(f"t{i}") for i in range(4)]
+    few_labels = {keys.VAL_TRUE_ENTROPY: 0.8, keys.VAL_PRED_ENTROPY: 0.1}  # 0.1 <= 0.2 x 0.8: nearly constant
+    for i, p1 in enumerate([MAJORITY, 0.50, MAJORITY, MAJORITY]):
+        _report(search, f"t{i}", [{**few_labels, keys.EPOCH: e, keys.VAL_P1: p1} for e in (1, 2)])
+    (line,) = search.state
+    assert all(math.isnan(p.value) or p.value <= LEVEL for p in line.points)  # nothing scores: no spot so far
+    assert line.phase == "refining" and line.points[1].hint == pytest.approx(0.50)
+    hint = math.log10(probes[1]["lr"])
+    asked = sorted(math.log10(search.suggest(f"t{i}")["lr"]) for i in (4, 5))
+    assert asked == pytest.approx([hint - 0.5, hint + 0.5])  # both neighbouring brackets, towards the hint
+
+
 def test_a_line_with_a_relative_probes_first_at_the_relatives_edges():
     # AMSGrad's region is Adam's: it waits for Adam's line, then samples the ends of Adam's edges.
     curve = plateau(-4, -3)
