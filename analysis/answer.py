@@ -203,6 +203,11 @@ def answer(analysis: Any) -> Answer:
 
     optimizers = []
     for spot in s.optimizers:
+        if spot.same_as:
+            optimizers.append(
+                (spot.optimizer, f"as {spot.same_as}: not run, its updates are {spot.same_as}'s at this weight decay")
+            )
+            continue
         if spot.intervals:
             optimizers.append((spot.optimizer, _found_text(spot, s)))
             continue

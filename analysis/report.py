@@ -314,6 +314,7 @@ def to_json(analysis: Analysis, *, report: str | None = None) -> dict[str, Any]:
                 "next_trials": [t for i in o.intervals for t in next_trials(i)],
                 "config_score": _plain(o.best.value) if o.best else None,
                 "censored": list(o.censored),
+                "same_as": o.same_as,
             }
             for o in s.optimizers
         ],

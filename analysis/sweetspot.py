@@ -184,6 +184,7 @@ class SweetSpot:
     censored: tuple[str, ...] = ()  # its censored trials' ids
     well: tuple[Interval, ...] = ()  # where it trains well (WELL_SHARE of its best gain over the floor), inside `intervals`
     well_level: float | None = None  # the config score that trains well (None: rule near-best, or it trains nowhere)
+    same_as: str | None = None  # not run: its updates equal this optimizer's (a twin, `twin_configs`), whose trials answer
 
     @property
     def found(self) -> bool:
@@ -579,8 +580,9 @@ def find_sweet_spots(
             censored_by.setdefault(str(p["optimizer"]), []).append(t.trial_id)
         reached |= {str(p["optimizer"])} if outcome == SCORED else set()
     optimizers, regions = [], []
-    for name in sorted({c.optimizer for c in configs} | set(censored_by)):
-        mine = [c for c in configs if c.optimizer == name]
+    twins = twin_configs(results, configs)
+    for name in sorted({c.optimizer for c in configs} | set(censored_by) | {c.optimizer for c, _ in twins}):
+        mine = [c for c in configs if c.optimizer == name] + [c for c, _ in twins if c.optimizer == name]
         found = intervals(_profile(mine, mode))
         own = [c for c in mine if finite(c.value)]
         own_best = max(own, key=lambda c: c.value if mode == "max" else -c.value) if own else None
@@ -598,6 +600,7 @@ def find_sweet_spots(
                 censored=tuple(censored_by.get(name, ())),
                 well=intervals(_profile(mine, mode), well_level) if well_level is not None else (),
                 well_level=well_level,
+                same_as=next((same for c, same in twins if c.optimizer == name), None),
             )
         )
         decays = sorted({c.weight_decay for c in mine})
@@ -607,6 +610,31 @@ def find_sweet_spots(
             )
             regions.append(Region(optimizer=name, slices=slices))
     return replace(spots, optimizers=tuple(optimizers), regions=tuple(regions))
+
+
+def twin_configs(results: Results, configs: Sequence[ConfigScore]) -> list[tuple[ConfigScore, str]]:
+    """The configurations of the searched lines that were not run because their updates equal another
+    line's exactly (the region search's `twins`: AdamW at weight decay 0 is Adam,
+    `trainable.optimizers.twin`), as (the twin's configuration under this line's name, the twin's
+    name). A line with trials of its own is its own answer."""
+    from sweetspot.trainable.optimizers import twin
+
+    space = ((results.config or {}).get("search") or {}).get("space") or {}
+    names, decays = space.get("optimizer") or [], space.get("weight_decay", [0.0])
+    decays = decays if isinstance(decays, list) else [decays]
+    have = {(c.optimizer, c.weight_decay) for c in configs}
+    out = []
+    for name in names if isinstance(names, list) else []:
+        for d in decays:
+            try:
+                same = twin(str(name), float(d))
+            except (TypeError, ValueError):  # an optimizer this version does not know, a decay range
+                continue
+            if same is not None and (name, float(d)) not in have:
+                out += [
+                    (replace(c, optimizer=str(name)), same) for c in configs if c.optimizer == same and c.weight_decay == float(d)
+                ]
+    return out
 
 
 def search_setting(results: Results, name: str) -> float | None:

@@ -139,4 +139,5 @@ def edge_search(config: ExperimentConfig):
         seeds=search.edges.seeds,
         noise=search.edges.noise,
         relatives=search.edges.relatives,
+        twins=search.edges.twins,
     )

@@ -126,6 +126,8 @@ class EdgesConfig:
         noise: Prior seed-to-seed standard deviation of val_p1, before any lr was measured twice.
         relatives: A line whose optimizer has a relative in the search (AMSGrad, AdamW: Adam) probes
             first at the relative's edges once the relative's line is settled.
+        twins: A line whose updates equal another line's exactly (AdamW at weight decay 0 is Adam,
+            `trainable.optimizers.twin`) is not run: it is reported as its twin's.
     """
 
     delta: float = field(default=0.02, metadata=rule(at_least(0.0)))
@@ -134,6 +136,7 @@ class EdgesConfig:
     seeds: int = field(default=2, metadata=rule(at_least(1)))
     noise: float = field(default=0.02, metadata=rule(at_least(0.0)))
     relatives: bool = True
+    twins: bool = True
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,10 @@ places trials so that those edges come out right, one *line* at a time: a line i
 3. **Done** (`suggest` returns `Searcher.FINISHED`) when no line has anything left to sample and no
    trial runs, or once `max_trials` trials were suggested.
 
+Twins: a line whose updates equal another line's exactly (AdamW at weight decay 0 is Adam:
+`trainable.optimizers.twin`) is never run; its state is its twin's. On the ground-truth tables their
+rows are identical, and that line was a fifth of the search's trials.
+
 σ is pooled over the points measured with two or more seeds, `noise` counting as one more such
 point: σ² = (noise² + Σ variances) / (1 + their number).
 
@@ -83,7 +87,7 @@ from ray.tune.search import Searcher
 
 from sweetspot import layout
 from sweetspot.trainable import collapse, keys, score
-from sweetspot.trainable.optimizers import default_lr, relative
+from sweetspot.trainable.optimizers import default_lr, relative, twin
 from sweetspot.trainable.score import DEFAULT_DELTA
 
 __all__ = ["DEFAULT_DELTA", "EdgeSearch", "LineState", "Phase", "PointState"]
@@ -170,6 +174,7 @@ class LineState:
     points: tuple[PointState, ...]  # in lr order; the analysis turns them into intervals
     unresolved: tuple[tuple[float, float], ...] = ()  # (lr, lr) brackets left wider than the resolution
     next_lr: float | None = None  # the lr one more trial on this line would sample (None: nothing left to sample)
+    same_as: str | None = None  # a twin line (`twins`): not run; its phase and points are this optimizer's line's
 
 
 class EdgeSearch(Searcher):
@@ -202,6 +207,9 @@ class EdgeSearch(Searcher):
         relatives: A line whose optimizer has a relative in the search (`OptimizerSpec.relative`, e.g.
             AMSGrad and AdamW: Adam) waits for the relative's line to settle, then probes first at its
             edges instead of across the range.
+        twins: A line whose updates equal another line's of the search exactly
+            (`trainable.optimizers.twin`: AdamW at weight decay 0 is Adam) is never run; its state is
+            its twin's (`LineState.same_as`).
         metric, mode: Must be `val_p1` and `max`: the level needs the majority-label floor.
 
     Raises:
@@ -228,6 +236,7 @@ class EdgeSearch(Searcher):
         early_collapse: dict[str, float] | None = None,
         entropy_fraction: float = score.DEFAULT_ENTROPY_FRACTION,
         relatives: bool = True,
+        twins: bool = True,
         metric: str = keys.VAL_P1,
         mode: str = "max",
     ):
@@ -264,6 +273,12 @@ class EdgeSearch(Searcher):
                 for j, line in enumerate(self._lines):
                     if line == (relative(optimizer), decay):
                         self._relative[i] = j
+        self._twin: dict[int, int] = {}  # line -> the line it is a twin of (never run itself)
+        if twins:
+            for i, (optimizer, decay) in enumerate(self._lines):
+                same = twin(optimizer, decay)
+                if same is not None and (same, decay) in self._lines:
+                    self._twin[i] = self._lines.index((same, decay))
         self._trials: dict[str, _Trial] = {}  # by Tune's trial id, in suggestion order
         self._floor: float | None = None  # F, from the first report carrying majority_p1
 
@@ -280,6 +295,8 @@ class EdgeSearch(Searcher):
             return Searcher.FINISHED
         best: tuple[tuple, int, Candidate] | None = None  # (rank, line, candidate) with the lowest rank
         for i in range(len(self._lines)):
+            if i in self._twin:  # never run: its twin's trials answer for it
+                continue
             busy = sum(t.outcome == PENDING for t in self._trials.values() if t.line == i)
             for c in self._plan(i).candidates:
                 rank = (c.kind, c.order, busy, i)  # ties: the line with fewer running trials
@@ -367,16 +384,18 @@ class EdgeSearch(Searcher):
         """Every line: its phase, points and unresolved brackets."""
         out = []
         for i, (optimizer, decay) in enumerate(self._lines):
-            plan = self._plan(i)
+            j = self._twin.get(i, i)
+            plan = self._plan(j)
             first = min(plan.candidates, key=lambda c: (c.kind, c.order), default=None)
             out.append(
                 LineState(
                     optimizer=optimizer,
                     weight_decay=decay,
                     phase=plan.phase,
-                    points=tuple(self._points(i).values()),
+                    points=tuple(self._points(j).values()),
                     unresolved=tuple((_lr(a), _lr(b)) for a, b in plan.unresolved),
-                    next_lr=_lr(first.x) if first else None,
+                    next_lr=None if i in self._twin else (_lr(first.x) if first else None),
+                    same_as=self._lines[j][0] if i in self._twin else None,
                 )
             )
         return tuple(out)
@@ -384,7 +403,7 @@ class EdgeSearch(Searcher):
     @property
     def dropped(self) -> tuple[tuple[str, float], ...]:
         """The (optimizer, weight decay) lines dropped because every probe sat at the floor."""
-        return tuple(self._lines[i] for i in range(len(self._lines)) if self._plan(i).phase is Phase.DROPPED)
+        return tuple(self._lines[i] for i in range(len(self._lines)) if self._plan(self._twin.get(i, i)).phase is Phase.DROPPED)
 
     def summary(self) -> list[str]:
         """One line of text per line of the search, for logs."""
@@ -393,6 +412,9 @@ class EdgeSearch(Searcher):
             good = [p.lr for p in s.points if p.qualifies]
             where = f"qualifying lrs {min(good):.3g}..{max(good):.3g}" if good else "no qualifying lr"
             extra = f"; {len(s.unresolved)} bracket(s) unresolved" if s.unresolved else ""
+            if s.same_as:
+                out.append(f"{s.optimizer} wd={s.weight_decay:g}: as {s.same_as} (identical updates; not run)")
+                continue
             out.append(
                 f"{s.optimizer} wd={s.weight_decay:g}: {s.phase.value} ({sum(p.seeds for p in s.points)} trials; {where}{extra})"
             )

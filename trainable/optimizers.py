@@ -23,12 +23,16 @@ class OptimizerSpec:
     """One row of the table: the `torch.optim` class name, torch's default lr, fixed kwargs, and
     `relative`: an optimizer whose region (relative to its default lr) this one's is expected to share
     (the same update up to a variant: AMSGrad's max of second moments, AdamW's decoupled decay, which
-    at weight decay 0 is Adam's update exactly). The region search probes first at its relative's edges."""
+    at weight decay 0 is Adam's update exactly). The region search probes first at its relative's edges.
+    `same_without_decay`: an optimizer whose update this one's equals exactly at weight decay 0 (AdamW's
+    decoupled decay multiplies the weights by 1 − lr·0 = 1: Adam's step, bit for bit; tested). The region
+    search runs such a twin line once (`twin`)."""
 
     torch_class: str
     default_lr: float
     kwargs: dict[str, Any] = field(default_factory=dict)
     relative: str | None = None
+    same_without_decay: str | None = None
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
@@ -36,7 +40,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "adadelta": OptimizerSpec("Adadelta", 1.0),
     "adam": OptimizerSpec("Adam", 1e-3),
     "amsgrad": OptimizerSpec("Adam", 1e-3, {"amsgrad": True}, relative="adam"),
-    "adamw": OptimizerSpec("AdamW", 1e-3, relative="adam"),
+    "adamw": OptimizerSpec("AdamW", 1e-3, relative="adam", same_without_decay="adam"),
     "sgd": OptimizerSpec("SGD", 1e-3, {"momentum": 0.9}),
     "rmsprop": OptimizerSpec("RMSprop", 1e-2),
 }
@@ -57,6 +61,18 @@ def default_lr(name: str) -> float:
 def relative(name: str) -> str | None:
     """The optimizer whose region `name`'s is expected to share (`OptimizerSpec.relative`), if any."""
     return _spec(name).relative
+
+
+def twin(name: str, weight_decay: float) -> str | None:
+    """The optimizer whose updates `name`'s equal exactly at this weight decay (with the same lr,
+    defaults and seed: the same run), if any.
+
+    Example:
+        >>> twin("adamw", 0.0), twin("adamw", 0.01), twin("adam", 0.0)
+        ('adam', None, None)
+    """
+    spec = _spec(name)
+    return spec.same_without_decay if weight_decay == 0 and spec.same_without_decay else None
 
 
 def param_groups(model: Any, weight_decay: float, *, decay_bias_and_norm: bool = True) -> list[dict[str, Any]]:

@@ -440,6 +440,27 @@ def test_a_probe_above_the_floor_with_nearly_constant_predictions_is_a_hint_bise
     assert asked == pytest.approx([hint - 0.5, hint + 0.5])  # both neighbouring brackets, towards the hint
 
 
+def test_adamw_at_weight_decay_0_is_not_run_and_answers_as_adam_while_at_another_decay_it_runs():
+    curve = plateau(-4, -3)
+    search = EdgeSearch(optimizers=["adam", "adamw"], epochs=3, weight_decays=[0.0, 0.01])
+    configs = FakeTune(search, synthetic({"adam": curve, "adamw": curve}), concurrency=2).run()
+    assert {c["weight_decay"] for c in configs if c["optimizer"] == "adamw"} == {0.01}
+    lines = {(s.optimizer, s.weight_decay): s for s in search.state}
+    twin, adam = lines[("adamw", 0.0)], lines[("adam", 0.0)]
+    assert twin.same_as == "adam" and twin.phase == adam.phase == "found" and twin.points == adam.points
+    assert lines[("adamw", 0.01)].same_as is None and "as adam (identical updates; not run)" in "\n".join(search.summary())
+    # The analysis answers for the line that was not run with its twin's trials, and says so.
+    config = {
+        **SYNTHETIC,
+        "search": {**SYNTHETIC["search"], "space": {"optimizer": ["adam", "adamw"], "weight_decay": [0.0, 0.01]}},
+    }
+    answer = analyse(configs, config=config)
+    assert spot(answer, "adamw").same_as == "adam" and spot(answer, "adam").same_as is None
+    decays = {d.weight_decay for r in answer.regions if r.optimizer == "adamw" for d in r.slices}
+    assert decays == {0.0, 0.01}  # wd 0 from Adam's trials, wd 0.01 from AdamW's own
+    assert edges(spot(answer, "adamw").intervals) == pytest.approx(edges(spot(answer, "adam").intervals), abs=0.3)
+
+
 def test_a_line_with_a_relative_probes_first_at_the_relatives_edges():
     # AMSGrad's region is Adam's: it waits for Adam's line, then samples the ends of Adam's edges.
     curve = plateau(-4, -3)
@@ -592,7 +613,7 @@ def test_replayed_on_a_ground_truth_table_it_agrees_with_the_grid(name):
         for line in search.state:
             ours = sorted(p.lr for p in line.points if p.qualifies)
             assert ours == pytest.approx(
-                scored_qualifying(configs, line.optimizer, floor=floor, budget=table["config"]["train"]["epochs"])
+                scored_qualifying(configs, line.same_as or line.optimizer, floor=floor, budget=table["config"]["train"]["epochs"])
             )
 
 

@@ -18,7 +18,7 @@ from sweetspot.trainable import keys
 from sweetspot.trainable.config import ModelConfig, TrainConfig, TrialParams
 from sweetspot.trainable.loop import TrainerState, _train_loss, evaluate, fit, load_checkpoint, save_checkpoint
 from sweetspot.trainable.model import build_model
-from sweetspot.trainable.optimizers import OPTIMIZERS, build_optimizer, build_scheduler, default_lr, param_groups
+from sweetspot.trainable.optimizers import OPTIMIZERS, build_optimizer, build_scheduler, default_lr, param_groups, twin
 
 
 def test_default_learning_rates_are_torchs():
@@ -41,7 +41,8 @@ def test_default_learning_rates_are_torchs():
 
 
 def test_adamw_at_weight_decay_0_gives_adams_updates_exactly():
-    """Why AdamW's line may start from Adam's (OptimizerSpec.relative): with no decay it is Adam."""
+    """Why the region search runs AdamW at weight decay 0 once, as Adam (`twin`), and why AdamW's line
+    at other decays may start from Adam's (OptimizerSpec.relative): with no decay it is Adam."""
 
     def run(name: str) -> list[torch.Tensor]:
         torch.manual_seed(0)
@@ -58,6 +59,7 @@ def test_adamw_at_weight_decay_0_gives_adams_updates_exactly():
     adam, adamw = run("adam"), run("adamw")
     assert all(torch.equal(a, b) for a, b in zip(adam, adamw))
     assert OPTIMIZERS["adamw"].relative == "adam" and OPTIMIZERS["amsgrad"].relative == "adam"
+    assert twin("adamw", 0.0) == "adam" and twin("adamw", 0.01) is None and twin("amsgrad", 0.0) is None
 
 
 def test_trial_params_fall_back_to_the_table_default_lr():
