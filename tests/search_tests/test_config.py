@@ -148,9 +148,10 @@ def test_the_edges_search_is_built_from_the_experiment_and_refuses_asha_and_seed
     }
     parts = search_components(load_experiment_dict(base))
     assert isinstance(parts.searcher, EdgeSearch) and parts.num_samples == 30 and parts.grid is None
-    knobs = {"delta": 0.05, "resolution": 0.25, "probes": 3, "seeds": 3, "noise": 0.03, "relatives": False}
+    knobs = {"delta": 0.05, "resolution": 0.25, "probes": 3, "seeds": 3, "noise": 0.03, "relatives": False, "twins": False}
     searcher = search_components(load_experiment_dict({"search": {**base["search"], "edges": knobs}})).searcher
     assert (searcher._delta, searcher._resolution, searcher._probes, searcher._seeds, searcher._noise) == (0.05, 0.25, 3, 3, 0.03)
+    assert searcher._relative == {} and searcher._twin == {}
     assert to_dict(load_experiment_dict({"search": {**base["search"], "edges": knobs}}))["search"]["edges"] == knobs
     for key, bad, message in [
         ("delta", -0.1, ">= 0"),
