@@ -288,27 +288,53 @@ def fig_sweet_spots(results: Results, spots: SweetSpots, baselines: dict[str, fl
     return Figure(_png(fig))
 
 
+LABELLED_COLLAPSES = 6  # up to this many collapsed trials are named in figure (e)'s legend; more are counted
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'' if n == 1 else 's'}"
+
+
 def fig_collapse(results: Results, collapse: CollapseReport) -> Figure:
-    """(e) Prediction entropy per epoch for every trial; collapsed evaluations marked."""
+    """(e) Prediction entropy per epoch for every trial; collapsed evaluations marked. Up to
+    `LABELLED_COLLAPSES` collapsed trials are named in the legend (id, optimizer, lr); with more, each
+    kind of line is one legend entry with its count, so that the figure stays readable at 90+ trials."""
+    import textwrap
+
     trials = [c for c in collapse.trials if c.entropy]
     if not trials:
         return Figure(None, f"no trial reported {keys.VAL_PRED_ENTROPY}")
     fig = _new(9, 4.5)
     ax = fig.subplots()
     by_id = {t.trial_id: t for t in results.trials}
-    healthy_labelled = False
+    counts = {
+        "collapsed": sum(1 for c in trials if c.collapsed and not c.recovered),
+        "recovered": sum(1 for c in trials if c.collapsed and c.recovered),
+        "healthy": sum(1 for c in trials if not c.collapsed),
+    }
+    named = counts["collapsed"] + counts["recovered"] <= LABELLED_COLLAPSES
+    kinds = {
+        "collapsed": ("tab:red", 0.8, 1.5, f"collapsed ({_runs(counts['collapsed'])})"),
+        "recovered": ("tab:orange", 0.8, 1.5, f"collapsed, then recovered ({_runs(counts['recovered'])})"),
+        "healthy": ("tab:blue", 0.5, 1.0, f"not collapsed ({_runs(counts['healthy'])})"),
+    }
+    labelled: set[str] = set()
     for c in trials:
         xs, ys = [e for e, _ in c.entropy], [h for _, h in c.entropy]
-        p = results.params(by_id[c.trial_id])
+        kind = "healthy" if not c.collapsed else "recovered" if c.recovered else "collapsed"
+        color, alpha, width, text = kinds[kind]
+        if kind != "healthy" and named:
+            p = results.params(by_id[c.trial_id])
+            label = (f"{c.trial_id} {p['optimizer']} lr={p['lr']:.1e}" if finite(p["lr"]) else c.trial_id) + (
+                " (recovered)" if c.recovered else ""
+            )
+        else:
+            label = None if kind in labelled else text
+            labelled.add(kind)
+        ax.plot(xs, ys, color=color, alpha=alpha, linewidth=width, label=label)
         if c.collapsed:
-            label = f"{c.trial_id} {p['optimizer']} lr={p['lr']:.1e}" if finite(p["lr"]) else c.trial_id
-            color = "tab:orange" if c.recovered else "tab:red"
-            ax.plot(xs, ys, color=color, alpha=0.8, linewidth=1.5, label=label + (" (recovered)" if c.recovered else ""))
             marked = [(e, h) for e, h in c.entropy if e in c.collapsed_epochs]
             ax.scatter([e for e, _ in marked], [h for _, h in marked], marker="x", s=50, color=color, zorder=3)
-        else:
-            ax.plot(xs, ys, color="tab:blue", alpha=0.6, linewidth=1, label=None if healthy_labelled else "not collapsed")
-            healthy_labelled = True
     thresholds = [c.threshold for c in trials if c.threshold is not None]
     if thresholds:
         ax.axhline(
@@ -318,13 +344,14 @@ def fig_collapse(results: Results, collapse: CollapseReport) -> Figure:
             linewidth=1,
             label=f"collapse threshold: {results.train_config.collapse_entropy_fraction:g} × true-label entropy",
         )
-    ax.set(
-        xlabel="epoch",
-        ylabel=f"{keys.VAL_PRED_ENTROPY} (0 = one label for every document)",
-        title=f"collapse: {collapse.count().text()}\n(× = collapsed evaluation: constant predictions, representation collapsed)",
+    ax.set(xlabel="epoch", ylabel=f"{keys.VAL_PRED_ENTROPY}\n(0 = one label for every document)")
+    ax.set_title(
+        textwrap.fill(f"collapse: {collapse.count().text()}", 110)
+        + "\n(× = collapsed evaluation: constant predictions, representation collapsed)",
+        fontsize=9,
     )
     ax.set_ylim(bottom=-0.02)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return Figure(_png(fig))
 
 
