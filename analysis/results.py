@@ -219,6 +219,13 @@ def load_results(folder: str, *, metric: str | None = None, mode: str | None = N
         trial.folder = name
         trial.config = trial.config or _searched(params, train_seed)
         trial.history = [layout.reported(row) for row in rows]
+        if text.strip() and not rows and trial.status not in ("pending", "running", "paused"):
+            # An ended trial whose only report was cut short while written (a killed driver): nothing of it
+            # can be read, and "terminated with 0 epochs" would hide that.
+            trial.status = "errored"
+            trial.error = (
+                f"{result_file}: its only report is incomplete (cut short while written); nothing of this trial can be read"
+            )
         checkpoints = [n for n, d in storage.list_dir(trial_dir) if d and n.startswith(layout.CHECKPOINT_PREFIX)]
         trial.checkpoint = storage.join(trial_dir, checkpoints[-1]) if checkpoints else None
     return _results(folder, list(trials.values()), config, summary, metric=metric, mode=mode)

@@ -140,3 +140,17 @@ def test_a_broken_table_is_refused_naming_the_key(broken, message):
     with pytest.raises(ResultsError) as e:
         results_from_table(broken)
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_an_ended_trial_whose_only_report_is_torn_reads_errored_naming_the_file_not_terminated(tmp_path, cli):
+    folder = write_results(tmp_path / "r", [trial("a", "adam", 1e-4, [0.4, 0.5, 0.6]), trial("b", "adam", 1e-3, [0.4, 0.5, 0.6])])
+    result = folder / "trial_b" / "result.json"
+    result.write_text(result.read_text().splitlines()[0][:40])  # one report, cut short while written
+    done = cli("analyze", folder, "--json", "--no-report", "--no-baselines")
+    assert done.returncode == 0, done.stderr
+    by_id = {t["trial_id"]: t for t in json.loads(done.stdout)["trials"]}
+    assert by_id["a"]["status"] == "terminated" and by_id["b"]["status"] == "errored"
+    assert "trial_b/result.json: its only report is incomplete" in by_id["b"]["error"]
+    # A running trial's one torn line is a report being written: it stays running.
+    (folder / "summary.json").write_text((folder / "summary.json").read_text().replace('"terminated"', '"running"'))
+    assert load_results(folder).trials[1].status == "running"
