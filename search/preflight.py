@@ -143,34 +143,72 @@ def _local_resources(config: ExperimentConfig) -> list[str]:
     return problems
 
 
+def trial_bundles(config: ExperimentConfig) -> list[dict[str, float]]:
+    """What one trial holds, as the resource bundles Ray places: one bundle for a single-worker trial;
+    for `train.workers_per_trial` > 1 the trial's own process and one bundle per worker, each worker
+    on whichever node has room (search/trials.py, trainable/entry.py's `_worker_resources`)."""
+    from sweetspot.search.trials import DDP_DRIVER_CPU
+
+    r, workers = config.resources, config.train.workers_per_trial
+    if workers == 1:
+        return [{"CPU": r.cpus_per_trial, "GPU": r.gpus_per_trial}]
+    worker = {"CPU": (r.cpus_per_trial - DDP_DRIVER_CPU) / workers, "GPU": r.gpus_per_trial / workers}
+    return [{"CPU": DDP_DRIVER_CPU, "GPU": 0.0}] + [dict(worker) for _ in range(workers)]
+
+
+def bundles_fit(bundles: list[dict[str, float]], nodes: list[dict[str, float]]) -> bool:
+    """Whether the bundles can all be placed on the nodes (their free resources) at once: first fit,
+    largest bundle first, which is exact for the equal worker bundles of one trial.
+
+    Example:
+        >>> bundles_fit([{"CPU": 2}, {"CPU": 2}], [{"CPU": 2}, {"CPU": 2}]), bundles_fit([{"CPU": 4}], [{"CPU": 2}, {"CPU": 2}])
+        (True, False)
+    """
+    free = [dict(node) for node in nodes]
+    for bundle in sorted(bundles, key=lambda b: (b.get("GPU", 0.0), b.get("CPU", 0.0)), reverse=True):
+        node = next((n for n in free if all(n.get(k, 0.0) + 1e-9 >= v for k, v in bundle.items() if v)), None)
+        if node is None:
+            return False
+        for k, v in bundle.items():
+            node[k] = node.get(k, 0.0) - v
+    return True
+
+
 def check_cluster_resources(config: ExperimentConfig) -> str | None:
-    """After joining a cluster: refuses a trial no node can hold (`ConfigError`), unless the
-    cluster autoscales; then returns the message to print while Tune waits for a bigger node."""
+    """After joining a cluster: refuses a trial the cluster's nodes cannot hold (`ConfigError`), unless
+    the cluster autoscales; then returns the message to print while Tune waits for bigger nodes. A
+    multi-worker trial's workers may sit on different nodes."""
     import ray
     from ray._private import ray_constants
     from ray.experimental.internal_kv import _internal_kv_get
 
-    r = config.resources
-    need = {"CPU": r.cpus_per_trial, "GPU": r.gpus_per_trial}
+    r, workers = config.resources, config.train.workers_per_trial
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v) for node in nodes):
+    if bundles_fit(trial_bundles(config), nodes):
         return None
     biggest = (
         max((node.get("CPU", 0.0) for node in nodes), default=0.0),
         max((node.get("GPU", 0.0) for node in nodes), default=0.0),
     )
     wanted = f"{r.cpus_per_trial:g} CPUs" + (f" and {r.gpus_per_trial:g} GPUs" if r.gpus_per_trial else "")
-    have = f"{biggest[0]:g} CPUs" + (f" and {biggest[1]:g} GPUs" if r.gpus_per_trial else "")
-    if _autoscales(_internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)):
-        return (
-            f"resources: a trial needs {wanted} on one node, the cluster's largest node has {have}: "
-            "waiting for the autoscaler to add one (Ctrl-C to stop)"
+    if workers == 1:
+        wanted += " on one node"
+        have = (
+            "the cluster's largest node has " + f"{biggest[0]:g} CPUs" + (f" and {biggest[1]:g} GPUs" if r.gpus_per_trial else "")
         )
-    key = "resources.gpus_per_trial" if r.gpus_per_trial > biggest[1] else "resources.cpus_per_trial"
-    raise ConfigError(
-        f"{key}: a trial needs {wanted} on one node, but the cluster's largest node has {have} and "
-        "the cluster does not autoscale; no trial would ever start"
-    )
+    else:
+        wanted += f" in {workers} workers, which may sit on different nodes"
+        total = (sum(n.get("CPU", 0.0) for n in nodes), sum(n.get("GPU", 0.0) for n in nodes))
+        have = (
+            f"the cluster's {len(nodes)} node(s) hold {total[0]:g} CPUs"
+            + (f" and {total[1]:g} GPUs" if r.gpus_per_trial else "")
+            + f", the largest {biggest[0]:g} CPUs"
+            + (f" and {biggest[1]:g} GPUs" if r.gpus_per_trial else "")
+        )
+    if _autoscales(_internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)):
+        return f"resources: a trial needs {wanted}, {have}: waiting for the autoscaler to add nodes (Ctrl-C to stop)"
+    key = "resources.gpus_per_trial" if r.gpus_per_trial > biggest[1] * workers else "resources.cpus_per_trial"
+    raise ConfigError(f"{key}: a trial needs {wanted}, but {have} and the cluster does not autoscale; no trial would ever start")
 
 
 def _autoscales(status: bytes | None) -> bool:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from sweetspot.search.config import ConfigError, load_experiment_dict
-from sweetspot.search.preflight import _autoscales, check_cluster_resources, unwritable
+from sweetspot.search.preflight import _autoscales, bundles_fit, check_cluster_resources, trial_bundles, unwritable
 
 
 def test_a_cluster_that_cannot_grow_refuses_a_trial_no_node_holds(ray_local):
@@ -22,6 +22,23 @@ def test_a_cluster_that_cannot_grow_refuses_a_trial_no_node_holds(ray_local):
         check_cluster_resources(load_experiment_dict({"resources": {"cpus_per_trial": 3}}))
     with pytest.raises(ConfigError, match=r"resources\.gpus_per_trial: a trial needs 1 CPUs and 1 GPUs"):
         check_cluster_resources(load_experiment_dict({"resources": {"gpus_per_trial": 1}}))
+
+
+def test_a_multi_worker_trials_workers_may_sit_on_different_nodes():
+    # Two nodes of 2 CPUs: a 2-worker trial of 3 CPUs fits across them (two workers of 1.495 CPUs and the
+    # trial's own process of 0.01), which the one-node rule refused; a single-worker trial of 3 CPUs does not.
+    nodes = [{"CPU": 2.0}, {"CPU": 2.0}]
+    ddp = load_experiment_dict({"resources": {"cpus_per_trial": 3}, "train": {"workers_per_trial": 2}})
+    bundles = trial_bundles(ddp)
+    assert len(bundles) == 3 and sum(b["CPU"] for b in bundles) == pytest.approx(3.0)
+    assert bundles_fit(bundles, nodes)
+    assert not bundles_fit(trial_bundles(load_experiment_dict({"resources": {"cpus_per_trial": 3}})), nodes)
+    # Every CPU split between the workers leaves no room for the trial's own process: Ray could not place it.
+    full = load_experiment_dict({"resources": {"cpus_per_trial": 4}, "train": {"workers_per_trial": 2}})
+    assert not bundles_fit(trial_bundles(full), nodes)
+    gpus = load_experiment_dict({"resources": {"cpus_per_trial": 3, "gpus_per_trial": 2}, "train": {"workers_per_trial": 2}})
+    assert bundles_fit(trial_bundles(gpus), [{"CPU": 2.0, "GPU": 1.0}, {"CPU": 2.0, "GPU": 1.0}])
+    assert not bundles_fit(trial_bundles(gpus), [{"CPU": 2.0, "GPU": 2.0}, {"CPU": 2.0}])
 
 
 def test_a_cluster_launched_from_a_cluster_file_is_taken_as_autoscaling():
