@@ -184,15 +184,21 @@ def _tokenize(tokenizer, texts: list[str], max_len: int, desc: str) -> list[list
 
 
 CHARS_PER_TOKEN = 32  # a first cut: a document's first N tokens rarely span more than 32 N characters
+MAX_CHARS_PER_TOKEN = 8192  # the cut stops growing here: a document is never tokenized past N × this
 
 
 def _bounded(whole, text: str, content: int) -> str:
     """`text` cut to a prefix that gives the same first `content` tokens, so that memory and time stay
     bounded by `data.max_len`, not by the document (a 100 MB line). The prefix is accepted when its
     tokens (`whole`: no truncation) go past `content` and the word of the last kept token ends
-    before the cut (whitespace follows it: no word is cut that a kept token belongs to); else it grows."""
-    cut = max(content, 1) * CHARS_PER_TOKEN
-    while cut < len(text):
+    before the cut (whitespace follows it: no word is cut that a kept token belongs to); else it grows,
+    up to `content` × `MAX_CHARS_PER_TOKEN` characters. A text with no whitespace that far (one giant
+    word, or words joined by punctuation) is cut there: a WordPiece token spans at most one word, and a
+    word longer than the model's limit (100 characters for BERT's vocabularies) is one [UNK] however
+    long it is, so the kept tokens come out the same unless `content` [UNK] words of thousands of
+    characters each precede the cut."""
+    cut, cap = max(content, 1) * CHARS_PER_TOKEN, max(content, 1) * MAX_CHARS_PER_TOKEN
+    while cut < len(text) and cut <= cap:
         prefix = text[:cut]
         encoding = whole.encode(prefix, add_special_tokens=False)
         if len(encoding.ids) > content:
@@ -200,7 +206,7 @@ def _bounded(whole, text: str, content: int) -> str:
             if any(c.isspace() for c in prefix[end:]):
                 return prefix
         cut *= 4
-    return text
+    return text[:cap]
 
 
 def _write_split(folder: Path, input_ids: list[list[int]], label_ids: list[list[int]]) -> None:

@@ -213,3 +213,29 @@ def test_without_local_copy_go_emotions_falls_back_to_the_hub_and_says_so_offlin
         DataError, match=r"no local go_emotions copy .* hub dataset google-research-datasets/go_emotions could not be loaded"
     ):
         prepare(DataConfig(source="go_emotions"), tokenizer=minilm_path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 1_000_000,  # one giant word: BERT's WordPiece makes it one [UNK]
+        "ab." * 300_000,  # words joined by punctuation, no whitespace
+        "short words " * 100 + "x" * 500_000,  # the giant word after the kept tokens
+        "[" + "x" * 150 + "] " + "y " * 80,  # an [UNK] word among the kept tokens, then ordinary words
+    ],
+    ids=["giant-word", "punctuation-only", "giant-word-later", "unk-then-words"],
+)
+def test_a_document_is_tokenized_only_up_to_a_bound_and_gives_the_whole_texts_first_tokens(text, minilm_path):
+    from transformers import AutoTokenizer
+
+    from sweetspot.data import prepare as prep
+
+    tok = AutoTokenizer.from_pretrained(minilm_path)
+    (ids,) = prep._tokenize(tok, [text], 32, "test")
+    assert ids == tok(text, truncation=True, max_length=32)["input_ids"]
+    from tokenizers import Tokenizer
+
+    whole = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+    whole.no_truncation()
+    whole.no_padding()
+    assert len(prep._bounded(whole, text, 30)) <= 30 * prep.MAX_CHARS_PER_TOKEN  # never the whole 1 MB
