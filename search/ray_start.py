@@ -3,6 +3,7 @@ loopback only), or joining a running cluster (`--address auto`, `ray://…`, or 
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from sweetspot.search.config import ConfigError
@@ -59,7 +60,32 @@ def init_ray(address: str | None, dashboard: bool, quiet: bool = False) -> None:
         # The dashboard's processes take CPU from the trials (measured: ~5% of a 2-core machine's
         # training throughput), so a local run starts it only when asked.
         _loopback_only()
-        ray.init(address="local", num_cpus=usable_cpus(), include_dashboard=dashboard, **shown)
+        with _own_address():
+            ray.init(address="local", num_cpus=usable_cpus(), include_dashboard=dashboard, **shown)
+
+
+@contextlib.contextmanager
+def _own_address():
+    """While the embedded Ray starts: its GCS on a free port chosen here, and RAY_ADDRESS naming it, which
+    the processes Ray starts (and every worker they start) inherit. Inside a trial, Ray code that looks
+    for "the" cluster (Ray Train's placement-group cleaner asks the state API with no address) then
+    finds this one; with another Ray on the machine it would stop at "Found multiple active Ray
+    instances". The driver's own environment is restored after the start."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    saved = {name: os.environ.get(name) for name in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT")}
+    os.environ.update({"RAY_GCS_SERVER_PORT": str(port), "RAY_ADDRESS": f"127.0.0.1:{port}"})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _loopback_only() -> None:

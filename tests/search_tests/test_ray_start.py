@@ -34,3 +34,38 @@ def test_a_container_quota_caps_the_affinity(tmp_path, files, expected):
 def test_a_quota_above_the_affinity_leaves_the_affinity(tmp_path):
     (tmp_path / "cpu.max").write_text(f"{(AFFINITY + 8) * 100000} 100000\n")
     assert usable_cpus(tmp_path) == AFFINITY
+
+
+SCRIPT = """
+import json, os, ray
+from ray._private import services
+from sweetspot.search.ray_start import init_ray
+
+before = os.environ.get("RAY_ADDRESS")
+init_ray(None, dashboard=False, quiet=True)
+
+@ray.remote
+def inside():  # what Ray code in a trial finds when it looks for "the" cluster (no address given)
+    return services.canonicalize_bootstrap_address_or_die(None)
+
+print(json.dumps({"found": ray.get(inside.remote()), "ours": ray.get_runtime_context().gcs_address,
+                  "driver_env_kept": os.environ.get("RAY_ADDRESS") == before}))
+ray.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_with_another_ray_on_the_machine_code_in_a_trial_finds_the_embedded_ray(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.cluster_tests.local_cluster import LocalCluster
+    from tests.conftest import REPO
+
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    with LocalCluster(env=env, head_cpus=1, worker_cpus=[]):  # another Ray on this machine
+        run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["found"] == out["ours"] and out["driver_env_kept"]
