@@ -31,7 +31,7 @@ from sweetspot.search.resume import (
 )
 from sweetspot.search.study_url import fail_orphaned_trials, study_elsewhere, study_exists, study_storage_url
 from sweetspot.search.trials import make_trainable
-from sweetspot.search.tuner import SearchInterrupted, build_tuner, fit
+from sweetspot.search.tuner import SearchInterrupted, build_tuner, catch_sigterm, fit
 from sweetspot.trainable.model import tokenizer_name
 
 __all__ = [
@@ -145,6 +145,7 @@ def _run_locked(
     # Before the first write or delete: bad data or a cluster that refuses us changes no folder.
     started = not ray.is_initialized()
     init_ray(address, dashboard, quiet=console is not None and not console.verbose)
+    restore_sigterm = catch_sigterm()
     try:
         if address or os.environ.get("RAY_ADDRESS"):  # a cluster: can any node hold a trial?
             from sweetspot.search.preflight import check_cluster_resources
@@ -190,8 +191,11 @@ def _run_locked(
         if resume and trust_folder and storage.exists(folder):  # the user vouched for this folder; sign it as this run's
             signing.sign(folder, run_id=run_id)
         signing.record_newest(folder)
-        if started:  # our own Ray: shut it down before the interpreter exits (else its C++ threads may
-            ray.shutdown()  # print "Check failed ... Broken pipe" while they are torn down)
+        try:
+            if started:  # our own Ray: shut it down before the interpreter exits (else its C++ threads may
+                ray.shutdown()  # print "Check failed ... Broken pipe" while they are torn down)
+        finally:
+            restore_sigterm()
     return folder
 
 

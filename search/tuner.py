@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,28 +130,42 @@ class Outcome:
     terminated: bool  # by SIGTERM
 
 
+_sigterm = threading.Event()  # SIGTERM came while `catch_sigterm` held
+
+
+def catch_sigterm():
+    """From Ray's start to the search's end, SIGTERM (a scheduler or `kill` stopping the driver) is
+    turned into SIGINT, so that it ends the way Ctrl-C does wherever it lands, and `terminated()` says
+    it came. (`ray.init` installs a handler that exits with status 15 and no word.) Returns the
+    function that puts the previous handler back."""
+    import signal
+
+    _sigterm.clear()
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_sigterm(signum, frame):
+        _sigterm.set()
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def terminated() -> bool:
+    """SIGTERM came during the search (`catch_sigterm`)."""
+    return _sigterm.is_set()
+
+
 def fit(tuner) -> Outcome:
     """Runs the Tuner. Tune catches the first SIGINT itself (it stops the trials, saves the
     experiment and returns normally), and its handler then puts the one it found back: that is how
-    the interruption is seen here. SIGTERM (a scheduler or `kill` stopping the driver) is turned into
-    that SIGINT, so it ends the same way."""
+    the interruption is seen here. SIGTERM comes as that SIGINT (`catch_sigterm`)."""
     import signal
-    import threading
 
     main = threading.current_thread() is threading.main_thread()
     catches = main and not int(os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0"))
     before = signal.getsignal(signal.SIGINT)
-    terminated = threading.Event()
-
-    def on_sigterm(signum, frame):
-        terminated.set()
-        signal.raise_signal(signal.SIGINT)
-
-    previous_term = signal.signal(signal.SIGTERM, on_sigterm) if catches else None
-    try:
-        tuner.fit()
-    finally:
-        if catches:
-            signal.signal(signal.SIGTERM, previous_term)
+    tuner.fit()
     interrupted = catches and signal.getsignal(signal.SIGINT) is before
-    return Outcome(interrupted=interrupted, terminated=terminated.is_set())
+    return Outcome(interrupted=interrupted, terminated=terminated())

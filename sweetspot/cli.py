@@ -166,6 +166,7 @@ def _searched(args, search) -> int:
     Ctrl-C (143 after SIGTERM), with the command that resumes it; 1 when every trial errored, with the first error."""
     from sweetspot import layout, storage
     from sweetspot.search.runner import SearchInterrupted
+    from sweetspot.search.tuner import terminated
 
     try:
         folder = search()
@@ -176,6 +177,11 @@ def _searched(args, search) -> int:
             file=sys.stderr,
         )
         return 143 if e.terminated else 130
+    except KeyboardInterrupt:  # outside the Tuner's run (before it, or while the search ends)
+        if not terminated():
+            raise
+        print(f"sweetspot {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     summary_file = storage.join(folder, layout.SUMMARY_FILE)
     text = storage.read_text(summary_file)
     trials = layout.read_summary(text, where=summary_file)["trials"] if text else []

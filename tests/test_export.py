@@ -1,56 +1,29 @@
-"""`sweetspot export` on a real search: one `sweetspot search` (MiniLM on a go_emotions slice, one
-configuration, 3 epochs with mid-epoch reports), then the export. The folder loads with transformers'
-AutoModel and AutoTokenizer, and `sweetspot.export.load` gives the trial's own validation P@1 at the
-evaluation of its score (trainable/score.py), from its kept best checkpoint; a trial holds at most
-two checkpoints, the latest alone with optimizer state."""
+"""`sweetspot export` on a real search: the session's `minilm_search` (MiniLM on a go_emotions slice through
+the CLI, 8 configurations, 2 epochs; shared with the report test), then the export of its winner. The folder
+loads with transformers' AutoModel and AutoTokenizer, and `sweetspot.export.load` gives the trial's own
+validation P@1 at the evaluation of its score (trainable/score.py), from its kept best checkpoint; a
+trial holds at most two checkpoints, the latest alone with optimizer state."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import sweetspot_subprocess
 
 pytestmark = pytest.mark.e2e
 
 
 def _sweetspot(*args, env, timeout):
-    return subprocess.run(
-        [sys.executable, "-m", "sweetspot.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=timeout,
-    )
+    return sweetspot_subprocess(*map(str, args), env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory, datasets_dir):
-    tmp = tmp_path_factory.mktemp("export")
-    config = tmp / "export.yaml"
-    config.write_text(f"""
-name: export
-storage_path: {tmp / "results"}
-data: {{source: go_emotions, max_len: 24, train_limit: 480, validation_limit: 96, test_limit: 16}}
-model: {{name: minilm-l6}}
-train: {{epochs: 3, batch_size: 8, eval_every_steps: 25}}
-search:
-  algorithm: grid
-  space: {{optimizer: [adam], lr: [2.0e-4], weight_decay: [0.0]}}
-  scheduler: {{name: fifo}}
-resources: {{cpus_per_trial: 1}}
-""")
-    env = {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp / "cache"), "RAY_ADDRESS": ""}
-    search = _sweetspot("search", config, env=env, timeout=1200)
-    assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
-    return {"folder": tmp / "results" / "export", "env": env, "tmp": tmp}
+def searched(tmp_path_factory, minilm_search):
+    return {"folder": minilm_search["folder"], "env": minilm_search["env"], "tmp": tmp_path_factory.mktemp("export")}
 
 
 def test_the_exported_winner_loads_with_auto_classes_and_gives_the_trials_validation_p1(searched):
@@ -66,10 +39,12 @@ def test_the_exported_winner_loads_with_auto_classes_and_gives_the_trials_valida
     folder, out = searched["folder"], searched["tmp"] / "winner"
     done = _sweetspot("export", folder, "--out", out, env=searched["env"], timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    (trial,) = folder.glob("trial_*")
+    head = json.loads((out / "sweetspot_head.json").read_text())
+    trial = folder / layout.trial_folder(head["source"]["trial_id"])
     rows = layout.parse_result_lines((trial / layout.RESULT_FILE).read_text(), where="result.json")
     best = layout.best_checkpoint(rows)
-    assert best[keys.EPOCH] == score.score(rows, budget=3).epoch  # the kept checkpoint is the score's evaluation
+    budget = yaml.safe_load((folder / "sweetspot.yaml").read_text())["train"]["epochs"]
+    assert best[keys.EPOCH] == score.score(rows, budget=budget).epoch  # the kept checkpoint is the score's evaluation
     # At most two checkpoints, the best and the latest; optimizer state in the latest only.
     kept = sorted(trial.glob("checkpoint_*"))
     assert best[layout.CHECKPOINT_DIR_KEY] in {p.name for p in kept} and kept[-1].name == rows[-1][layout.CHECKPOINT_DIR_KEY]
@@ -77,7 +52,6 @@ def test_the_exported_winner_loads_with_auto_classes_and_gives_the_trials_valida
     assert all(not (p / "optimizer.pt").exists() for p in kept[:-1])
 
     assert AutoModel.from_pretrained(out).config.hidden_size == 384 and AutoTokenizer.from_pretrained(out)("a text")["input_ids"]
-    head = json.loads((out / "sweetspot_head.json").read_text())
     assert (
         head["source"]["checkpoint"] == best[layout.CHECKPOINT_DIR_KEY] and head["problem_type"] == "multi_label_classification"
     )

@@ -1,11 +1,8 @@
 """A real search, then its report, as a user runs them: `sweetspot search` on a real local Ray
-(MiniLM on go_emotions, a slice of the seed-protocol grid with Adam vs AdamW at two weight decays),
-then `sweetspot analyze`, then the report opened in headless Chromium.
-
-One search (module fixture) serves every test here. Its grid holds a learning rate that collapses
-(2e-2: every document gets the most frequent label) and one that trains (2e-4 recovers from the
-early collapse within 2 epochs of 800 documents at batch size 8 — measured; fewer steps stay
-collapsed), so every figure (a)–(f) has something to draw.
+(the session's `minilm_search`: MiniLM on go_emotions, a slice of the seed-protocol grid with Adam vs
+AdamW at two weight decays, shared with tests/test_export.py), then `sweetspot analyze`, then the
+report opened in headless Chromium. Its grid holds a learning rate that collapses and one that
+trains, so every figure (a)–(f) has something to draw.
 """
 
 from __future__ import annotations
@@ -41,26 +38,8 @@ def _sweetspot(*args, env, timeout):
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory, datasets_dir):
-    tmp = tmp_path_factory.mktemp("real")
-    config = tmp / "real.yaml"
-    config.write_text(f"""
-name: real
-storage_path: {tmp / "results"}
-data: {{source: go_emotions, max_len: 24, train_limit: 800, validation_limit: 96, test_limit: 32}}
-model: {{name: minilm-l6}}
-train: {{epochs: 2, batch_size: 8}}
-search:
-  algorithm: grid
-  space: {{optimizer: [adam, adamw], lr: [2.0e-4, 2.0e-2], weight_decay: [0.0, 0.01]}}
-  scheduler: {{name: fifo}}
-  max_concurrent_trials: 2
-resources: {{cpus_per_trial: 1}}
-""")
-    env = {**os.environ, "SWEETSPOT_DATA_DIR": str(datasets_dir), "SWEETSPOT_CACHE_DIR": str(tmp / "cache"), "RAY_ADDRESS": ""}
-    search = _sweetspot("search", config, env=env, timeout=900)
-    assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
-    folder = tmp / "results" / "real"
+def searched(minilm_search):
+    folder, env = minilm_search["folder"], minilm_search["env"]
     analyze = _sweetspot("analyze", folder, "--json", env=env, timeout=300)
     assert analyze.returncode == 0, analyze.stderr[-3000:]
     summary = json.loads(analyze.stdout)
