@@ -8,6 +8,7 @@ ray_start (embedded or joined Ray), resume (what a resume checks), trials (the t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import uuid
@@ -193,10 +194,30 @@ def _run_locked(
         signing.record_newest(folder)
         try:
             if started:  # our own Ray: shut it down before the interpreter exits (else its C++ threads may
-                ray.shutdown()  # print "Check failed ... Broken pipe" while they are torn down)
+                with _signals_held():  # print "Check failed ... Broken pipe" while they are torn down)
+                    ray.shutdown()
         finally:
             restore_sigterm()
     return folder
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM ignored while our Ray shuts down (a second or so, the search already over):
+    a KeyboardInterrupt inside `ray.shutdown()` leaves its C++ core half torn down, and the process
+    exits 1 with nothing said."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in held.items():
+            signal.signal(s, handler)
 
 
 def _new_tuner(config: ExperimentConfig, folder: str, prepared: Prepared, trainable, run_id: str, *, console=None):

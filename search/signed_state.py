@@ -78,7 +78,9 @@ class SignStateCallback(tune.Callback):
         extra = {layout.CONFIG_FILE: self.config_digest}
         if self.tuner_digest and TUNER_FILE not in staged:  # a new run: the runner wrote it straight to the results folder
             extra[TUNER_FILE] = self.tuner_digest
-        signing.sign(self._staging, extra=extra, results=self.results, run_id=self.run_id)
+        # Tune's syncer copies the staging folder file by file: the signature's temporary file goes beside it.
+        tmp_dir = str(Path(self._staging).parent)
+        signing.sign(self._staging, extra=extra, results=self.results, run_id=self.run_id, tmp_dir=tmp_dir)
 
 
 def write_tuner_state(tuner, folder: str) -> str:

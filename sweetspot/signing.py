@@ -206,10 +206,12 @@ def sign(
     extra: dict[str, str] | None = None,
     results: str | None = None,
     run_id: str | None = None,
+    tmp_dir: str | None = None,
 ) -> dict[str, Any]:
     """Writes `<folder>/state-signature.json` over the folder's state files (plus `extra`: digests
     of state files kept elsewhere, by relative path) and returns it. `results` (the results folder the
-    state belongs to, `folder` unless it is Tune's staging folder) and `run_id` bind the signature."""
+    state belongs to, `folder` unless it is Tune's staging folder) and `run_id` bind the signature.
+    `tmp_dir`: where the file is written before it is renamed into `folder` (`storage.write_bytes`)."""
     files = dict(extra or {})
     for relative in state_files(folder):
         data = _read(folder, relative)
@@ -220,7 +222,9 @@ def sign(
         results = results or folder
         binding = {"folder": results, "run_id": run_id, "counter": max(time.time_ns(), _seen(results) + 1)}
     document = {"format": FORMAT, "files": files, "binding": binding, "hmac": _mac(key or signing_key(), files, binding)}
-    storage.write_text(storage.join(folder, layout.SIGNATURE_FILE), json.dumps(document, indent=1, sort_keys=True))
+    storage.write_text(
+        storage.join(folder, layout.SIGNATURE_FILE), json.dumps(document, indent=1, sort_keys=True), tmp_dir=tmp_dir
+    )
     return document
 
 

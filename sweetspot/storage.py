@@ -73,14 +73,17 @@ def read_text(location: str) -> str | None:
     return None if data is None else data.decode("utf-8")
 
 
-def write_bytes(location: str, data: bytes) -> None:
-    """Writes `data`; a local file is replaced atomically (a temporary file in the same folder,
-    flushed to disk, renamed over it), so readers never see half of it, and after a crash the file
-    is the old one or the new one. Object stores replace whole objects on close."""
+def write_bytes(location: str, data: bytes, *, tmp_dir: str | None = None) -> None:
+    """Writes `data`; a local file is replaced atomically (a temporary file in the same folder, or in
+    `tmp_dir` on the same file system, flushed to disk, renamed over it), so readers never see half of
+    it, and after a crash the file is the old one or the new one. (`tmp_dir`: for a folder another
+    process copies file by file, where a temporary file could vanish between its listing and its copy.)
+    Object stores replace whole objects on close."""
     if not is_uri(location):
         target = Path(location)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
+        name = f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"  # one per writer
+        tmp = Path(tmp_dir, name) if tmp_dir else target.with_name(name)
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -97,8 +100,8 @@ def write_bytes(location: str, data: bytes) -> None:
         f.write(data)
 
 
-def write_text(location: str, text: str) -> None:
-    write_bytes(location, text.encode("utf-8"))
+def write_text(location: str, text: str, *, tmp_dir: str | None = None) -> None:
+    write_bytes(location, text.encode("utf-8"), tmp_dir=tmp_dir)
 
 
 def list_dir(location: str) -> list[tuple[str, bool]]:

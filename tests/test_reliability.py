@@ -521,7 +521,7 @@ def test_sigterm_ends_like_ctrl_c_with_exit_143_the_resume_command_and_the_trial
         tmp_path,
         {
             "data": {"train_limit": 160},
-            "train": {"epochs": 5},
+            "train": {"epochs": 20},
             "search": {"algorithm": "grid", "space": {"optimizer": ["adam"], "lr": [1e-3, 1e-4], "weight_decay": [0.0]}},
         },
     )
@@ -539,12 +539,12 @@ def test_sigterm_ends_like_ctrl_c_with_exit_143_the_resume_command_and_the_trial
 def test_ctrl_c_exits_130_with_the_resume_command_and_a_resume_leaves_no_running_optuna_trial(tmp_path, env):
     import optuna
 
-    # 5 epochs: the Ctrl-C, sent once an epoch is reported, must land while the trials still run
+    # 20 epochs (about 1 s each): the Ctrl-C, sent once an epoch is reported, must land while the trials still run
     path = _experiment(
         tmp_path,
         {
             "data": {"train_limit": 160},
-            "train": {"epochs": 5},
+            "train": {"epochs": 20},
             "search": {
                 "algorithm": "tpe",
                 "num_samples": 2,
