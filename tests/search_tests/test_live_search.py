@@ -87,8 +87,9 @@ def _stop(driver):
 
 @pytest.mark.e2e
 def test_analyze_and_report_every_while_the_search_runs_then_the_final_report(tmp_path, env, cli):
-    # 2 trials × 12 epochs side by side: about 30 s of training on 2 idle cores; refreshed every 5 s.
-    config = _experiment(tmp_path, "live", epochs=12, lrs=[1e-3])
+    # 2 trials × 40 epochs side by side: about 30 s of training on 2 idle cores (12 epochs took 9 s: the
+    # search could end before its first refresh); refreshed every 5 s.
+    config = _experiment(tmp_path, "live", epochs=40, lrs=[1e-3])
     folder = tmp_path / "results" / "live"
     report = folder / "report" / "report.html"
     with open(tmp_path / "driver.log", "w") as log:
