@@ -11,6 +11,14 @@ import pytest
 from sweetspot.search.tuner import catch_sigterm, terminated
 
 
+@pytest.fixture(autouse=True)
+def python_sigint():
+    """SIGINT as Python sets it up (KeyboardInterrupt), whatever an earlier test left installed."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def test_sigterm_becomes_a_keyboard_interrupt_that_says_it_was_sigterm_and_the_handler_is_put_back():
     def ray_like(signum, frame):  # what `ray.init` installs: exit with the signal's number, no word
         raise SystemExit(signum)
