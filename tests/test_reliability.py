@@ -341,7 +341,7 @@ CASES = [
 ]
 
 # The search-level cases (real Ray), in the order the table lists them after the bad inputs.
-RAY_CASES = ["every_trial_errored", "ctrl_c", "resume_after_ctrl_c", "prepare_killed_then_prepare"]
+RAY_CASES = ["every_trial_errored", "ctrl_c", "resume_after_ctrl_c", "sigterm", "prepare_killed_then_prepare"]
 
 RECORDS: dict[str, dict[str, Any]] = {}
 
@@ -526,8 +526,18 @@ def test_sigterm_ends_like_ctrl_c_with_exit_143_the_resume_command_and_the_trial
         },
     )
     folder = tmp_path / "results" / "case"
+    before = _files(tmp_path)
     argv = ["search", str(path)]
     proc, stderr = _signalled_once_a_trial_reported(tmp_path, argv, env, folder, signal.SIGTERM)  # a scheduler, or `kill`
+    _record(
+        "sigterm",
+        "SIGTERM (a scheduler, or `kill`) once a trial reported its first epoch",
+        tmp_path,
+        argv,
+        proc.returncode,
+        stderr,
+        _left(before, _files(tmp_path)),
+    )
     assert proc.returncode == 143, stderr[-3000:]
     assert f"sweetspot search: terminated (SIGTERM); the search is saved, continue it with: sweetspot resume {folder}" in stderr
     assert "Traceback" not in stderr and "Check failed" not in stderr, stderr[-3000:]
