@@ -87,6 +87,20 @@ def _raw_file(content: bytes, *, command: str = "search") -> Callable[[Path], tu
     return build
 
 
+def _alias_bomb() -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    return "\n".join(lines + ["name: *a9"]) + "\n"
+
+
+GRID = "search: {algorithm: grid, scheduler: {name: fifo}, space: {optimizer: [adam], lr: [0.001], weight_decay: [0.0]}"
+
+
+def _fifo_as_config(tmp: Path):
+    os.mkfifo(tmp / "exp.yaml")
+    return ["search", str(tmp / "exp.yaml")], {}
+
+
 def _folder_as_config(tmp: Path):
     (tmp / "exp.yaml").mkdir()
     return ["search", str(tmp / "exp.yaml")], {}
@@ -277,6 +291,66 @@ CASES = [
         "`train:` given twice",
         _raw_file(b"name: a\ntrain:\n  epochs: 1\ntrain:\n  epochs: 2\n"),
         "exp.yaml:4: key 'train' given twice (first on line 2)",
+    ),
+    Case(
+        "alias_bomb",
+        "a 1 KB YAML of nested aliases (9^10 values)",
+        _raw_file(_alias_bomb().encode()),
+        "expands to more than 100,000 values",
+    ),
+    Case(
+        "deep_nesting",
+        "a list nested 200 levels deep",
+        _raw_file(b"a: " + b"[" * 200 + b"]" * 200 + b"\n"),
+        "nested deeper than 64 levels",
+    ),
+    Case(
+        "oversized_file",
+        "a 2 MB experiment file",
+        _raw_file(b"name: x\n" + b"# pad\n" * 300_000),
+        "more than an experiment file's limit",
+    ),
+    Case(
+        "seeds_1e9",
+        "a grid with `search.seeds: 1000000000`",
+        _raw_file(f"name: x\n{GRID}, seeds: 1000000000}}\n".encode()),
+        "search.seeds: must be in [1, 1000]",
+    ),
+    Case(
+        "seed_negative",
+        "`search.seed: -1`",
+        _raw_file(b"name: x\nsearch: {seed: -1}\n"),
+        "search.seed: must be in [0, 4.29497e+09], got -1",
+    ),
+    Case(
+        "metric_unreported",
+        "`search.metric` no trial reports",
+        _raw_file(b"name: x\nsearch: {metric: val_nothing}\n"),
+        "search.metric: 'val_nothing' is not a result a trial reports",
+    ),
+    Case(
+        "storage_path_unset_var",
+        "`storage_path: '${SWEETSPOT_SURELY_UNSET}/r'`, the variable not set",
+        _raw_file(b"name: x\nstorage_path: '${SWEETSPOT_SURELY_UNSET}/r'\n"),
+        "storage_path: the environment variable SWEETSPOT_SURELY_UNSET",
+    ),
+    Case(
+        "model_name_unset_var",
+        "`model.name: '${SWEETSPOT_SURELY_UNSET}'`, the variable not set",
+        _raw_file(b"name: x\nmodel: {name: '${SWEETSPOT_SURELY_UNSET}'}\n"),
+        "model.name: the environment variable SWEETSPOT_SURELY_UNSET",
+    ),
+    Case(
+        "config_is_a_fifo",
+        "the config path is a FIFO (never read: it would block)",
+        _fifo_as_config,
+        "not a regular file (a device, FIFO or socket); give an experiment YAML file",
+    ),
+    Case(
+        "config_is_dev_zero",
+        "the config path is /dev/zero (never read: it never ends)",
+        lambda tmp: (["search", "/dev/zero"], {}),
+        "/dev/zero: not a regular file (a device, FIFO or socket); give an experiment YAML file",
     ),
     Case(
         "cache_dir_not_writable",
