@@ -321,6 +321,8 @@ def compare_at_budget(results: Results, *, metric: str, mode: str, epoch: float 
         else:
             rank, of = _rank_at(results, t, t.last_epoch, metric=metric, mode=mode) if t.history else (None, None)
             reason = f"{_CENSORED_AS.get(t.status, 'ended')} at epoch {t.last_epoch:g}"
+            if t.status == "errored" and t.error:  # why, in the trial's own words (its error's first line)
+                reason += f" ({t.error.strip().splitlines()[0]})"
             scores[t.trial_id] = TrialScore(
                 outcome=CENSORED, value=math.nan, epoch=None, reason=reason, rank=rank, rank_of=of, **common
             )

@@ -9,6 +9,7 @@ Every problem is one line, `<dotted.key>: <what is wrong>`, raised together as o
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -45,9 +46,12 @@ def _model(config: ExperimentConfig) -> list[str]:
     return []
 
 
+PROBE_BYTES = 64 * 1024  # written and removed at once: a disk without room for this is full for a search
+
+
 def unwritable(path: Path) -> str | None:
-    """Why the folder `path` cannot be created or written, or `None`. Writes nothing that stays:
-    an existing folder is probed with a temporary file, removed at once."""
+    """Why the folder `path` cannot be created or written, or `None`. Writes nothing that stays: its
+    nearest existing folder is probed with a temporary folder holding `PROBE_BYTES`, removed at once."""
     path = path.expanduser().absolute()
     existing = path
     while not existing.exists():
@@ -58,12 +62,15 @@ def unwritable(path: Path) -> str | None:
         return f"{path} cannot be created: {existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{path} cannot be {'written' if existing == path else 'created'}: {existing} is not writable"
-    try:  # probed by writing: read-only file systems, /proc and ACLs that os.access does not see (as root)
-        if existing == path:
-            with tempfile.TemporaryFile(dir=path):
-                pass
-        else:
-            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".sweetspot-probe-"))
+    try:  # probed by writing: read-only file systems, /proc, ACLs that os.access does not see (as root), a full disk
+        probe = tempfile.mkdtemp(dir=existing, prefix=".sweetspot-probe-")
+        try:
+            with open(os.path.join(probe, "probe"), "wb") as f:
+                f.write(bytes(PROBE_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
     except OSError as e:
         return f"{path} cannot be {'written' if existing == path else 'created'}: {e.strerror}"
     return None

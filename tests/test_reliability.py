@@ -119,6 +119,26 @@ def _storage_under_a_file(tmp: Path):
     return ["search", str(_experiment(tmp, {"storage_path": str(_file_in_the_way(tmp))}))], {}
 
 
+_HELD: list[int] = []  # lock descriptors held by `_locked_search` until the test process ends
+
+
+def _locked_search(tmp: Path):
+    """A search whose results folder's lock another process holds: the lock file taken here (flock
+    locks conflict between open files, in one process too), as a running search holds it."""
+    import fcntl
+
+    from sweetspot.search.results_folder import _lock_file
+
+    path = _experiment(tmp)
+    lock = _lock_file(str(tmp / "results" / "case"))
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.pwrite(fd, b"4242", 0)
+    _HELD.append(fd)
+    return ["search", str(path)], {}
+
+
 def _cache_under_a_file(tmp: Path):
     return ["prepare", str(_experiment(tmp))], {"SWEETSPOT_CACHE_DIR": str(_file_in_the_way(tmp))}
 
@@ -407,6 +427,48 @@ CASES = [
         "jsonl: every train document has every label (3); there is nothing to tell documents apart by",
     ),
     Case(
+        "study_password_with_slash",
+        "`search.study_storage: postgresql://ann:pa/ss@db.example/s` (a password holding `/`)",
+        _search({"search": {"algorithm": "tpe", "space": {"lr": None}, "study_storage": "postgresql://ann:pa/ss@db.example/s"}}),
+        "search.study_storage: postgresql://ann:***@db.example/s holds a password",
+    ),
+    Case(
+        "cache_dir_unset_var",
+        "`data.cache_dir: '${SWEETSPOT_SURELY_UNSET}/c'`, the variable not set",
+        _search({"data": {"cache_dir": "${SWEETSPOT_SURELY_UNSET}/c"}}),
+        "data.cache_dir: the environment variable SWEETSPOT_SURELY_UNSET is not set",
+    ),
+    Case(
+        "data_files_unset_var",
+        "`data.files.train: '${SWEETSPOT_SURELY_UNSET}.jsonl'`, the variable not set",
+        _search({"data": {"source": "jsonl", "path": ".", "files": {"train": "${SWEETSPOT_SURELY_UNSET}.jsonl"}}}),
+        "data.files.train: the environment variable SWEETSPOT_SURELY_UNSET is not set",
+    ),
+    Case(
+        "storage_path_under_proc",
+        "`storage_path: /proc/sweetspot-results` (as root `os.access` says yes; probed by writing)",
+        _search({"storage_path": "/proc/sweetspot-results"}),
+        "storage_path: /proc/sweetspot-results cannot be created: ",
+    ),
+    Case(
+        "short_signing_key",
+        "`SWEETSPOT_SIGNING_KEY=k` (one byte)",
+        lambda tmp: (["search", str(_experiment(tmp))], {"SWEETSPOT_SIGNING_KEY": "k"}),
+        "the signing key is 1 bytes, shorter than 16",
+    ),
+    Case(
+        "workers_over_machine",
+        "`train.workers_per_trial: 4`, `resources.cpus_per_trial: 8` (embedded Ray of 2 CPUs)",
+        _search({"train": {"workers_per_trial": 4}, "resources": {"cpus_per_trial": 8}}),
+        "exp.yaml: resources.cpus_per_trial: 8 CPUs per trial",
+    ),
+    Case(
+        "two_searches_at_once",
+        "a second `search` of a results folder another search holds (its lock taken)",
+        _locked_search,
+        "another sweetspot search or resume is using this results folder (pid ",
+    ),
+    Case(
         "analyze_every_trial_errored",
         "`analyze` on a search whose every trial errored before its first report",
         _summary(ALL_ERRORED, "analyze"),
@@ -415,7 +477,17 @@ CASES = [
 ]
 
 # The search-level cases (real Ray), in the order the table lists them after the bad inputs.
-RAY_CASES = ["every_trial_errored", "ctrl_c", "resume_after_ctrl_c", "sigterm", "prepare_killed_then_prepare"]
+# What `analyze` makes of damaged result files, and the machine's limits, after the bad inputs.
+FOLDER_CASES = ["torn_only_report", "torn_report_then_appended", "corrupt_middle_report", "report_without_epoch"]
+MACHINE_CASES = ["cpu_affinity", "full_disk"]
+RAY_CASES = [
+    "edges_with_study_storage",
+    "every_trial_errored",
+    "ctrl_c",
+    "resume_after_ctrl_c",
+    "sigterm",
+    "prepare_killed_then_prepare",
+]
 
 RECORDS: dict[str, dict[str, Any]] = {}
 
@@ -447,12 +519,16 @@ def _record(
     left: str,
     env_extra: dict | None = None,
     stdout: str = "",
+    line: str | None = None,
 ) -> None:
     def plain(text: str) -> str:
         return text.replace(str(tmp), "$TMP").replace("|", "\\|")
 
     # the line a user reads: sweetspot's own on stderr, else (a success) the last line it printed
-    lines = [l for l in stderr.splitlines() if l.startswith("sweetspot ")] or (stdout or stderr).strip().splitlines()[-1:]
+    lines = [line] if line is not None else None
+    lines = (
+        lines or [l for l in stderr.splitlines() if l.startswith("sweetspot ")] or (stdout or stderr).strip().splitlines()[-1:]
+    )
     shown = " ".join(f"{k}={plain(v)}" for k, v in (env_extra or {}).items())
     command = (
         (shown + " " if shown else "") + "sweetspot " + " ".join(plain(a) if " " not in a else f"'{plain(a)}'" for a in argv)
@@ -513,6 +589,143 @@ def test_a_config_with_several_problems_lists_each_on_its_own_line(tmp_path, env
 
 
 # ------------------------------------------------------------------------------------------------
+# Damaged result files: a finished two-trial folder written by hand (tests/analysis_tests/folders.py),
+# trial b's result.json then damaged as a killed driver or a foreign hand leaves it.
+
+
+def _damaged(tmp: Path, damage: Callable[[list[str]], list[str]]) -> Path:
+    from tests.analysis_tests.folders import trial, write_results
+
+    folder = write_results(
+        tmp / "results" / "case", [trial("a", "adam", 1e-4, [0.4, 0.5, 0.6]), trial("b", "adam", 1e-3, [0.4, 0.5, 0.6])]
+    )
+    result = folder / "trial_b" / "result.json"
+    result.write_text("\n".join(damage(result.read_text().splitlines())) + "\n")
+    return folder
+
+
+def _without_epoch(line: str) -> str:
+    row = json.loads(line)
+    del row["epoch"]
+    return json.dumps(row)
+
+
+FOLDER_DAMAGE = {  # case -> (what, damage to trial b's report lines, exit code, what the output must say)
+    "torn_only_report": (
+        "trial b's only report cut short while written (a one-line torn `result.json`), the trial ended",
+        lambda lines: [lines[0][:40]],
+        0,
+        "censored b: adam lr=1.0e-03 errored at epoch 0 ($TMP/results/case/trial_b/result.json: its only report is incomplete",
+    ),
+    "torn_report_then_appended": (
+        "a torn report in the middle of `result.json`, Tune's next report appended to it (a resumed driver killed mid-write)",
+        lambda lines: [lines[0], lines[1][:30] + lines[1], lines[2]],
+        0,
+        "b            terminated     adam       1.00e-03        0      3   0.6000",
+    ),
+    "corrupt_middle_report": (
+        "a line of `result.json` that is not JSON, with reports after it",
+        lambda lines: [lines[0], "{garbage", lines[2]],
+        2,
+        "sweetspot analyze: error: $TMP/results/case/trial_b/result.json:2: unreadable report",
+    ),
+    "report_without_epoch": (
+        "a report without `epoch` (it would overwrite epoch 1)",
+        lambda lines: [lines[0], _without_epoch(lines[1]), lines[2]],
+        2,
+        "sweetspot analyze: error: $TMP/results/case/trial_b/result.json:2: a report without a numeric `epoch`",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FOLDER_CASES)
+def test_damaged_result_files_read_as_what_they_are_or_are_refused_naming_file_and_line(case, tmp_path, cli):
+    what, damage, code, says = FOLDER_DAMAGE[case]
+    folder = _damaged(tmp_path, damage)
+    argv = ["analyze", str(folder), "--no-report", "--no-baselines"]
+    before = _files(tmp_path)
+    run = cli(*argv)
+    plain = (run.stdout + run.stderr).replace(str(tmp_path), "$TMP")
+    shown = next((l for l in plain.splitlines() if l.startswith(says)), None)
+    _record(case, what, tmp_path, argv, run.returncode, run.stderr, _left(before, _files(tmp_path)), line=shown)
+    assert run.returncode == code and "Traceback" not in run.stderr, run.stderr
+    assert shown is not None, plain
+    assert _files(tmp_path) == before
+    if code == 2:
+        assert run.stderr.count("\n") == 1 and run.stdout == "", run.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# The machine's limits, met by a real process: the CPUs it may use, a disk with no space left.
+
+
+def test_the_embedded_ray_is_sized_by_the_cpus_this_process_may_use_not_the_hosts(tmp_path, env):
+    path = _experiment(tmp_path, {"resources": {"cpus_per_trial": 2}})
+    before = _files(tmp_path)
+    proc = subprocess.run(  # as `taskset -c 0` (or a container's CPU limit) would run it
+        [sys.executable, "-m", "sweetspot.cli", "search", str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+    )
+    _record(
+        "cpu_affinity",
+        "2 CPUs per trial, the process allowed 1 CPU (`taskset -c 0`, a container's CPU limit)",
+        tmp_path,
+        ["search", str(path)],
+        proc.returncode,
+        proc.stderr,
+        _left(before, _files(tmp_path)),
+        {"taskset": "-c 0"},
+    )
+    RECORDS["cpu_affinity"]["command"] = RECORDS["cpu_affinity"]["command"].replace("taskset=-c 0 ", "taskset -c 0 ")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "resources.cpus_per_trial: 2 CPUs per trial, but the embedded Ray has 1" in proc.stderr, proc.stderr
+    assert _files(tmp_path) == before
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB file system (tmpfs), filled: every write to it fails with ENOSPC."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True, text=True)
+    assert mounted.returncode == 0, f"this test mounts a small tmpfs as a full disk (needs root): {mounted.stderr}"
+    try:
+        with open(disk / "filler", "wb", buffering=0) as f:
+            with pytest.raises(OSError):
+                while True:
+                    f.write(b"x" * 4096)
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_is_refused_in_one_line_before_ray_starts(tmp_path, env, full_disk):
+    path = _experiment(tmp_path, {"storage_path": str(full_disk / "results")})
+    before = _files(tmp_path)
+    proc = _cli(tmp_path, ["search", str(path)], env, timeout=120)
+    _record(
+        "full_disk",
+        "`storage_path` on a full disk (a filled 64 KiB tmpfs)",
+        tmp_path,
+        ["search", str(path)],
+        proc.returncode,
+        proc.stderr,
+        _left(before, _files(tmp_path)),
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert (
+        proc.stderr.count("\n") == 1
+        and f"storage_path: {full_disk}/results cannot be created: No space left on device" in proc.stderr
+    ), proc.stderr
+    assert _files(tmp_path) == before
+
+
+# ------------------------------------------------------------------------------------------------
 # Real searches (local Ray, the tiny model, 1 to 3 epochs on a 320-document slice).
 
 
@@ -552,6 +765,38 @@ def test_a_search_where_every_trial_errored_exits_1_with_the_first_error_and_its
     log = Path(last.rsplit("(log: ", 1)[1].rstrip(")"))
     assert log.is_file() and log.name == "error.txt", last
     assert "Check failed" not in proc.stderr
+
+
+@pytest.mark.e2e
+def test_the_region_search_keeps_no_study_so_a_study_storage_needs_no_driver_and_is_not_recorded(tmp_path, env, cli):
+    path = _experiment(
+        tmp_path,
+        {
+            "data": {"train_limit": 160},
+            "search": {
+                "algorithm": "edges",
+                "num_samples": 2,
+                "edges": {"probes": 2},
+                "space": {"optimizer": ["adam"], "lr": None},
+                "study_storage": "postgresql+pg8000://u@localhost/db",  # its driver is not installed
+            },
+        },
+    )
+    before = _files(tmp_path)
+    run = cli("search", str(path), env=env)
+    _record(
+        "edges_with_study_storage",
+        "`search.algorithm: edges` with `search.study_storage: postgresql+pg8000://…` (driver not installed)",
+        tmp_path,
+        ["search", str(path)],
+        run.returncode,
+        run.stderr,
+        _left(before, _files(tmp_path)),
+        stdout=run.stdout,
+    )
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    saved = yaml.safe_load((tmp_path / "results" / "case" / "sweetspot.yaml").read_text())
+    assert saved["optuna_storage"] is None and not (tmp_path / "results" / "case" / "optuna.db").exists()
 
 
 def _wait_for_a_report(folder: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -725,7 +970,7 @@ def test_a_prepare_killed_midway_leaves_no_temporary_folder_once_the_next_prepar
 
 
 def _table() -> str:
-    order = [c.id for c in CASES] + RAY_CASES
+    order = [c.id for c in CASES] + FOLDER_CASES + MACHINE_CASES + RAY_CASES
     rows = [
         "| case | input | command | exit | the line it ends with (stderr; on success stdout's last) | left on disk |",
         "|---|---|---|---|---|---|",
@@ -740,7 +985,9 @@ def _table() -> str:
 def _write_the_table():
     """With SWEETSPOT_WRITE_RELIABILITY=1, writes the table once every case of this module ran."""
     yield
-    if os.environ.get("SWEETSPOT_WRITE_RELIABILITY") == "1" and set(RECORDS) >= {c.id for c in CASES} | set(RAY_CASES):
+    if os.environ.get("SWEETSPOT_WRITE_RELIABILITY") == "1" and set(RECORDS) >= {c.id for c in CASES} | set(FOLDER_CASES) | set(
+        MACHINE_CASES
+    ) | set(RAY_CASES):
         sys.path.insert(0, str(REPO))
         from bench.docsection import write_section
 

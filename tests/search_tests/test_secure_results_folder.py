@@ -336,6 +336,70 @@ def test_resume_refuses_a_state_file_it_did_not_sign_naming_it(searched, tmp_pat
     )
 
 
+def test_resume_refuses_an_edited_config_a_moved_folder_an_older_signed_state_and_a_short_key(
+    searched, tmp_path, cli, monkeypatch
+):
+    _, folder, env, *_ = searched
+    unchanged = "the folder unchanged; nothing unpickled"
+    # sweetspot.yaml drives the resumed trials (epochs, dropout, the data fingerprint): it is signed too.
+    edited = _copy(folder, tmp_path)
+    config = edited / "sweetspot.yaml"
+    text = config.read_text()
+    config.write_text(text.replace("  epochs: 1\n", "  epochs: 9\n", 1))
+    assert config.read_text() != text
+    run = cli("resume", str(edited), env=env)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith(f"sweetspot resume: error: {edited}/sweetspot.yaml: changed since sweetspot signed it")
+    _case(
+        "`sweetspot.yaml` edited (`train.epochs: 1` made 9)",
+        "sweetspot resume results/secure",
+        run,
+        unchanged,
+        **{"results/secure": edited},
+    )
+    # The folder moved (renamed where it lies): refused like a copy, before anything is written.
+    moved = folder.with_name("moved")
+    folder.rename(moved)
+    try:
+        before = _tree(moved)
+        run = cli("resume", str(moved), env=env)
+        assert _tree(moved) == before
+    finally:
+        moved.rename(folder)
+    assert run.returncode == 2 and f"this search's state was written in {folder}; the folder was copied or moved" in run.stderr
+    _case(
+        "the folder moved (renamed in place)",
+        "sweetspot resume results/moved",
+        run,
+        "the folder unchanged",
+        **{"results/moved": moved, "results/secure": folder},
+    )
+    # An older signed state put back (a copy of the folder from before its last resume): refused.
+    old_signature = (folder / "state-signature.json").read_bytes()
+    run_id = yaml.safe_load((folder / "sweetspot.yaml").read_text())["run_id"]
+    monkeypatch.setenv("XDG_CONFIG_HOME", env["XDG_CONFIG_HOME"])  # this user's key and signature count
+    monkeypatch.delenv(signing.KEY_ENV, raising=False)
+    signing.sign(str(folder), run_id=run_id)  # as the next resume signs it
+    signing.record_newest(str(folder))
+    (folder / "state-signature.json").write_bytes(old_signature)
+    run = cli("resume", str(folder), env=env)
+    signing.sign(str(folder), run_id=run_id)  # the newest again, for the tests after this one
+    signing.record_newest(str(folder))
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert "an older signed state of this folder than the newest this user signed" in run.stderr
+    _case(
+        "an older signed state put back (the folder's files from before its last signing)",
+        "sweetspot resume results/secure",
+        run,
+        unchanged,
+        **{"results/secure": folder},
+    )
+    # A signing key too short to be a secret.
+    run = cli("resume", str(folder), env={**env, signing.KEY_ENV: "k"})
+    assert run.returncode == 2 and "the signing key is 1 bytes, shorter than 16" in run.stderr, run.stderr
+    _case("`SWEETSPOT_SIGNING_KEY=k` (one byte)", f"{signing.KEY_ENV}=k sweetspot resume results/secure", run, "nothing written")
+
+
 def test_resume_with_the_trust_flag_runs_an_unsigned_folder_and_signs_it(searched, tmp_path):
     # in place (a copy resumes nowhere: its state names the folder it was written in); signed again after
     _, folder, env, *_ = searched
