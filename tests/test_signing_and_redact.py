@@ -4,7 +4,10 @@ keeping passwords out of what is written."""
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -27,6 +30,22 @@ def test_the_key_is_made_once_readable_by_its_owner_only(config_home):
     path.chmod(0o640)
     with pytest.raises(signing.SigningError, match="readable or writable by others .*chmod 600"):
         signing.signing_key()
+
+
+def test_two_first_runs_at_once_read_one_key(config_home):
+    # eight processes make the key at the same moment (a barrier: the key file's absence): one link wins
+    code = (
+        "import os, time; from sweetspot import signing\n"
+        "while not os.path.exists(os.environ['GO']): time.sleep(0.001)\n"
+        "print(signing.signing_key().decode())"
+    )
+    go = config_home.parent / "go"
+    env = {**os.environ, "GO": str(go)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    go.touch()
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1 and len(keys.pop()) == 64
+    assert sorted(os.listdir(config_home / "sweetspot")) == ["signing_key"]  # no temporary file left
 
 
 def test_the_environment_key_wins(config_home, monkeypatch):
