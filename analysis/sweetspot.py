@@ -41,8 +41,8 @@ The rule, step by step (docs/analysis.md has the reasoning):
    **Two nested regions** come from the same points: where the optimizer *trains* (the threshold
    above) and where it *trains well*: its config score's gain over the floor F is at least
    `WELL_SHARE` of that optimizer's best gain (rule `trains` only).
-5. **Verdicts.** Per optimizer: `found` (intervals); `unknown` when none of its trials reached E
-   and some were censored: "unknown (no trial reached N epochs)", never "no sweet spot"; else
+5. **Verdicts.** Per optimizer: `found` (intervals); `unknown` when every trial of it was censored
+   (none reached E, none failed): "unknown (no trial reached N epochs)", never "no sweet spot"; else
    `none` (trials reached E and none qualifies, or every trial is a known failure).
 6. **Weight decay (2-D).** For an optimizer searched at ≥ 2 weight decays, the region is given as
    one lr interval list per weight decay (the same threshold), with its bounding box.
@@ -575,12 +575,12 @@ def find_sweet_spots(
         )
 
     censored_by: dict[str, list[str]] = {}
-    reached = set()  # optimizers with a trial scored at the comparison epoch
+    reached = set()  # optimizers with a trial seen to the end: scored at the comparison epoch, or failed
     for t in results.trials:
         p, outcome = results.params(t), comparison.scores[t.trial_id].outcome
         if outcome == CENSORED and finite(p["lr"]):
             censored_by.setdefault(str(p["optimizer"]), []).append(t.trial_id)
-        reached |= {str(p["optimizer"])} if outcome == SCORED else set()
+        reached |= {str(p["optimizer"])} if outcome != CENSORED else set()
     optimizers, regions = [], []
     twins = twin_configs(results, configs)
     for name in sorted({c.optimizer for c in configs} | set(censored_by) | {c.optimizer for c, _ in twins}):

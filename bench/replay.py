@@ -384,76 +384,41 @@ def spots(
     """The sweet spots of `trials` (TrialResults with optimizer, lr, weight_decay in their config) as a
     `SweetSpots` that `sweetspot.analysis.recovery.score` reads.
 
-    A trial that diverged at or before the budget, or was stopped as collapsed before it, *failed* (its
-    configuration never qualifies); one that reached the budget is scored by trainable/score.py (NaN
-    when no epoch end counts: a point that does not qualify); any other is censored (left out). A
-    configuration is mean − std over its seeds (NaN if a seed's score is). Per optimizer the best
+    Trials and configurations are scored by the analysis's own functions (`compare_at_budget`,
+    `config_scores`), so a replay's answer and the truth cannot disagree with `sweetspot analyze`: a
+    run that diverged at or before the budget, was stopped as collapsed before it, or had constant
+    predictions at every epoch end *failed* (its configuration never qualifies); one that reached the
+    budget is scored by trainable/score.py; any other is censored (left out); a configuration is
+    mean − std over its scored seeds. Per optimizer the best
     configuration per lr goes to the analysis's `lr_intervals` with score.py's qualification rule;
     verdicts as the analysis gives them (`unknown`: no trial of it reached the budget and some were
     censored). `ranges` clips each optimizer's intervals to its lr range."""
+    from sweetspot.analysis.results import Results
     from sweetspot.analysis.sweetspot import (
         CENSORED,
-        FAILED,
-        SCORED,
-        Comparison,
-        ConfigScore,
         SweetSpot,
         SweetSpots,
-        TrialScore,
         _profile,
+        compare_at_budget,
+        config_scores,
         lr_intervals,
     )
     from sweetspot.trainable import score as one_score
 
     delta = one_score.DEFAULT_DELTA if delta is None else delta
     at = float(budget)
-    scores, groups = {}, {}
-    for t in trials:
-        diverged_at = next((float(r.get("epoch", 0)) for r in t.history if r.get("diverged")), None)
-        s = one_score.score(t.history, budget=at, metric=metric, entropy_fraction=entropy_fraction)
-        failed = (
-            (diverged_at is not None and diverged_at <= at + 1e-9)
-            or t.status == "diverged"
-            or (t.status == "collapsed" and t.last_epoch < at - 1e-3)
-        )
-        outcome = FAILED if failed else SCORED if s.reached >= at else CENSORED
-        scores[t.trial_id] = TrialScore(
-            trial_id=t.trial_id,
-            outcome=outcome,
-            value=s.value if outcome == SCORED else math.nan,
-            epoch=s.epoch,
-            last_epoch=t.last_epoch,
-            diverged=failed and t.status != "collapsed",
-        )
-        if outcome != CENSORED:
-            key = (str(t.config["optimizer"]), float(f"{float(t.config['lr']):.12g}"), float(t.config.get("weight_decay", 0.0)))
-            groups.setdefault(key, []).append(scores[t.trial_id])
-    configs = []
-    for (optimizer, lr, decay), group in sorted(groups.items()):
-        failed = any(g.outcome == FAILED for g in group)
-        values = [g.value for g in group]
-        if failed:
-            value = mean = -math.inf
-            std = 0.0
-        elif any(not math.isfinite(v) for v in values):
-            value = mean = math.nan
-            std = 0.0
-        else:
-            mean, std = statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-            value = mean - std
-        configs.append(
-            ConfigScore(
-                optimizer=optimizer,
-                lr=lr,
-                weight_decay=decay,
-                value=value,
-                mean=mean,
-                std=std,
-                trial_ids=tuple(sorted(g.trial_id for g in group)),
-                diverged=failed,
-                collapsed=False,
-            )
-        )
+    # the analysis's own rules, on these trials: each trial's score at the budget, then each configuration's
+    results = Results(
+        folder="",
+        metric=metric,
+        mode="max",
+        trials=list(trials),
+        config={"train": {"collapse_entropy_fraction": entropy_fraction}},
+        max_epochs=budget,
+    )
+    comparison = compare_at_budget(results, metric=metric, mode="max", epoch=at)
+    scores = comparison.scores
+    configs = config_scores(results, comparison, mode="max")
     finite = [c for c in configs if math.isfinite(c.value)]
     best = max(finite, key=lambda c: c.value, default=None)
     level = one_score.level(floor, delta=delta)
@@ -468,7 +433,7 @@ def spots(
         found = lr_intervals(_profile(mine, "max"), level=level, mode="max", qualifies=qualifies)
         if ranges and name in ranges:
             found = _clip(found, *ranges[name])
-        reached = any(scores[t.trial_id].outcome == SCORED for t in trials if t.config["optimizer"] == name)
+        reached = any(scores[t.trial_id].outcome != CENSORED for t in trials if t.config["optimizer"] == name)
         censored = tuple(t.trial_id for t in trials if t.config["optimizer"] == name and scores[t.trial_id].outcome == CENSORED)
         verdict = "found" if found else "unknown" if censored and not reached else "none"
         own = [c for c in mine if math.isfinite(c.value)]
@@ -482,7 +447,6 @@ def spots(
                 censored=censored,
             )
         )
-    comparison = Comparison(epoch=at, budget=budget, source="budget", rule="trains", scores=scores)
     return SweetSpots(
         metric=metric,
         mode="max",
